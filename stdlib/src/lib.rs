@@ -1,0 +1,1 @@
+//! The Koreo expression function library.
