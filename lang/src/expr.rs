@@ -1,0 +1,677 @@
+//! Koreo Expressions: strings starting with `=` are CEL, compiled once when a file loads.
+//!
+//! Values are JSON (`serde_json::Value`, key order kept) everywhere outside an evaluation;
+//! an evaluation borrows its variables into the CEL runtime without copying strings.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use cel::common::ast::{EntryExpr, Expr as Ast, LiteralValue, operators};
+use cel::common::types::{
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+};
+use cel::common::value::Val;
+use cel::{Context, IdedExpr, Program};
+use serde_json::{Map, Value as Json};
+
+use crate::source::{Diagnostic, FileRef, Location, Pos, Span};
+use crate::yaml::{Node, Style, Value as YamlValue};
+
+/// A compiled expression and where it was written.
+pub struct Expr {
+    /// The CEL text, without the leading `=`.
+    pub source: String,
+    program: Program,
+    pub location: Location,
+    style: Style,
+    /// Root variables it reads, each with the first field selected (`inputs.name` -> `name`).
+    pub references: Vec<Reference>,
+}
+
+/// A variable read by an expression: `steps.build` is `{ root: "steps", field: Some("build") }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reference {
+    pub root: String,
+    pub field: Option<String>,
+    /// Where in the file the reference is written.
+    pub location: Location,
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Expr({:?} at {})", self.source, self.location)
+    }
+}
+
+/// An expression that failed while it ran.
+#[derive(Clone, Debug)]
+pub struct EvalError {
+    pub message: String,
+    pub location: Location,
+    /// The expression text, for the reader's context.
+    pub source: String,
+}
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "error evaluating `={}` at {}: {}",
+            self.source, self.location, self.message
+        )
+    }
+}
+
+/// True when a YAML string is an expression.
+pub fn is_expression(s: &str) -> bool {
+    s.starts_with('=')
+}
+
+impl Expr {
+    /// Compiles the expression in a YAML string node that starts with `=`.
+    pub fn compile(text: &str, style: Style, location: Location) -> Result<Expr, Diagnostic> {
+        let source = text.strip_prefix('=').unwrap_or(text).to_string();
+        let env = koreo_stdlib::env();
+        let program = match catch_unwind(AssertUnwindSafe(|| env.compile(&source))) {
+            Ok(Ok(program)) => program,
+            Ok(Err(errors)) => {
+                let first = errors.errors.first();
+                let (line, col) = first.map_or((1, 1), |e| (e.pos.0.max(1), e.pos.1.max(0)));
+                let message = first.map_or_else(|| errors.to_string(), |e| e.msg.clone());
+                let at = position_in(&location, style, line as u32, col as u32 + 1);
+                return Err(Diagnostic::error(
+                    Location::new(&location.file, Span::point(at)),
+                    format!("invalid expression `={source}`: {message}"),
+                )
+                .with_hint(
+                    "Koreo expressions are CEL (https://cel.dev); strings that are not \
+                     expressions must not start with `=`",
+                ));
+            }
+            Err(_) => {
+                return Err(Diagnostic::error(
+                    location,
+                    format!("invalid expression `={source}`: the CEL parser could not read it"),
+                ));
+            }
+        };
+        let mut expr = Expr {
+            source,
+            program,
+            location,
+            style,
+            references: Vec::new(),
+        };
+        expr.references = expr.find_references();
+        Ok(expr)
+    }
+
+    /// Compiles an expression written outside a file (the `eval` command, tests).
+    pub fn compile_str(text: &str) -> Result<Expr, Diagnostic> {
+        let file = crate::source::SourceFile::new("<expression>", format!("={text}"));
+        let location = Location::new(
+            &file,
+            Span::point(Pos {
+                line: 1,
+                col: 1,
+                offset: 0,
+            }),
+        );
+        Expr::compile(&format!("={text}"), Style::Plain, location)
+    }
+
+    /// Evaluates to JSON.
+    pub fn eval(&self, scope: &Scope) -> Result<Json, EvalError> {
+        // The interpreter has panics on paths we have not seen reached; a user's expression
+        // must never take the process down.
+        let value = catch_unwind(AssertUnwindSafe(|| self.program.execute(&scope.ctx)))
+            .map_err(|_| self.error("the CEL interpreter failed on this expression"))?
+            .map_err(|e| self.error(describe_error(&e)))?;
+        cel_to_json(&value).map_err(|message| self.error(message))
+    }
+
+    /// Evaluates an expression that must give a boolean.
+    pub fn eval_bool(&self, scope: &Scope) -> Result<bool, EvalError> {
+        match self.eval(scope)? {
+            Json::Bool(b) => Ok(b),
+            other => Err(self.error(format!(
+                "expected a boolean, got {} `{other}`",
+                json_type(&other)
+            ))),
+        }
+    }
+
+    pub fn error(&self, message: impl Into<String>) -> EvalError {
+        EvalError {
+            message: message.into(),
+            location: self.location.clone(),
+            source: self.source.clone(),
+        }
+    }
+
+    pub fn ast(&self) -> &IdedExpr {
+        self.program.expression()
+    }
+
+    fn find_references(&self) -> Vec<Reference> {
+        let mut found = Vec::new();
+        let mut bound = Vec::new();
+        collect_references(self.ast(), &mut bound, &mut |root, field, id| {
+            found.push(Reference {
+                root: root.to_string(),
+                field: field.map(str::to_string),
+                location: self.location_of(id),
+            });
+        });
+        found
+    }
+
+    /// The file location of an AST node.
+    pub fn location_of(&self, id: u64) -> Location {
+        let Some((start, _)) = self.program.source_info().offset_for(id) else {
+            return self.location.clone();
+        };
+        let before = self.source.get(..start as usize).unwrap_or(&self.source);
+        let line = before.matches('\n').count() as u32 + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
+        let at = position_in(&self.location, self.style, line, col);
+        Location::new(&self.location.file, Span::point(at))
+    }
+
+    /// Roots that the expression reads, with the first field (`inputs.x` -> ("inputs", "x")).
+    pub fn reads(&self, root: &str) -> impl Iterator<Item = &Reference> {
+        self.references.iter().filter(move |r| r.root == root)
+    }
+}
+
+/// Maps a 1-based line/column inside the expression text (after `=`) to the file.
+fn position_in(location: &Location, style: Style, line: u32, col: u32) -> Pos {
+    let start = location.span.start;
+    match style {
+        Style::Literal | Style::Folded => {
+            // A block scalar starts at its first content character; later lines keep its indent.
+            let file_line = start.line + line - 1;
+            let column = if line == 1 {
+                start.col + col
+            } else {
+                start.col + col - 1
+            };
+            Pos {
+                line: file_line,
+                col: column,
+                offset: start.offset,
+            }
+        }
+        _ if line == 1 => {
+            let quote = u32::from(matches!(style, Style::SingleQuoted | Style::DoubleQuoted));
+            Pos {
+                line: start.line,
+                col: start.col + quote + col,
+                offset: start.offset + quote + col,
+            }
+        }
+        _ => Pos {
+            line: start.line + line - 1,
+            col,
+            offset: start.offset,
+        },
+    }
+}
+
+/// Walks the AST for variable reads, skipping comprehension variables.
+fn collect_references<'a>(
+    e: &'a IdedExpr,
+    bound: &mut Vec<&'a str>,
+    found: &mut dyn FnMut(&str, Option<&str>, u64),
+) {
+    let root_of = |operand: &'a IdedExpr, bound: &Vec<&'a str>| match &operand.expr {
+        Ast::Ident(name) if !bound.contains(&name.as_str()) => Some(name.as_str()),
+        _ => None,
+    };
+    match &e.expr {
+        Ast::Ident(name) => {
+            if !bound.contains(&name.as_str()) && !name.starts_with('@') {
+                found(name, None, e.id);
+            }
+        }
+        Ast::Select(select) => {
+            if let Some(root) = root_of(&select.operand, bound) {
+                found(root, Some(&select.field), select.operand.id);
+            } else {
+                collect_references(&select.operand, bound, found);
+            }
+        }
+        Ast::Call(call) => {
+            let indexes = [
+                operators::INDEX,
+                operators::OPT_INDEX,
+                operators::OPT_SELECT,
+            ];
+            if indexes.contains(&call.func_name.as_str()) && call.args.len() == 2 {
+                if let (Some(root), Ast::Literal(LiteralValue::String(key))) =
+                    (root_of(&call.args[0], bound), &call.args[1].expr)
+                {
+                    found(root, Some(key.inner()), call.args[0].id);
+                    return;
+                }
+            }
+            if let Some(target) = &call.target {
+                collect_references(target, bound, found);
+            }
+            for arg in &call.args {
+                collect_references(arg, bound, found);
+            }
+        }
+        Ast::List(list) => {
+            for item in &list.elements {
+                collect_references(item, bound, found);
+            }
+        }
+        Ast::Map(map) => {
+            for entry in &map.entries {
+                if let EntryExpr::MapEntry(entry) = &entry.expr {
+                    collect_references(&entry.key, bound, found);
+                    collect_references(&entry.value, bound, found);
+                }
+            }
+        }
+        Ast::Struct(st) => {
+            for entry in &st.entries {
+                if let EntryExpr::StructField(field) = &entry.expr {
+                    collect_references(&field.value, bound, found);
+                }
+            }
+        }
+        Ast::Comprehension(c) => {
+            collect_references(&c.iter_range, bound, found);
+            collect_references(&c.accu_init, bound, found);
+            let depth = bound.len();
+            bound.push(&c.iter_var);
+            if let Some(second) = &c.iter_var2 {
+                bound.push(second);
+            }
+            bound.push(&c.accu_var);
+            collect_references(&c.loop_cond, bound, found);
+            collect_references(&c.loop_step, bound, found);
+            collect_references(&c.result, bound, found);
+            bound.truncate(depth);
+        }
+        Ast::Literal(_) | Ast::Unspecified => {}
+    }
+}
+
+fn describe_error(e: &cel::ExecutionError) -> String {
+    use cel::ExecutionError as E;
+    match e {
+        E::NoSuchKey(key) => {
+            format!("no such key `{key}`; guard optional fields with `has(...)` or use `.?{key}`")
+        }
+        E::UndeclaredReference(name) => format!("`{name}` is not defined here"),
+        E::FunctionError { function, message } => format!("{function}: {message}"),
+        other => other.to_string(),
+    }
+}
+
+/// The variables of one evaluation. Values are borrowed, not copied.
+pub struct Scope<'v> {
+    ctx: Context<'v, 'v>,
+}
+
+impl Default for Scope<'_> {
+    fn default() -> Self {
+        Scope::new()
+    }
+}
+
+impl<'v> Scope<'v> {
+    pub fn new() -> Scope<'v> {
+        Scope {
+            ctx: Context::with_env(koreo_stdlib::env()),
+        }
+    }
+
+    pub fn with(mut self, name: &str, value: &'v Json) -> Scope<'v> {
+        self.bind(name, value);
+        self
+    }
+
+    pub fn bind(&mut self, name: &str, value: &'v Json) {
+        self.ctx.add_variable_as_val(name, json_to_val(value));
+    }
+}
+
+fn json_to_val(j: &Json) -> Box<dyn Val + '_> {
+    match j {
+        Json::Null => Box::new(CelNull),
+        Json::Bool(b) => Box::new(CelBool::from(*b)),
+        Json::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Box::new(CelInt::from(i))
+            } else if let Some(u) = n.as_u64() {
+                Box::new(CelUInt::from(u))
+            } else {
+                Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN)))
+            }
+        }
+        Json::String(s) => Box::new(CelString::from(s.as_str())),
+        Json::Array(items) => Box::new(CelList::from(
+            items.iter().map(json_to_val).collect::<Vec<_>>(),
+        )),
+        Json::Object(map) => Box::new(CelMap::from(
+            map.iter()
+                .map(|(k, v)| (CelMapKey::from(k.as_str()), json_to_val(v)))
+                .collect::<HashMap<_, _>>(),
+        )),
+    }
+}
+
+/// JSON for a CEL value. Map keys come out sorted: CEL maps have no order, and a stable
+/// order keeps writes and test output deterministic.
+pub fn cel_to_json(value: &cel::Value) -> Result<Json, String> {
+    use cel::Value as V;
+    Ok(match value {
+        V::Null => Json::Null,
+        V::Bool(b) => Json::Bool(*b),
+        V::Int(i) => Json::from(*i),
+        V::UInt(u) => Json::from(*u),
+        V::Float(f) => serde_json::Number::from_f64(*f)
+            .map(Json::Number)
+            .ok_or_else(|| format!("the result {f} cannot be represented in JSON"))?,
+        V::String(s) => Json::String(s.to_string()),
+        V::Bytes(b) => {
+            use base64::Engine;
+            Json::String(base64::engine::general_purpose::STANDARD.encode(b.as_slice()))
+        }
+        V::List(items) => Json::Array(items.iter().map(cel_to_json).collect::<Result<_, _>>()?),
+        V::Map(map) => {
+            let mut entries: Vec<_> = map.map.iter().collect();
+            entries.sort_by_cached_key(|(k, _)| k.to_string());
+            let mut out = Map::with_capacity(entries.len());
+            for (k, v) in entries {
+                out.insert(k.to_string(), cel_to_json(v)?);
+            }
+            Json::Object(out)
+        }
+        V::Duration(d) => Json::String(format_duration(d)),
+        V::Timestamp(t) => Json::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+        V::Opaque(_) | V::Struct(_) | V::Function(..) => {
+            return Err(format!(
+                "the result is a {} value, which has no JSON form",
+                value.type_of()
+            ));
+        }
+    })
+}
+
+/// Durations read the way Kubernetes and Koreo print them: `3600s`, `1.5s`.
+fn format_duration(d: &chrono::Duration) -> String {
+    let nanos = d.num_nanoseconds();
+    match nanos {
+        Some(n) if n % 1_000_000_000 == 0 => format!("{}s", n / 1_000_000_000),
+        Some(n) => format!("{}s", n as f64 / 1e9),
+        None => format!("{}s", d.num_seconds()),
+    }
+}
+
+pub fn json_type(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(n) if n.is_f64() => "a number",
+        Json::Number(_) => "an integer",
+        Json::String(_) => "a string",
+        Json::Array(_) => "a list",
+        Json::Object(_) => "a mapping",
+    }
+}
+
+/// A YAML structure in which expressions may appear at any depth.
+#[derive(Debug)]
+pub enum Template {
+    /// No expressions inside: the value as written.
+    Literal(Json),
+    Expr(Arc<Expr>),
+    List(Vec<Template>),
+    Map(Vec<(String, Template)>),
+}
+
+impl Template {
+    /// Compiles every `=` string below `node`. Expression errors are reported to `diags` and
+    /// evaluate to an error at run time, so one bad expression does not hide the others.
+    pub fn compile(node: &Node, file: &FileRef, diags: &mut Vec<Diagnostic>) -> Template {
+        match &node.value {
+            YamlValue::Str(s, style) if is_expression(s) => {
+                match Expr::compile(s, *style, Location::new(file, node.span)) {
+                    Ok(expr) => Template::Expr(Arc::new(expr)),
+                    Err(diag) => {
+                        diags.push(diag);
+                        Template::Literal(Json::Null)
+                    }
+                }
+            }
+            YamlValue::Seq(items) => {
+                let items: Vec<_> = items
+                    .iter()
+                    .map(|n| Template::compile(n, file, diags))
+                    .collect();
+                if items.iter().all(|t| matches!(t, Template::Literal(_))) {
+                    Template::Literal(node.to_json())
+                } else {
+                    Template::List(items)
+                }
+            }
+            YamlValue::Map(entries) => {
+                let entries: Vec<_> = entries
+                    .iter()
+                    .map(|(k, v)| (k.text.clone(), Template::compile(v, file, diags)))
+                    .collect();
+                if entries
+                    .iter()
+                    .all(|(_, t)| matches!(t, Template::Literal(_)))
+                {
+                    Template::Literal(node.to_json())
+                } else {
+                    Template::Map(entries)
+                }
+            }
+            _ => Template::Literal(node.to_json()),
+        }
+    }
+
+    /// Evaluates every expression, giving the whole value.
+    pub fn eval(&self, scope: &Scope) -> Result<Json, EvalError> {
+        Ok(match self {
+            Template::Literal(v) => v.clone(),
+            Template::Expr(e) => e.eval(scope)?,
+            Template::List(items) => Json::Array(
+                items
+                    .iter()
+                    .map(|t| t.eval(scope))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Template::Map(entries) => {
+                let mut out = Map::with_capacity(entries.len());
+                for (k, t) in entries {
+                    out.insert(k.clone(), t.eval(scope)?);
+                }
+                Json::Object(out)
+            }
+        })
+    }
+
+    /// Applies this template as an overlay onto `base`: non-empty mappings written in the file
+    /// merge key by key; every other value (lists, scalars, `{}`, expression results) replaces.
+    pub fn overlay_onto(&self, base: &mut Json, scope: &Scope) -> Result<(), EvalError> {
+        match self {
+            Template::Map(entries) if !entries.is_empty() => {
+                let target = ensure_object(base);
+                for (k, t) in entries {
+                    let slot = target.entry(k.clone()).or_insert(Json::Null);
+                    t.overlay_onto(slot, scope)?;
+                }
+            }
+            Template::Literal(Json::Object(entries)) if !entries.is_empty() => {
+                overlay_literal(base, entries);
+            }
+            other => *base = other.eval(scope)?,
+        }
+        Ok(())
+    }
+
+    /// Every expression in the template, in document order.
+    pub fn expressions(&self) -> Vec<&Arc<Expr>> {
+        let mut out = Vec::new();
+        self.visit(&mut |e| out.push(e));
+        out
+    }
+
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&'a Arc<Expr>)) {
+        match self {
+            Template::Literal(_) => {}
+            Template::Expr(e) => f(e),
+            Template::List(items) => items.iter().for_each(|t| t.visit(f)),
+            Template::Map(entries) => entries.iter().for_each(|(_, t)| t.visit(f)),
+        }
+    }
+
+    pub fn is_map(&self) -> bool {
+        matches!(self, Template::Map(_) | Template::Literal(Json::Object(_)))
+    }
+}
+
+fn ensure_object(value: &mut Json) -> &mut Map<String, Json> {
+    if !value.is_object() {
+        *value = Json::Object(Map::new());
+    }
+    match value {
+        Json::Object(map) => map,
+        _ => unreachable!("just made an object"),
+    }
+}
+
+fn overlay_literal(base: &mut Json, entries: &Map<String, Json>) {
+    let target = ensure_object(base);
+    for (k, v) in entries {
+        match v {
+            Json::Object(inner) if !inner.is_empty() => {
+                overlay_literal(target.entry(k.clone()).or_insert(Json::Null), inner)
+            }
+            other => {
+                target.insert(k.clone(), other.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceFile;
+    use crate::yaml::parse_documents;
+    use serde_json::json;
+
+    fn template(yaml: &str) -> (Template, Vec<Diagnostic>) {
+        let file = SourceFile::new("t.yaml", yaml);
+        let doc = parse_documents(yaml).unwrap().remove(0);
+        let mut diags = Vec::new();
+        (Template::compile(&doc.root, &file, &mut diags), diags)
+    }
+
+    #[test]
+    fn integers_stay_integers() {
+        let inputs = json!({"a": {"b": 21}});
+        let scope = Scope::new().with("inputs", &inputs);
+        let e = Expr::compile_str("inputs.a.b * 2").unwrap();
+        assert_eq!(e.eval(&scope).unwrap(), json!(42));
+        let e = Expr::compile_str("type(inputs.a.b) == int").unwrap();
+        assert_eq!(e.eval(&scope).unwrap(), json!(true));
+    }
+
+    #[test]
+    fn templates_evaluate_at_any_depth() {
+        let (t, diags) =
+            template("a: =inputs.x + 1\nb:\n- =inputs.x\n- plain\nc: {d: '=inputs.x'}\n");
+        assert!(diags.is_empty());
+        let inputs = json!({"x": 1});
+        let scope = Scope::new().with("inputs", &inputs);
+        assert_eq!(
+            t.eval(&scope).unwrap(),
+            json!({"a": 2, "b": [1, "plain"], "c": {"d": 1}})
+        );
+    }
+
+    #[test]
+    fn plain_strings_are_not_reinterpreted() {
+        let (t, _) = template("port: '8080'\nescaped: 'a\\nb'\nnum: 8080\n");
+        assert_eq!(
+            t.eval(&Scope::new()).unwrap(),
+            json!({"port": "8080", "escaped": "a\\nb", "num": 8080})
+        );
+    }
+
+    #[test]
+    fn syntax_errors_point_into_the_file() {
+        let (_, diags) = template("spec:\n  value: =inputs.a +* 2\n");
+        assert_eq!(diags.len(), 1);
+        let d = &diags[0];
+        assert_eq!(d.location.span.start.line, 2);
+        assert!(d.location.span.start.col > 10, "{d}");
+        assert!(d.message.contains("invalid expression"), "{d}");
+    }
+
+    #[test]
+    fn block_scalar_errors_point_at_the_line() {
+        let (_, diags) = template("value: |\n  =[1, 2]\n    .map(x, x +)\n");
+        assert_eq!(diags[0].location.span.start.line, 3, "{}", diags[0]);
+    }
+
+    #[test]
+    fn overlay_merges_literal_maps_and_replaces_the_rest() {
+        let (t, _) = template("m: \"={'z': 3}\"\ne: {}\nl: [3]\ns: {nested: 1}\nn: null\n");
+        let mut base =
+            json!({"m": {"x": 1, "y": 2}, "e": {"k": 1}, "l": [1, 2], "s": "str", "keep": 1});
+        t.overlay_onto(&mut base, &Scope::new()).unwrap();
+        assert_eq!(
+            base,
+            json!({"m": {"z": 3}, "e": {}, "l": [3], "s": {"nested": 1}, "n": null, "keep": 1})
+        );
+    }
+
+    #[test]
+    fn references_skip_comprehension_variables() {
+        let e = Expr::compile_str("steps.a.x + steps['b'].map(s, s + inputs.y).size() + locals.z")
+            .unwrap();
+        let refs: Vec<_> = e
+            .references
+            .iter()
+            .map(|r| (r.root.as_str(), r.field.as_deref()))
+            .collect();
+        assert_eq!(
+            refs,
+            [
+                ("steps", Some("a")),
+                ("steps", Some("b")),
+                ("inputs", Some("y")),
+                ("locals", Some("z"))
+            ]
+        );
+    }
+
+    #[test]
+    fn evaluation_errors_say_what_went_wrong() {
+        let inputs = json!({});
+        let scope = Scope::new().with("inputs", &inputs);
+        let err = Expr::compile_str("inputs.missing")
+            .unwrap()
+            .eval(&scope)
+            .unwrap_err();
+        assert!(err.message.contains("no such key `missing`"), "{err}");
+        let err = Expr::compile_str("nothere + 1")
+            .unwrap()
+            .eval(&scope)
+            .unwrap_err();
+        assert!(err.message.contains("`nothere` is not defined"), "{err}");
+    }
+}
