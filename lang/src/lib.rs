@@ -1,6 +1,12 @@
 //! The Koreo language core: loading, the typed model, expressions, analysis and pure evaluation.
-//! No I/O beyond reading files, no async, no Kubernetes client: everything else builds on this.
+//! It reads files but does no other I/O: no network, no async, no Kubernetes client.
 
+pub mod analysis;
+mod decode;
 pub mod expr;
+pub mod load;
+pub mod model;
 pub mod source;
 pub mod yaml;
+
+pub use load::Workspace;

@@ -1,0 +1,368 @@
+//! Reading typed values out of YAML nodes, with errors that name the field and list what is valid.
+
+use std::sync::Arc;
+
+use crate::expr::{Expr, Template, is_expression};
+use crate::source::{Diagnostic, FileRef, Location, Span};
+use crate::yaml::{Key, Node, Value};
+
+pub(crate) struct Decoder<'a> {
+    pub file: &'a FileRef,
+    pub diags: &'a mut Vec<Diagnostic>,
+}
+
+/// The entries of a mapping whose keys were checked.
+pub(crate) struct Fields<'n> {
+    pub node: &'n Node,
+    entries: &'n [(Key, Node)],
+}
+
+impl<'n> Fields<'n> {
+    /// The value at `key`; an explicit `null` counts as absent, as the API server prunes it.
+    pub fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.text == key)
+            .map(|(_, v)| v)
+            .filter(|v| v.value != Value::Null)
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    pub fn span(&self) -> Span {
+        self.node.span
+    }
+}
+
+impl<'a> Decoder<'a> {
+    pub fn location(&self, span: Span) -> Location {
+        Location::new(self.file, span)
+    }
+
+    pub fn error(&mut self, span: Span, message: impl Into<String>) {
+        let diag = Diagnostic::error(self.location(span), message);
+        self.diags.push(diag);
+    }
+
+    pub fn error_hint(&mut self, span: Span, message: impl Into<String>, hint: impl Into<String>) {
+        let diag = Diagnostic::error(self.location(span), message).with_hint(hint);
+        self.diags.push(diag);
+    }
+
+    /// A mapping with only the given keys. Unknown keys are reported with the valid ones.
+    pub fn fields<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        allowed: &[&str],
+    ) -> Option<Fields<'n>> {
+        let Some(entries) = node.as_map() else {
+            self.error(
+                node.span,
+                format!(
+                    "`{path}` must be a mapping, not {}",
+                    article(node.type_name())
+                ),
+            );
+            return None;
+        };
+        for (key, _) in entries {
+            if !allowed.contains(&key.text.as_str()) {
+                let suggestion = closest(&key.text, allowed)
+                    .map(|s| format!("did you mean `{s}`? "))
+                    .unwrap_or_default();
+                self.error_hint(
+                    key.span,
+                    format!("unknown key `{}` in `{path}`", key.text),
+                    format!("{suggestion}valid keys: {}", allowed.join(", ")),
+                );
+            }
+        }
+        Some(Fields { node, entries })
+    }
+
+    /// Any mapping (keys not checked).
+    pub fn any_map<'n>(&mut self, node: &'n Node, path: &str) -> Option<Fields<'n>> {
+        let entries = node.as_map();
+        if entries.is_none() {
+            self.error(
+                node.span,
+                format!(
+                    "`{path}` must be a mapping, not {}",
+                    article(node.type_name())
+                ),
+            );
+        }
+        entries.map(|entries| Fields { node, entries })
+    }
+
+    pub fn required<'n>(&mut self, fields: &Fields<'n>, key: &str, path: &str) -> Option<&'n Node> {
+        let found = fields.get(key);
+        if found.is_none() {
+            self.error(fields.span(), format!("`{path}.{key}` is required"));
+        }
+        found
+    }
+
+    pub fn string(&mut self, node: &Node, path: &str) -> Option<String> {
+        match &node.value {
+            Value::Str(s, _) => Some(s.clone()),
+            _ => {
+                self.error(
+                    node.span,
+                    format!(
+                        "`{path}` must be a string, not {}",
+                        article(node.type_name())
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A string that is a literal, not an expression.
+    pub fn literal_string(&mut self, node: &Node, path: &str) -> Option<String> {
+        let s = self.string(node, path)?;
+        if is_expression(&s) {
+            self.error(node.span, format!("`{path}` may not be an expression"));
+            return None;
+        }
+        Some(s)
+    }
+
+    pub fn bool(&mut self, node: &Node, path: &str) -> Option<bool> {
+        match node.value {
+            Value::Bool(b) => Some(b),
+            _ => {
+                self.error(
+                    node.span,
+                    format!(
+                        "`{path}` must be true or false, not {}",
+                        article(node.type_name())
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn int(&mut self, node: &Node, path: &str) -> Option<i64> {
+        match node.value {
+            Value::Int(i) => Some(i),
+            _ => {
+                self.error(
+                    node.span,
+                    format!(
+                        "`{path}` must be an integer, not {}",
+                        article(node.type_name())
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn opt_bool(&mut self, fields: &Fields, key: &str, path: &str, default: bool) -> bool {
+        fields
+            .get(key)
+            .and_then(|n| self.bool(n, &format!("{path}.{key}")))
+            .unwrap_or(default)
+    }
+
+    pub fn seq<'n>(&mut self, node: &'n Node, path: &str, max: usize) -> &'n [Node] {
+        match node.as_seq() {
+            Some(items) => {
+                if items.len() > max {
+                    self.error(
+                        node.span,
+                        format!(
+                            "`{path}` has {} items; at most {max} are allowed",
+                            items.len()
+                        ),
+                    );
+                }
+                items
+            }
+            None => {
+                self.error(
+                    node.span,
+                    format!("`{path}` must be a list, not {}", article(node.type_name())),
+                );
+                &[]
+            }
+        }
+    }
+
+    /// A string that must be an expression (`=...`), compiled.
+    pub fn expression(&mut self, node: &Node, path: &str, scope: &[&str]) -> Option<Arc<Expr>> {
+        let Value::Str(s, style) = &node.value else {
+            self.error_hint(
+                node.span,
+                format!(
+                    "`{path}` must be an expression, not {}",
+                    article(node.type_name())
+                ),
+                "write it as a string starting with `=`, for example `=inputs.enabled`",
+            );
+            return None;
+        };
+        if !is_expression(s) {
+            self.error_hint(
+                node.span,
+                format!("`{path}` must be an expression (start with `=`)"),
+                format!("write `={s}`"),
+            );
+            return None;
+        }
+        match Expr::compile(s, *style, self.location(node.span)) {
+            Ok(expr) => {
+                self.check_scope(&expr, path, scope);
+                Some(Arc::new(expr))
+            }
+            Err(diag) => {
+                self.diags.push(diag);
+                None
+            }
+        }
+    }
+
+    /// A value in which expressions may appear at any depth.
+    pub fn template(&mut self, node: &Node, path: &str, scope: &[&str]) -> Template {
+        let template = Template::compile(node, self.file, self.diags);
+        for expr in template.expressions() {
+            self.check_scope(expr, path, scope);
+        }
+        template
+    }
+
+    /// A mapping template (`locals`, `return`, `inputs`, ...).
+    pub fn map_template(&mut self, node: &Node, path: &str, scope: &[&str]) -> Option<Template> {
+        if node.as_map().is_none() {
+            self.error(
+                node.span,
+                format!(
+                    "`{path}` must be a mapping, not {}",
+                    article(node.type_name())
+                ),
+            );
+            return None;
+        }
+        Some(self.template(node, path, scope))
+    }
+
+    /// Variables an expression reads must exist where it is written.
+    fn check_scope(&mut self, expr: &Expr, path: &str, scope: &[&str]) {
+        for reference in &expr.references {
+            if scope.contains(&reference.root.as_str()) {
+                continue;
+            }
+            let available = if scope.is_empty() {
+                "no variables are available there".to_string()
+            } else {
+                format!(
+                    "available there: {}",
+                    scope
+                        .iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            // A warning, as in Koreo this fails only when evaluated: files that load there
+            // must load here.
+            self.diags.push(
+                Diagnostic::warning(
+                    reference.location.clone(),
+                    format!(
+                        "`{}` is not defined in `{path}`; evaluating this expression will fail",
+                        reference.root
+                    ),
+                )
+                .with_hint(available),
+            );
+        }
+    }
+
+    /// Checks that exactly one of `keys` is present; returns the present one.
+    pub fn one_of<'k>(&mut self, fields: &Fields, keys: &[&'k str], path: &str) -> Option<&'k str> {
+        let present: Vec<&str> = keys.iter().copied().filter(|k| fields.has(k)).collect();
+        match present.as_slice() {
+            [one] => Some(one),
+            [] => {
+                self.error(
+                    fields.span(),
+                    format!("`{path}` needs exactly one of {}", list_keys(keys)),
+                );
+                None
+            }
+            many => {
+                self.error(
+                    fields.span(),
+                    format!(
+                        "`{path}` may have only one of {}, found {}",
+                        list_keys(keys),
+                        list_keys(many)
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn list_keys(keys: &[&str]) -> String {
+    keys.iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(crate) fn article(type_name: &str) -> String {
+    match type_name {
+        "null" => "null".into(),
+        "integer" => "an integer".into(),
+        other => format!("a {other}"),
+    }
+}
+
+/// The allowed key nearest to a misspelt one, if it is close enough to be a likely typo.
+fn closest<'k>(key: &str, allowed: &[&'k str]) -> Option<&'k str> {
+    allowed
+        .iter()
+        .map(|a| (edit_distance(&key.to_lowercase(), &a.to_lowercase()), *a))
+        .filter(|(d, a)| *d <= 2.max(a.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, a)| a)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_get_a_suggestion() {
+        assert_eq!(
+            closest("preconditon", &["preconditions", "locals"]),
+            Some("preconditions")
+        );
+        assert_eq!(closest("retrun", &["return", "locals"]), Some("return"));
+        assert_eq!(closest("zzz", &["return", "locals"]), None);
+    }
+}

@@ -1,0 +1,295 @@
+//! Loading files and directories into a set of definitions.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value as Json;
+
+use crate::model::{
+    self, Definition, FunctionTest, ResourceFunction, ResourceTemplate, ValueFunction, Workflow,
+};
+use crate::source::{Diagnostic, FileRef, Location, SourceFile, Span};
+use crate::yaml::{self, Node};
+
+/// File names that may hold Koreo documents.
+pub const EXTENSIONS: [&str; 6] = [".koreo", ".k", ".k.yaml", ".k.yml", ".yaml", ".yml"];
+
+/// A document that is not a Koreo definition (a CRD, a Namespace, a parent object), kept as is.
+#[derive(Clone, Debug)]
+pub struct Object {
+    pub value: Json,
+    pub location: Location,
+}
+
+impl Object {
+    pub fn kind(&self) -> &str {
+        self.value["kind"].as_str().unwrap_or("")
+    }
+
+    pub fn api_version(&self) -> &str {
+        self.value["apiVersion"].as_str().unwrap_or("")
+    }
+
+    pub fn name(&self) -> &str {
+        self.value["metadata"]["name"].as_str().unwrap_or("")
+    }
+}
+
+/// Everything loaded from a set of files, with what was wrong in them.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    pub files: Vec<FileRef>,
+    pub definitions: Vec<Definition>,
+    pub objects: Vec<Object>,
+    pub diagnostics: Vec<Diagnostic>,
+    index: HashMap<(&'static str, String), Vec<usize>>,
+}
+
+impl Workspace {
+    /// Loads files and directories (recursively; files with a Koreo or YAML extension).
+    pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Workspace {
+        let mut ws = Workspace::default();
+        let mut files = Vec::new();
+        for path in paths {
+            collect_files(path.as_ref(), true, &mut files, &mut ws.diagnostics);
+        }
+        files.sort();
+        files.dedup();
+        for path in files {
+            match std::fs::read(&path) {
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(text) => ws.add_source(&path, text),
+                    Err(_) => ws
+                        .diagnostics
+                        .push(file_error(&path, "the file is not UTF-8 text")),
+                },
+                Err(e) => ws
+                    .diagnostics
+                    .push(file_error(&path, &format!("cannot read the file: {e}"))),
+            }
+        }
+        ws.finish();
+        ws
+    }
+
+    /// Loads one text as if it were the file at `path`.
+    pub fn load_str(path: impl Into<PathBuf>, text: impl Into<String>) -> Workspace {
+        let mut ws = Workspace::default();
+        ws.add_source(&path.into(), text.into());
+        ws.finish();
+        ws
+    }
+
+    /// Adds a file's documents. Call `finish` after the last one.
+    pub fn add_source(&mut self, path: &Path, text: String) {
+        let text = match text.strip_prefix('\u{feff}') {
+            Some(rest) => rest.to_string(),
+            None => text,
+        };
+        let file = SourceFile::new(path, text);
+        self.files.push(file.clone());
+        if let Some(at) = file.text.find('\0') {
+            let line = file.text[..at].matches('\n').count() as u32 + 1;
+            let pos = crate::source::Pos {
+                line,
+                col: 1,
+                offset: at as u32,
+            };
+            self.diagnostics.push(Diagnostic::error(
+                Location::new(&file, Span::point(pos)),
+                "the file contains a NUL character; YAML files are text",
+            ));
+            return;
+        }
+        let docs = match yaml::parse_documents(&file.text) {
+            Ok(docs) => docs,
+            Err(e) => {
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        Location::new(&file, Span::point(e.pos)),
+                        format!("invalid YAML: {}", e.message),
+                    )
+                    .with_hint(
+                        "fix the YAML syntax; nothing after this point in the file was loaded",
+                    ),
+                );
+                return;
+            }
+        };
+        for doc in docs {
+            self.add_document(&file, &doc.root);
+        }
+    }
+
+    fn add_document(&mut self, file: &FileRef, root: &Node) {
+        let location = Location::new(file, root.span);
+        let api_version = root.get("apiVersion").and_then(Node::as_str).unwrap_or("");
+        let kind = root.get("kind").and_then(Node::as_str).unwrap_or("");
+        let is_koreo_group = api_version.split('/').next() == Some("koreo.dev");
+        if !is_koreo_group || !model::KINDS.contains(&kind) {
+            if is_koreo_group && !kind.is_empty() && kind != "WorkflowTest" {
+                self.diagnostics.push(
+                    Diagnostic::warning(location.clone(), format!("`{kind}` is not a Koreo kind"))
+                        .with_hint(format!("Koreo kinds: {}", model::KINDS.join(", "))),
+                );
+            }
+            self.objects.push(Object {
+                value: root.to_json(),
+                location,
+            });
+            return;
+        }
+        if api_version != model::API_VERSION {
+            self.diagnostics.push(
+                Diagnostic::error(
+                    location,
+                    format!("`{api_version}` is not a version Koreo serves"),
+                )
+                .with_hint(format!("use `apiVersion: {}`", model::API_VERSION)),
+            );
+            return;
+        }
+        if let Some(definition) = model::decode(kind, root, file, &mut self.diagnostics) {
+            self.definitions.push(definition);
+        }
+    }
+
+    /// Indexes the definitions and reports duplicates.
+    pub fn finish(&mut self) {
+        self.index.clear();
+        for (i, def) in self.definitions.iter().enumerate() {
+            self.index
+                .entry((def.kind(), def.meta().name.clone()))
+                .or_default()
+                .push(i);
+        }
+        let mut duplicates = Vec::new();
+        for ((kind, name), found) in &self.index {
+            for pair in found.windows(2) {
+                let (first, again) = (&self.definitions[pair[0]], &self.definitions[pair[1]]);
+                if first.meta().namespace == again.meta().namespace {
+                    duplicates.push(
+                        Diagnostic::error(
+                            again.meta().name_location.clone(),
+                            format!("{kind} `{name}` is defined twice"),
+                        )
+                        .with_hint(format!(
+                            "the other one is at {}",
+                            first.meta().name_location
+                        )),
+                    );
+                }
+            }
+        }
+        duplicates.sort_by_key(|d| (d.location.path().to_path_buf(), d.location.span.start));
+        self.diagnostics.extend(duplicates);
+    }
+
+    /// The definition of `kind` named `name`, preferring the one in `namespace`.
+    pub fn find(
+        &self,
+        kind: &'static str,
+        name: &str,
+        namespace: Option<&str>,
+    ) -> Option<&Definition> {
+        let found = self.index.get(&(kind, name.to_string()))?;
+        found
+            .iter()
+            .map(|&i| &self.definitions[i])
+            .find(|d| d.meta().namespace.as_deref() == namespace)
+            .or_else(|| found.first().map(|&i| &self.definitions[i]))
+    }
+
+    pub fn value_function(
+        &self,
+        name: &str,
+        namespace: Option<&str>,
+    ) -> Option<&std::sync::Arc<ValueFunction>> {
+        match self.find("ValueFunction", name, namespace)? {
+            Definition::ValueFunction(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    pub fn resource_function(
+        &self,
+        name: &str,
+        namespace: Option<&str>,
+    ) -> Option<&std::sync::Arc<ResourceFunction>> {
+        match self.find("ResourceFunction", name, namespace)? {
+            Definition::ResourceFunction(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    pub fn resource_template(
+        &self,
+        name: &str,
+        namespace: Option<&str>,
+    ) -> Option<&std::sync::Arc<ResourceTemplate>> {
+        match self.find("ResourceTemplate", name, namespace)? {
+            Definition::ResourceTemplate(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    pub fn workflow(
+        &self,
+        name: &str,
+        namespace: Option<&str>,
+    ) -> Option<&std::sync::Arc<Workflow>> {
+        match self.find("Workflow", name, namespace)? {
+            Definition::Workflow(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    pub fn function_tests(&self) -> impl Iterator<Item = &std::sync::Arc<FunctionTest>> {
+        self.definitions.iter().filter_map(|d| match d {
+            Definition::FunctionTest(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+fn file_error(path: &Path, message: &str) -> Diagnostic {
+    let file = SourceFile::new(path, String::new());
+    Diagnostic::error(Location::new(&file, Span::default()), message)
+}
+
+fn is_koreo_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    EXTENSIONS.iter().any(|ext| name.ends_with(ext))
+}
+
+fn collect_files(path: &Path, explicit: bool, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
+    if path.is_dir() {
+        let entries = match std::fs::read_dir(path) {
+            Ok(entries) => entries,
+            Err(e) => {
+                diags.push(file_error(path, &format!("cannot read the directory: {e}")));
+                return;
+            }
+        };
+        for entry in entries.flatten() {
+            let child = entry.path();
+            let hidden = child
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            if !hidden {
+                collect_files(&child, false, out, diags);
+            }
+        }
+    } else if path.is_file() {
+        if explicit || is_koreo_file(path) {
+            out.push(path.to_path_buf());
+        }
+    } else if explicit {
+        diags.push(file_error(path, "no such file or directory"));
+    }
+}
