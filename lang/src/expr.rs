@@ -332,6 +332,18 @@ impl<'v> Scope<'v> {
         }
     }
 
+    /// A scope that sees everything this one does, plus what is bound into it. Variables
+    /// are not converted again.
+    pub fn child<'c>(&'c self) -> Scope<'c>
+    where
+        'v: 'c,
+    {
+        let parent: &'c Context<'c, 'c> = &self.ctx;
+        Scope {
+            ctx: parent.new_inner_scope(),
+        }
+    }
+
     pub fn with(mut self, name: &str, value: &'v Json) -> Scope<'v> {
         self.bind(name, value);
         self

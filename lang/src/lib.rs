@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod compare;
 mod decode;
+pub mod eval;
 pub mod expr;
 pub mod load;
 pub mod model;
