@@ -346,18 +346,15 @@ fn check_resource_function(
     if let TargetSource::TemplateRef(crate::expr::Template::Literal(serde_json::Value::String(
         name,
     ))) = &f.target
+        && ws.resource_template(name, namespace).is_none()
     {
-        if ws.resource_template(name, namespace).is_none() {
-            diags.push(
-                Diagnostic::error(
-                    f.meta.location.clone(),
-                    format!("ResourceTemplate `{name}` not found"),
-                )
-                .with_hint(
-                    "check `spec.resourceTemplateRef.name`, or load the file that defines it",
-                ),
-            );
-        }
+        diags.push(
+            Diagnostic::error(
+                f.meta.location.clone(),
+                format!("ResourceTemplate `{name}` not found"),
+            )
+            .with_hint("check `spec.resourceTemplateRef.name`, or load the file that defines it"),
+        );
     }
     for overlay in &f.overlays {
         let OverlaySource::ValueFunction {

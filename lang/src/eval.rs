@@ -388,10 +388,10 @@ fn materialize(
     };
     force_identity(&mut target, id);
     for overlay in &f.overlays {
-        if let Some(skip_if) = &overlay.skip_if {
-            if skip_if.eval_bool(&scope)? {
-                continue;
-            }
+        if let Some(skip_if) = &overlay.skip_if
+            && skip_if.eval_bool(&scope)?
+        {
+            continue;
         }
         match &overlay.source {
             OverlaySource::Inline(t) => {
@@ -578,13 +578,13 @@ pub enum StepPlan {
 pub fn plan_step(step: &Step, ctx: &StepContext) -> Result<StepPlan, Outcome> {
     let scope = ctx.scope();
     // `skipIf` first, so that it can guard inputs that would fail to evaluate.
-    if let Some(skip_if) = &step.skip_if {
-        if skip_if.eval_bool(&scope)? {
-            return Ok(StepPlan::Skip(Outcome::Skip {
-                message: "skipped by workflow".into(),
-                location: Some(skip_if.location.clone()),
-            }));
-        }
+    if let Some(skip_if) = &step.skip_if
+        && skip_if.eval_bool(&scope)?
+    {
+        return Ok(StepPlan::Skip(Outcome::Skip {
+            message: "skipped by workflow".into(),
+            location: Some(skip_if.location.clone()),
+        }));
     }
     let inputs = match &step.inputs {
         Some(t) => t.eval(&scope)?,

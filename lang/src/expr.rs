@@ -13,7 +13,7 @@ use cel::common::types::{
     CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
 };
 use cel::common::value::Val;
-use cel::{Context, IdedExpr, Program};
+use cel::{Context, IdedExpr};
 use serde_json::{Map, Value as Json};
 
 use crate::source::{Diagnostic, FileRef, Location, Pos, Span};
@@ -23,7 +23,7 @@ use crate::yaml::{Node, Style, Value as YamlValue};
 pub struct Expr {
     /// The CEL text, without the leading `=`.
     pub source: String,
-    program: Program,
+    program: koreo_stdlib::Parsed,
     pub location: Location,
     style: Style,
     /// Root variables it reads, each with the first field selected (`inputs.name` -> `name`).
@@ -73,8 +73,7 @@ impl Expr {
     /// Compiles the expression in a YAML string node that starts with `=`.
     pub fn compile(text: &str, style: Style, location: Location) -> Result<Expr, Diagnostic> {
         let source = text.strip_prefix('=').unwrap_or(text).to_string();
-        let env = koreo_stdlib::env();
-        let program = match catch_unwind(AssertUnwindSafe(|| env.compile(&source))) {
+        let program = match catch_unwind(AssertUnwindSafe(|| koreo_stdlib::parse(&source))) {
             Ok(Ok(program)) => program,
             Ok(Err(errors)) => {
                 let first = errors.errors.first();
@@ -126,9 +125,11 @@ impl Expr {
     pub fn eval(&self, scope: &Scope) -> Result<Json, EvalError> {
         // The interpreter has panics on paths we have not seen reached; a user's expression
         // must never take the process down.
-        let value = catch_unwind(AssertUnwindSafe(|| self.program.execute(&scope.ctx)))
-            .map_err(|_| self.error("the CEL interpreter failed on this expression"))?
-            .map_err(|e| self.error(describe_error(&e)))?;
+        let value = catch_unwind(AssertUnwindSafe(|| {
+            cel::Value::resolve(&self.program.ast, &scope.ctx)
+        }))
+        .map_err(|_| self.error("the CEL interpreter failed on this expression"))?
+        .map_err(|e| self.error(describe_error(&e)))?;
         cel_to_json(&value).map_err(|message| self.error(message))
     }
 
@@ -152,7 +153,7 @@ impl Expr {
     }
 
     pub fn ast(&self) -> &IdedExpr {
-        self.program.expression()
+        &self.program.ast
     }
 
     fn find_references(&self) -> Vec<Reference> {
@@ -170,7 +171,7 @@ impl Expr {
 
     /// The file location of an AST node.
     pub fn location_of(&self, id: u64) -> Location {
-        let Some((start, _)) = self.program.source_info().offset_for(id) else {
+        let Some((start, _)) = self.program.source_info.offset_for(id) else {
             return self.location.clone();
         };
         let before = self.source.get(..start as usize).unwrap_or(&self.source);
@@ -249,13 +250,13 @@ fn collect_references<'a>(
                 operators::OPT_INDEX,
                 operators::OPT_SELECT,
             ];
-            if indexes.contains(&call.func_name.as_str()) && call.args.len() == 2 {
-                if let (Some(root), Ast::Literal(LiteralValue::String(key))) =
+            if indexes.contains(&call.func_name.as_str())
+                && call.args.len() == 2
+                && let (Some(root), Ast::Literal(LiteralValue::String(key))) =
                     (root_of(&call.args[0], bound), &call.args[1].expr)
-                {
-                    found(root, Some(key.inner()), call.args[0].id);
-                    return;
-                }
+            {
+                found(root, Some(key.inner()), call.args[0].id);
+                return;
             }
             if let Some(target) = &call.target {
                 collect_references(target, bound, found);

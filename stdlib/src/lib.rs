@@ -5,7 +5,8 @@
 
 use std::sync::{Arc, LazyLock};
 
-use cel::Env;
+use cel::common::ast::SourceInfo;
+use cel::{Env, IdedExpr, ParseErrors};
 
 mod functions;
 mod macros;
@@ -18,12 +19,30 @@ pub fn env() -> Arc<Env> {
     ENV.clone()
 }
 
+/// A parsed Koreo expression. The crate's `Program` cannot be built with backtick-quoted
+/// identifiers (``a.`b-c` ``) enabled, so expressions are kept as their AST.
+#[derive(Debug)]
+pub struct Parsed {
+    pub ast: IdedExpr,
+    pub source_info: SourceInfo,
+}
+
+/// Parses with the shared environment's macros, optional syntax and backtick identifiers.
+pub fn parse(source: &str) -> Result<Parsed, ParseErrors> {
+    let (ast, source_info) = env()
+        .parser()
+        .enable_ident_escape_syntax(true)
+        .parse_with_source_info(source)?;
+    Ok(Parsed { ast, source_info })
+}
+
 fn build_env() -> Env {
     let mut env = Env::stdlib();
     for extension in [
         cel::extensions::strings,
         cel::extensions::lists,
         cel::extensions::math,
+        cel::extensions::encoders,
     ] {
         env.add_extension(extension)
             .expect("CEL extensions register without conflicts");

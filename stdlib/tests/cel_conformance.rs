@@ -226,7 +226,7 @@ fn run_case(case: &Json, containers: &mut Containers) -> Result<(), String> {
         return Err("unsupported expectation (unknowns)".to_string());
     };
 
-    let program = match env.compile(expr) {
+    let program = match koreo_stdlib::parse(expr) {
         Ok(p) => p,
         Err(_) if expected.is_none() => return Ok(()),
         Err(e) => return Err(format!("parse error: {}", one_line(&e.to_string()))),
@@ -241,7 +241,7 @@ fn run_case(case: &Json, containers: &mut Containers) -> Result<(), String> {
             ctx.add_variable_from_value(name.as_str(), to_value(&from_json(&b["value"])?)?);
         }
     }
-    let got = Value::resolve_val(program.expression(), &ctx).map(|v| from_val(v.as_ref()));
+    let got = Value::resolve_val(&program.ast, &ctx).map(|v| from_val(v.as_ref()));
     let got = match got {
         Ok(Err(other)) => return Err(format!("got {other}, want {expected:?}")),
         Ok(Ok(got)) => Ok(got),
