@@ -293,3 +293,21 @@ fn collect_files(path: &Path, explicit: bool, out: &mut Vec<PathBuf>, diags: &mu
         diags.push(file_error(path, "no such file or directory"));
     }
 }
+
+/// The definitions a function in `namespace` sees.
+pub struct NamespaceView<'w> {
+    pub workspace: &'w Workspace,
+    pub namespace: Option<&'w str>,
+}
+
+impl crate::eval::Definitions for NamespaceView<'_> {
+    fn resource_template(&self, name: &str) -> Option<std::sync::Arc<ResourceTemplate>> {
+        self.workspace
+            .resource_template(name, self.namespace)
+            .cloned()
+    }
+
+    fn value_function(&self, name: &str) -> Option<std::sync::Arc<ValueFunction>> {
+        self.workspace.value_function(name, self.namespace).cloned()
+    }
+}

@@ -9,6 +9,7 @@ use cel::common::ast::SourceInfo;
 use cel::{Env, IdedExpr, ParseErrors};
 
 mod functions;
+mod lenient;
 mod macros;
 
 pub use functions::FUNCTIONS;
@@ -27,12 +28,14 @@ pub struct Parsed {
     pub source_info: SourceInfo,
 }
 
-/// Parses with the shared environment's macros, optional syntax and backtick identifiers.
+/// Parses with the shared environment's macros, optional syntax and backtick identifiers, and
+/// Koreo's lenient `has()` (see `lenient.rs`).
 pub fn parse(source: &str) -> Result<Parsed, ParseErrors> {
-    let (ast, source_info) = env()
+    let (mut ast, source_info) = env()
         .parser()
         .enable_ident_escape_syntax(true)
         .parse_with_source_info(source)?;
+    lenient::relax_has(&mut ast);
     Ok(Parsed { ast, source_info })
 }
 
@@ -48,6 +51,7 @@ fn build_env() -> Env {
             .expect("CEL extensions register without conflicts");
     }
     functions::register(&mut env);
+    lenient::register(&mut env);
     macros::register(&mut env);
     env
 }
