@@ -20,13 +20,38 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Junit,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Run the FunctionTests found under the paths.
+    ///
+    /// Exit status: 0 when every case passed, 1 when a case failed, 2 when a file could not be
+    /// loaded or a test (or the function it tests) did not validate.
+    Test {
+        /// Files or directories (searched recursively).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Run only tests whose name contains this text.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Report format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
     /// Load and validate definitions without running anything.
     Check {
         /// Files or directories (searched recursively).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Output format (`junit` is not available for check).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
     },
     /// Evaluate one Koreo expression and print the result as JSON.
     Eval {
@@ -40,7 +65,12 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Check { paths } => check(&paths),
+        Command::Check { paths, format } => check(&paths, format),
+        Command::Test {
+            paths,
+            filter,
+            format,
+        } => test(&paths, filter.as_deref(), format),
         Command::Eval { expression, inputs } => eval(&expression, inputs.as_deref()),
     }
 }
@@ -53,12 +83,28 @@ fn print_diagnostic(d: &Diagnostic) {
     }
 }
 
-fn check(paths: &[PathBuf]) -> ExitCode {
+fn diagnostic_json(d: &Diagnostic) -> Json {
+    serde_json::json!({
+        "severity": d.severity.to_string(),
+        "file": d.location.path().display().to_string(),
+        "line": d.location.span.start.line,
+        "column": d.location.span.start.col,
+        "message": d.message,
+        "hint": d.hint,
+    })
+}
+
+fn check(paths: &[PathBuf], format: Format) -> ExitCode {
     let ws = Workspace::load_paths(paths);
     let mut diagnostics = ws.diagnostics.clone();
     diagnostics.extend(analysis::check(&ws));
-    for d in &diagnostics {
-        print_diagnostic(d);
+    if matches!(format, Format::Json) {
+        let all: Vec<Json> = diagnostics.iter().map(diagnostic_json).collect();
+        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+    } else {
+        for d in &diagnostics {
+            print_diagnostic(d);
+        }
     }
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;
@@ -71,6 +117,36 @@ fn check(paths: &[PathBuf]) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn test(paths: &[PathBuf], filter: Option<&str>, format: Format) -> ExitCode {
+    use koreo_testing::report;
+    use std::io::IsTerminal;
+    let ws = Workspace::load_paths(paths);
+    // Definitions' own errors are shown; only those that stop a test change the exit status.
+    for d in ws.diagnostics.iter().filter(|d| d.is_error()) {
+        print_diagnostic(d);
+    }
+    let reports = koreo_testing::run_all(&ws, filter);
+    match format {
+        Format::Text => {
+            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            print!("{}", report::text(&reports, color));
+        }
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report::json(&reports)).unwrap_or_default()
+        ),
+        Format::Junit => print!("{}", report::junit(&reports)),
+    }
+    let rejected_tests = ws.rejected.iter().any(|(kind, _)| kind == "FunctionTest");
+    if !ws.failed_files.is_empty() || rejected_tests || reports.iter().any(|r| r.error.is_some()) {
+        ExitCode::from(2)
+    } else if reports.iter().all(koreo_testing::TestReport::passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -42,6 +42,10 @@ pub struct Workspace {
     pub definitions: Vec<Definition>,
     pub objects: Vec<Object>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Files that could not be read or parsed as YAML (fully or in part).
+    pub failed_files: Vec<PathBuf>,
+    /// Koreo documents that did not validate, by kind and name.
+    pub rejected: Vec<(String, String)>,
     index: HashMap<(&'static str, String), Vec<usize>>,
 }
 
@@ -51,7 +55,7 @@ impl Workspace {
         let mut ws = Workspace::default();
         let mut files = Vec::new();
         for path in paths {
-            collect_files(path.as_ref(), true, &mut files, &mut ws.diagnostics);
+            collect_files(path.as_ref(), true, &mut files, &mut ws);
         }
         files.sort();
         files.dedup();
@@ -59,17 +63,18 @@ impl Workspace {
             match std::fs::read(&path) {
                 Ok(bytes) => match String::from_utf8(bytes) {
                     Ok(text) => ws.add_source(&path, text),
-                    Err(_) => ws
-                        .diagnostics
-                        .push(file_error(&path, "the file is not UTF-8 text")),
+                    Err(_) => ws.fail_file(&path, "the file is not UTF-8 text"),
                 },
-                Err(e) => ws
-                    .diagnostics
-                    .push(file_error(&path, &format!("cannot read the file: {e}"))),
+                Err(e) => ws.fail_file(&path, &format!("cannot read the file: {e}")),
             }
         }
         ws.finish();
         ws
+    }
+
+    fn fail_file(&mut self, path: &Path, message: &str) {
+        self.diagnostics.push(file_error(path, message));
+        self.failed_files.push(path.to_path_buf());
     }
 
     /// Loads one text as if it were the file at `path`.
@@ -99,6 +104,7 @@ impl Workspace {
                 Location::new(&file, Span::point(pos)),
                 "the file contains a NUL character; YAML files are text",
             ));
+            self.failed_files.push(path.to_path_buf());
             return;
         }
         let docs = match yaml::parse_documents(&file.text) {
@@ -113,6 +119,7 @@ impl Workspace {
                         "fix the YAML syntax; nothing after this point in the file was loaded",
                     ),
                 );
+                self.failed_files.push(path.to_path_buf());
                 return;
             }
         };
@@ -149,8 +156,16 @@ impl Workspace {
             );
             return;
         }
-        if let Some(definition) = model::decode(kind, root, file, &mut self.diagnostics) {
-            self.definitions.push(definition);
+        match model::decode(kind, root, file, &mut self.diagnostics) {
+            Some(definition) => self.definitions.push(definition),
+            None => {
+                let name = root
+                    .get("metadata")
+                    .and_then(|m| m.get("name"))
+                    .and_then(Node::as_str);
+                self.rejected
+                    .push((kind.to_string(), name.unwrap_or("").to_string()));
+            }
         }
     }
 
@@ -266,12 +281,12 @@ fn is_koreo_file(path: &Path) -> bool {
     EXTENSIONS.iter().any(|ext| name.ends_with(ext))
 }
 
-fn collect_files(path: &Path, explicit: bool, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
+fn collect_files(path: &Path, explicit: bool, out: &mut Vec<PathBuf>, ws: &mut Workspace) {
     if path.is_dir() {
         let entries = match std::fs::read_dir(path) {
             Ok(entries) => entries,
             Err(e) => {
-                diags.push(file_error(path, &format!("cannot read the directory: {e}")));
+                ws.fail_file(path, &format!("cannot read the directory: {e}"));
                 return;
             }
         };
@@ -282,7 +297,7 @@ fn collect_files(path: &Path, explicit: bool, out: &mut Vec<PathBuf>, diags: &mu
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with('.'));
             if !hidden {
-                collect_files(&child, false, out, diags);
+                collect_files(&child, false, out, ws);
             }
         }
     } else if path.is_file() {
@@ -290,7 +305,7 @@ fn collect_files(path: &Path, explicit: bool, out: &mut Vec<PathBuf>, diags: &mu
             out.push(path.to_path_buf());
         }
     } else if explicit {
-        diags.push(file_error(path, "no such file or directory"));
+        ws.fail_file(path, "no such file or directory");
     }
 }
 
