@@ -221,6 +221,28 @@ fn position_in(location: &Location, style: Style, line: u32, col: u32) -> Pos {
     }
 }
 
+/// Identifiers that name types and function namespaces, not variables.
+const BUILTIN_NAMES: &[&str] = &[
+    "int",
+    "uint",
+    "double",
+    "bool",
+    "string",
+    "bytes",
+    "list",
+    "map",
+    "null_type",
+    "type",
+    "dyn",
+    "base64",
+    "lists",
+    "math",
+    "strings",
+    "optional",
+    "cel",
+    "google",
+];
+
 /// Walks the AST for variable reads, skipping comprehension variables.
 fn collect_references<'a>(
     e: &'a IdedExpr,
@@ -233,7 +255,8 @@ fn collect_references<'a>(
     };
     match &e.expr {
         Ast::Ident(name) => {
-            if !bound.contains(&name.as_str()) && !name.starts_with('@') {
+            let builtin = BUILTIN_NAMES.contains(&name.as_str());
+            if !bound.contains(&name.as_str()) && !name.starts_with('@') && !builtin {
                 found(name, None, e.id);
             }
         }
@@ -650,6 +673,16 @@ mod tests {
             base,
             json!({"m": {"z": 3}, "e": {}, "l": [3], "s": {"nested": 1}, "n": null, "keep": 1})
         );
+    }
+
+    #[test]
+    fn type_names_and_namespaces_are_not_variables() {
+        let e = Expr::compile_str(
+            "type(inputs.x) == map && base64.encode(b'a') != '' && lists.range(2).size() == 2",
+        )
+        .unwrap();
+        let roots: Vec<_> = e.references.iter().map(|r| r.root.as_str()).collect();
+        assert_eq!(roots, ["inputs"]);
     }
 
     #[test]
