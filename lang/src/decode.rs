@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use crate::expr::{Expr, Template, is_expression};
+use crate::expr::{Expr, ExprCache, Template, is_expression};
 use crate::source::{Diagnostic, FileRef, Location, Span};
 use crate::yaml::{Key, Node, Value};
 
 pub(crate) struct Decoder<'a> {
     pub file: &'a FileRef,
     pub diags: &'a mut Vec<Diagnostic>,
+    pub cache: &'a ExprCache,
 }
 
 /// The entries of a mapping whose keys were checked.
@@ -216,7 +217,7 @@ impl<'a> Decoder<'a> {
             );
             return None;
         }
-        match Expr::compile(s, *style, self.location(node.span)) {
+        match Expr::compile(s, *style, self.location(node.span), self.cache) {
             Ok(expr) => {
                 self.check_scope(&expr, path, scope);
                 Some(Arc::new(expr))
@@ -230,7 +231,7 @@ impl<'a> Decoder<'a> {
 
     /// A value in which expressions may appear at any depth.
     pub fn template(&mut self, node: &Node, path: &str, scope: &[&str]) -> Template {
-        let template = Template::compile(node, self.file, self.diags);
+        let template = Template::compile(node, self.file, self.diags, self.cache);
         for expr in template.expressions() {
             self.check_scope(expr, path, scope);
         }

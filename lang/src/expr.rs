@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::Mutex;
 
 use cel::common::ast::{EntryExpr, Expr as Ast, LiteralValue, operators};
 use cel::common::types::{
@@ -19,11 +20,30 @@ use serde_json::{Map, Value as Json};
 use crate::source::{Diagnostic, FileRef, Location, Pos, Span};
 use crate::yaml::{Node, Style, Value as YamlValue};
 
+/// Parsed expressions by source text, shared by the files of one load: the same expression
+/// written in many places (`=inputs.metadata.name`) is parsed once.
+#[derive(Debug, Default)]
+pub struct ExprCache(Mutex<HashMap<String, Arc<koreo_stdlib::Parsed>>>);
+
+impl ExprCache {
+    fn parse(&self, source: &str) -> Result<Arc<koreo_stdlib::Parsed>, cel::ParseErrors> {
+        let cached = self.0.lock().ok().and_then(|map| map.get(source).cloned());
+        if let Some(parsed) = cached {
+            return Ok(parsed);
+        }
+        let parsed = Arc::new(koreo_stdlib::parse(source)?);
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(source.to_string(), parsed.clone());
+        }
+        Ok(parsed)
+    }
+}
+
 /// A compiled expression and where it was written.
 pub struct Expr {
     /// The CEL text, without the leading `=`.
     pub source: String,
-    program: koreo_stdlib::Parsed,
+    program: Arc<koreo_stdlib::Parsed>,
     pub location: Location,
     style: Style,
     /// Root variables it reads, each with the first field selected (`inputs.name` -> `name`).
@@ -71,9 +91,14 @@ pub fn is_expression(s: &str) -> bool {
 
 impl Expr {
     /// Compiles the expression in a YAML string node that starts with `=`.
-    pub fn compile(text: &str, style: Style, location: Location) -> Result<Expr, Diagnostic> {
+    pub fn compile(
+        text: &str,
+        style: Style,
+        location: Location,
+        cache: &ExprCache,
+    ) -> Result<Expr, Diagnostic> {
         let source = text.strip_prefix('=').unwrap_or(text).to_string();
-        let program = match catch_unwind(AssertUnwindSafe(|| koreo_stdlib::parse(&source))) {
+        let program = match catch_unwind(AssertUnwindSafe(|| cache.parse(&source))) {
             Ok(Ok(program)) => program,
             Ok(Err(errors)) => {
                 let first = errors.errors.first();
@@ -118,7 +143,12 @@ impl Expr {
                 offset: 0,
             }),
         );
-        Expr::compile(&format!("={text}"), Style::Plain, location)
+        Expr::compile(
+            &format!("={text}"),
+            Style::Plain,
+            location,
+            &ExprCache::default(),
+        )
     }
 
     /// Evaluates to JSON.
@@ -476,10 +506,15 @@ pub enum Template {
 impl Template {
     /// Compiles every `=` string below `node`. Expression errors are reported to `diags` and
     /// evaluate to an error at run time, so one bad expression does not hide the others.
-    pub fn compile(node: &Node, file: &FileRef, diags: &mut Vec<Diagnostic>) -> Template {
+    pub fn compile(
+        node: &Node,
+        file: &FileRef,
+        diags: &mut Vec<Diagnostic>,
+        cache: &ExprCache,
+    ) -> Template {
         match &node.value {
             YamlValue::Str(s, style) if is_expression(s) => {
-                match Expr::compile(s, *style, Location::new(file, node.span)) {
+                match Expr::compile(s, *style, Location::new(file, node.span), cache) {
                     Ok(expr) => Template::Expr(Arc::new(expr)),
                     Err(diag) => {
                         diags.push(diag);
@@ -490,10 +525,14 @@ impl Template {
             YamlValue::Seq(items) => {
                 let items: Vec<_> = items
                     .iter()
-                    .map(|n| Template::compile(n, file, diags))
+                    .map(|n| Template::compile(n, file, diags, cache))
                     .collect();
                 if items.iter().all(|t| matches!(t, Template::Literal(_))) {
-                    Template::Literal(node.to_json())
+                    // Built from the children's values: converting the node again at every
+                    // level would cost depth times the size.
+                    Template::Literal(Json::Array(
+                        items.into_iter().map(Template::into_literal).collect(),
+                    ))
                 } else {
                     Template::List(items)
                 }
@@ -501,18 +540,31 @@ impl Template {
             YamlValue::Map(entries) => {
                 let entries: Vec<_> = entries
                     .iter()
-                    .map(|(k, v)| (k.text.clone(), Template::compile(v, file, diags)))
+                    .map(|(k, v)| (k.text.clone(), Template::compile(v, file, diags, cache)))
                     .collect();
                 if entries
                     .iter()
                     .all(|(_, t)| matches!(t, Template::Literal(_)))
                 {
-                    Template::Literal(node.to_json())
+                    Template::Literal(Json::Object(
+                        entries
+                            .into_iter()
+                            .map(|(k, t)| (k, t.into_literal()))
+                            .collect(),
+                    ))
                 } else {
                     Template::Map(entries)
                 }
             }
             _ => Template::Literal(node.to_json()),
+        }
+    }
+
+    /// The value of a template known to hold no expression.
+    fn into_literal(self) -> Json {
+        match self {
+            Template::Literal(v) => v,
+            _ => Json::Null,
         }
     }
 
@@ -612,7 +664,11 @@ mod tests {
         let file = SourceFile::new("t.yaml", yaml);
         let doc = parse_documents(yaml).unwrap().remove(0);
         let mut diags = Vec::new();
-        (Template::compile(&doc.root, &file, &mut diags), diags)
+        let cache = ExprCache::default();
+        (
+            Template::compile(&doc.root, &file, &mut diags, &cache),
+            diags,
+        )
     }
 
     #[test]

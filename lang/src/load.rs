@@ -2,9 +2,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value as Json;
 
+use crate::expr::ExprCache;
 use crate::model::{
     self, Definition, FunctionTest, ResourceFunction, ResourceTemplate, ValueFunction, Workflow,
 };
@@ -47,6 +49,7 @@ pub struct Workspace {
     /// Koreo documents that did not validate, by kind and name.
     pub rejected: Vec<(String, String)>,
     index: HashMap<(&'static str, String), Vec<usize>>,
+    expr_cache: Arc<ExprCache>,
 }
 
 impl Workspace {
@@ -59,17 +62,54 @@ impl Workspace {
         }
         files.sort();
         files.dedup();
-        for path in files {
-            match std::fs::read(&path) {
-                Ok(bytes) => match String::from_utf8(bytes) {
-                    Ok(text) => ws.add_source(&path, text),
-                    Err(_) => ws.fail_file(&path, "the file is not UTF-8 text"),
-                },
-                Err(e) => ws.fail_file(&path, &format!("cannot read the file: {e}")),
-            }
+        // Files decode independently; each worker takes a contiguous run of them so that
+        // merging the parts keeps file order.
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = files.len().div_ceil(workers).max(1);
+        let cache = ws.expr_cache.clone();
+        let parts: Vec<Workspace> = std::thread::scope(|s| {
+            let handles: Vec<_> = files
+                .chunks(chunk)
+                .map(|paths| {
+                    let cache = cache.clone();
+                    s.spawn(move || {
+                        let mut part = Workspace {
+                            expr_cache: cache,
+                            ..Workspace::default()
+                        };
+                        for path in paths {
+                            part.read_file(path);
+                        }
+                        part
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        for part in parts {
+            ws.merge(part);
         }
         ws.finish();
         ws
+    }
+
+    fn read_file(&mut self, path: &Path) {
+        match std::fs::read(path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => self.add_source(path, text),
+                Err(_) => self.fail_file(path, "the file is not UTF-8 text"),
+            },
+            Err(e) => self.fail_file(path, &format!("cannot read the file: {e}")),
+        }
+    }
+
+    fn merge(&mut self, part: Workspace) {
+        self.files.extend(part.files);
+        self.definitions.extend(part.definitions);
+        self.objects.extend(part.objects);
+        self.diagnostics.extend(part.diagnostics);
+        self.failed_files.extend(part.failed_files);
+        self.rejected.extend(part.rejected);
     }
 
     fn fail_file(&mut self, path: &Path, message: &str) {
@@ -156,7 +196,7 @@ impl Workspace {
             );
             return;
         }
-        match model::decode(kind, root, file, &mut self.diagnostics) {
+        match model::decode(kind, root, file, &mut self.diagnostics, &self.expr_cache) {
             Some(definition) => self.definitions.push(definition),
             None => {
                 let name = root

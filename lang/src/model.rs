@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use crate::decode::{Decoder, Fields};
-use crate::expr::{Expr, Template};
+use crate::expr::{Expr, ExprCache, Template};
 use crate::source::{Diagnostic, FileRef, Location};
 use crate::yaml::Node;
 
@@ -327,9 +327,10 @@ pub fn decode(
     root: &Node,
     file: &FileRef,
     diags: &mut Vec<Diagnostic>,
+    cache: &ExprCache,
 ) -> Option<Definition> {
     let errors_before = diags.iter().filter(|d| d.is_error()).count();
-    let mut d = Decoder { file, diags };
+    let mut d = Decoder { file, diags, cache };
     let top = d.fields(
         root,
         kind,

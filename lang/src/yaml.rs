@@ -3,6 +3,7 @@
 //! Scalars resolve the way `kubectl` reads them (YAML 1.1 booleans such as `yes`/`no` included),
 //! so a file means the same here as it does when applied to a cluster.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span as YamlSpan, Tag};
@@ -243,11 +244,17 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
                 )),
                 _ => return Err(internal(at.start)),
             },
-            Event::Scalar(value, style, anchor, tag) => Some((
-                scalar(&value, style, tag.as_deref(), at)?,
-                anchor,
-                value.into_owned(),
-            )),
+            Event::Scalar(value, style, anchor, tag) => {
+                let is_key = matches!(
+                    stack.last(),
+                    Some(Frame::Map {
+                        pending_key: None,
+                        ..
+                    })
+                );
+                let (node, raw) = scalar(value, style, tag.as_deref(), at, is_key)?;
+                Some((node, anchor, raw))
+            }
             Event::Alias(id) => {
                 let Some(node) = anchors.get(&id) else {
                     return Err(YamlError {
@@ -328,13 +335,14 @@ fn insert_entry(
     raw_key: String,
     value: Node,
 ) -> Result<(), YamlError> {
-    let text = match &key.value {
+    let span = key.span;
+    let text = match key.value {
         Value::Str(s, Style::Plain) if s == "<<" => return merge(entries, merged, value),
-        Value::Str(s, _) => s.clone(),
+        Value::Str(s, _) => s,
         Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => raw_key,
         Value::Seq(_) | Value::Map(_) => {
             return Err(YamlError {
-                pos: key.span.start,
+                pos: span.start,
                 message: "a mapping key must be a plain value, not a list or a mapping".into(),
             });
         }
@@ -345,20 +353,14 @@ fn insert_entry(
     }
     if let Some((first, _)) = entries.iter().find(|(k, _)| k.text == text) {
         return Err(YamlError {
-            pos: key.span.start,
+            pos: span.start,
             message: format!(
                 "duplicate key `{text}` (first defined at line {}); remove one of them",
                 first.span.start.line
             ),
         });
     }
-    entries.push((
-        Key {
-            text,
-            span: key.span,
-        },
-        value,
-    ));
+    entries.push((Key { text, span }, value));
     Ok(())
 }
 
@@ -402,7 +404,15 @@ fn scan_error(e: ScanError) -> YamlError {
     }
 }
 
-fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>, at: Span) -> Result<Node, YamlError> {
+/// The node for a scalar, and its source text when it is a key that YAML reads as a number,
+/// boolean or null (keys keep the text the author wrote).
+fn scalar(
+    text: Cow<'_, str>,
+    style: ScalarStyle,
+    tag: Option<&Tag>,
+    at: Span,
+    is_key: bool,
+) -> Result<(Node, String), YamlError> {
     let style = match style {
         ScalarStyle::Plain => Style::Plain,
         ScalarStyle::SingleQuoted => Style::SingleQuoted,
@@ -410,22 +420,43 @@ fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>, at: Span) -> Result
         ScalarStyle::Literal => Style::Literal,
         ScalarStyle::Folded => Style::Folded,
     };
-    let value = match tag {
+    // `None`: the scalar is a string.
+    let resolved = match tag {
         Some(tag) if tag.handle == "!!" => match tag.suffix.as_str() {
-            "str" => Value::Str(text.to_string(), style),
-            "int" => resolve_int(text).ok_or_else(|| tag_error(text, "an integer", at))?,
-            "float" => resolve_float(text)
-                .or_else(|| resolve_int(text).map(int_to_float))
-                .ok_or_else(|| tag_error(text, "a number", at))?,
-            "bool" => resolve_bool(text)
-                .map(Value::Bool)
-                .ok_or_else(|| tag_error(text, "a boolean", at))?,
-            "null" => Value::Null,
-            _ => resolve_plain(text, style),
+            "str" => None,
+            "int" => Some(resolve_int(&text).ok_or_else(|| tag_error(&text, "an integer", at))?),
+            "float" => Some(
+                resolve_float(&text)
+                    .or_else(|| resolve_int(&text).map(int_to_float))
+                    .ok_or_else(|| tag_error(&text, "a number", at))?,
+            ),
+            "bool" => Some(
+                resolve_bool(&text)
+                    .map(Value::Bool)
+                    .ok_or_else(|| tag_error(&text, "a boolean", at))?,
+            ),
+            "null" => Some(Value::Null),
+            _ => resolve_plain(&text, style),
         },
-        _ => resolve_plain(text, style),
+        _ => resolve_plain(&text, style),
     };
-    Ok(Node { value, span: at })
+    Ok(match resolved {
+        Some(value) => {
+            let raw = if is_key {
+                text.into_owned()
+            } else {
+                String::new()
+            };
+            (Node { value, span: at }, raw)
+        }
+        None => (
+            Node {
+                value: Value::Str(text.into_owned(), style),
+                span: at,
+            },
+            String::new(),
+        ),
+    })
 }
 
 fn int_to_float(v: Value) -> Value {
@@ -442,19 +473,18 @@ fn tag_error(text: &str, what: &str, at: Span) -> YamlError {
     }
 }
 
-fn resolve_plain(text: &str, style: Style) -> Value {
+/// What a plain scalar means when it is not a string; `None` for strings.
+fn resolve_plain(text: &str, style: Style) -> Option<Value> {
     if style != Style::Plain {
-        return Value::Str(text.to_string(), style);
+        return None;
     }
     if matches!(text, "" | "~" | "null" | "Null" | "NULL") {
-        return Value::Null;
+        return Some(Value::Null);
     }
     if let Some(b) = resolve_bool(text) {
-        return Value::Bool(b);
+        return Some(Value::Bool(b));
     }
-    resolve_int(text)
-        .or_else(|| resolve_float(text))
-        .unwrap_or_else(|| Value::Str(text.to_string(), style))
+    resolve_int(text).or_else(|| resolve_float(text))
 }
 
 fn resolve_bool(text: &str) -> Option<bool> {

@@ -18,6 +18,14 @@ fn conformance(c: &mut Criterion) {
             reports
         })
     });
+    // The two halves, to see where the time goes.
+    c.bench_function("conformance_load", |b| {
+        b.iter(|| Workspace::load_paths(&[root]))
+    });
+    let ws = Workspace::load_paths(&[root]);
+    c.bench_function("conformance_run", |b| {
+        b.iter(|| koreo_testing::run_all(&ws, None))
+    });
 }
 
 criterion_group! {
