@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+mod render;
 use koreo_lang::expr::{Expr, Scope};
 use koreo_lang::source::Diagnostic;
 use koreo_lang::{Workspace, analysis};
@@ -76,11 +78,9 @@ fn main() -> ExitCode {
 }
 
 fn print_diagnostic(d: &Diagnostic) {
-    eprintln!("{d}");
-    if let Some(line) = d.location.file.line_text(d.location.span.start.line) {
-        let col = d.location.span.start.col.max(1) as usize;
-        eprintln!("  | {line}\n  | {}^", " ".repeat(col - 1));
-    }
+    use std::io::IsTerminal;
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    eprint!("{}", render::render(d, color));
 }
 
 fn diagnostic_json(d: &Diagnostic) -> Json {

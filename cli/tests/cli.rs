@@ -80,7 +80,9 @@ fn unloadable_files_exit_2() {
     let out = koreo(&["test", dir.to_str().unwrap()]);
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.koreo:2:1: error: invalid YAML"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid YAML"), "{err}");
+    assert!(err.contains("bad.koreo:1:9]"), "the end of the file: {err}");
 }
 
 #[test]
@@ -88,11 +90,14 @@ fn check_points_at_the_problem_and_suggests_a_fix() {
     let out = koreo(&["check", "tests/fixtures/broken"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
+    // A compiler-style report: the message, the file position, the line and the fix.
+    assert!(err.contains("× unknown key `retrun` in `spec`"), "{err}");
     assert!(
-        err.contains("bad.koreo:6:3: error: unknown key `retrun` in `spec`"),
+        err.contains("[tests/fixtures/broken/bad.koreo:6:3]"),
         "{err}"
     );
-    assert!(err.contains("did you mean `return`?"), "{err}");
+    assert!(err.contains(" 6 │   retrun:"), "{err}");
+    assert!(err.contains("help: did you mean `return`?"), "{err}");
 
     let out = koreo(&["check", "tests/fixtures/broken", "--format", "json"]);
     let all: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON diagnostics");

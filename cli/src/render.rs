@@ -1,0 +1,114 @@
+//! Diagnostics as compiler-style reports with the source lines they point at (miette).
+
+use std::fmt;
+
+use koreo_lang::source::{Diagnostic, Severity};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
+
+/// A diagnostic in the shape miette renders.
+struct Report<'a> {
+    diagnostic: &'a Diagnostic,
+    source: NamedSource<String>,
+    at: usize,
+}
+
+impl fmt::Debug for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.diagnostic.message)
+    }
+}
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.diagnostic.message)
+    }
+}
+
+impl std::error::Error for Report<'_> {}
+
+impl miette::Diagnostic for Report<'_> {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.diagnostic.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+            Severity::Info => miette::Severity::Advice,
+        })
+    }
+
+    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        self.diagnostic
+            .hint
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        Some(&self.source)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let label = self.diagnostic.severity.to_string();
+        Some(Box::new(std::iter::once(LabeledSpan::new(
+            Some(label),
+            self.at,
+            1,
+        ))))
+    }
+}
+
+/// The byte offset of a 1-based line and character column.
+fn byte_offset(text: &str, line: u32, col: u32) -> usize {
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1) as usize)
+        .map(str::len)
+        .sum();
+    let rest = &text[line_start.min(text.len())..];
+    let within: usize = rest
+        .chars()
+        .take_while(|c| *c != '\n')
+        .take(col.saturating_sub(1) as usize)
+        .map(char::len_utf8)
+        .sum();
+    (line_start + within).min(text.len().saturating_sub(1))
+}
+
+/// The report for one diagnostic, with the file path, the line and a caret.
+pub fn render(diagnostic: &Diagnostic, color: bool) -> String {
+    let file = &diagnostic.location.file;
+    let start = diagnostic.location.span.start;
+    if file.text.is_empty() {
+        return format!("{diagnostic}\n");
+    }
+    let report = Report {
+        diagnostic,
+        source: NamedSource::new(file.path.display().to_string(), file.text.clone()),
+        at: byte_offset(&file.text, start.line, start.col),
+    };
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let mut out = String::new();
+    match GraphicalReportHandler::new_themed(theme)
+        .with_context_lines(1)
+        .render_report(&mut out, &report)
+    {
+        Ok(()) => out + "\n",
+        Err(_) => format!("{diagnostic}\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_count_characters_on_the_line() {
+        let text = "a: 1\nné: =x\n";
+        assert_eq!(byte_offset(text, 1, 1), 0);
+        assert_eq!(byte_offset(text, 2, 1), 5);
+        assert_eq!(&text[byte_offset(text, 2, 5)..], "=x\n");
+    }
+}
