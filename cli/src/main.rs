@@ -6,6 +6,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod render;
+
+// Parsing and evaluation allocate many small values, from several threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use koreo_lang::expr::{Expr, Scope};
 use koreo_lang::source::Diagnostic;
 use koreo_lang::{Workspace, analysis};

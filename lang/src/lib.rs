@@ -8,6 +8,7 @@ pub mod eval;
 pub mod expr;
 pub mod load;
 pub mod model;
+pub mod parallel;
 pub mod source;
 pub mod yaml;
 

@@ -62,29 +62,15 @@ impl Workspace {
         }
         files.sort();
         files.dedup();
-        // Files decode independently; each worker takes a contiguous run of them so that
-        // merging the parts keeps file order.
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = files.len().div_ceil(workers).max(1);
+        // Files decode independently; the parts merge in file order.
         let cache = ws.expr_cache.clone();
-        let parts: Vec<Workspace> = std::thread::scope(|s| {
-            let handles: Vec<_> = files
-                .chunks(chunk)
-                .map(|paths| {
-                    let cache = cache.clone();
-                    s.spawn(move || {
-                        let mut part = Workspace {
-                            expr_cache: cache,
-                            ..Workspace::default()
-                        };
-                        for path in paths {
-                            part.read_file(path);
-                        }
-                        part
-                    })
-                })
-                .collect();
-            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        let parts = crate::parallel::map(&files, |path| {
+            let mut part = Workspace {
+                expr_cache: cache.clone(),
+                ..Workspace::default()
+            };
+            part.read_file(path);
+            part
         });
         for part in parts {
             ws.merge(part);

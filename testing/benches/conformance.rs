@@ -6,6 +6,10 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use koreo_lang::Workspace;
 
+// The allocator of the `koreo` binary, so that the numbers are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn conformance(c: &mut Criterion) {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/conformance");
     // The CEL environment is built once per process, before any timing in `koreo test` matters.

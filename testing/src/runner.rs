@@ -445,26 +445,7 @@ pub fn run_all(ws: &Workspace, filter: Option<&str>) -> Vec<TestReport> {
         .function_tests()
         .filter(|t| filter.is_none_or(|f| t.meta.name.contains(f)))
         .collect();
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(tests.len().max(1));
-    let chunk = tests.len().div_ceil(workers).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = tests
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|t| run_function_test(ws, t))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
+    koreo_lang::parallel::map(&tests, |t| run_function_test(ws, t))
 }
 
 #[cfg(test)]
