@@ -81,6 +81,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes to stdout. A reader that went away (`| head`) is not an error worth a panic.
+fn emit(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 fn print_diagnostic(d: &Diagnostic) {
     use std::io::IsTerminal;
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -104,7 +110,10 @@ fn check(paths: &[PathBuf], format: Format) -> ExitCode {
     diagnostics.extend(analysis::check(&ws));
     if matches!(format, Format::Json) {
         let all: Vec<Json> = diagnostics.iter().map(diagnostic_json).collect();
-        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+        emit(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&all).unwrap_or_default()
+        ));
     } else {
         for d in &diagnostics {
             print_diagnostic(d);
@@ -136,13 +145,14 @@ fn test(paths: &[PathBuf], filter: Option<&str>, format: Format) -> ExitCode {
     match format {
         Format::Text => {
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            print!("{}", report::text(&reports, color));
+            emit(&report::text(&reports, color));
         }
-        Format::Json => println!(
-            "{}",
+        Format::Json => emit(&format!(
+            "{}
+",
             serde_json::to_string_pretty(&report::json(&reports)).unwrap_or_default()
-        ),
-        Format::Junit => print!("{}", report::junit(&reports)),
+        )),
+        Format::Junit => emit(&report::junit(&reports)),
     }
     let rejected_tests = ws.rejected.iter().any(|(kind, _)| kind == "FunctionTest");
     if !ws.failed_files.is_empty() || rejected_tests || reports.iter().any(|r| r.error.is_some()) {
@@ -195,10 +205,11 @@ fn eval(expression: &str, inputs: Option<&str>) -> ExitCode {
     }
     match expr.eval(&scope) {
         Ok(value) => {
-            println!(
-                "{}",
+            emit(&format!(
+                "{}
+",
                 serde_json::to_string_pretty(&value).unwrap_or_default()
-            );
+            ));
             ExitCode::SUCCESS
         }
         Err(e) => {

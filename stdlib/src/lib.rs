@@ -43,7 +43,7 @@ pub const MAX_OPERATIONS: usize = 256;
 pub fn parse(source: &str) -> Result<Parsed, ParseErrors> {
     check_size(source)?;
     let (mut ast, source_info) = env()
-        .parser()
+        .pratt_parser()
         .enable_ident_escape_syntax(true)
         .parse_with_source_info(source)?;
     lenient::relax_has(&mut ast);
