@@ -428,13 +428,12 @@ fn json_to_val(j: &Json) -> Box<dyn Val + '_> {
         Json::Object(map) => Box::new(CelMap::from(
             map.iter()
                 .map(|(k, v)| (CelMapKey::from(k.as_str()), json_to_val(v)))
-                .collect::<HashMap<_, _>>(),
+                .collect::<indexmap::IndexMap<_, _>>(),
         )),
     }
 }
 
-/// JSON for a CEL value. Map keys come out sorted: CEL maps have no order, and a stable
-/// order keeps writes and test output deterministic.
+/// JSON for a CEL value. Maps keep their order.
 pub fn cel_to_json(value: &cel::Value) -> Result<Json, String> {
     use cel::Value as V;
     Ok(match value {
@@ -452,10 +451,8 @@ pub fn cel_to_json(value: &cel::Value) -> Result<Json, String> {
         }
         V::List(items) => Json::Array(items.iter().map(cel_to_json).collect::<Result<_, _>>()?),
         V::Map(map) => {
-            let mut entries: Vec<_> = map.map.iter().collect();
-            entries.sort_by_cached_key(|(k, _)| k.to_string());
-            let mut out = Map::with_capacity(entries.len());
-            for (k, v) in entries {
+            let mut out = Map::with_capacity(map.map.len());
+            for (k, v) in map.map.iter() {
                 out.insert(k.to_string(), cel_to_json(v)?);
             }
             Json::Object(out)
@@ -679,6 +676,23 @@ mod tests {
         assert_eq!(e.eval(&scope).unwrap(), json!(42));
         let e = Expr::compile_str("type(inputs.a.b) == int").unwrap();
         assert_eq!(e.eval(&scope).unwrap(), json!(true));
+    }
+
+    #[test]
+    fn maps_keep_their_order() {
+        let inputs = json!({"optionals": {"one": 1, "two": 2, "three": 3, "four": 4}});
+        let scope = Scope::new().with("inputs", &inputs);
+        let keys = Expr::compile_str("inputs.optionals.map(key, key)").unwrap();
+        assert_eq!(
+            keys.eval(&scope).unwrap(),
+            json!(["one", "two", "three", "four"])
+        );
+        let literal = Expr::compile_str("{'z': 1, 'a': inputs.optionals}").unwrap();
+        let out = literal.eval(&scope).unwrap();
+        let order: Vec<_> = out.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(order, ["z", "a"]);
+        let inner: Vec<_> = out["a"].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(inner, ["one", "two", "three", "four"]);
     }
 
     #[test]

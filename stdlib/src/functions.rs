@@ -6,7 +6,7 @@
 //! declared CEL type, including an application's own map or list types: maps and lists are read
 //! through `Val`'s indexer and iterable accessors rather than by downcasting to `CelMap`.
 
-use std::collections::HashMap;
+use indexmap::IndexMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -154,13 +154,13 @@ pub static FUNCTIONS: &[FunctionDoc] = &[
     FunctionDoc {
         name: "keys",
         signature: "keys(m: map) -> list",
-        summary: "The keys of a map, sorted.",
+        summary: "The keys of a map, in its order.",
         example: "{'b': 1, 'a': 2}.keys()",
     },
     FunctionDoc {
         name: "values",
         signature: "values(m: map) -> list",
-        summary: "The values of a map, in the order of its sorted keys.",
+        summary: "The values of a map, in its order.",
         example: "{'b': 1, 'a': 2}.values()",
     },
 ];
@@ -321,7 +321,7 @@ fn items<'b, 'v>(list: &'b (dyn Val + 'v)) -> Vec<&'b (dyn Val + 'v)> {
     out
 }
 
-/// The entries of a map, sorted by key so that results don't depend on hash order.
+/// The entries of a map, in its order (maps keep insertion order).
 fn entries<'b, 'v>(
     function: &str,
     map: &'b (dyn Val + 'v),
@@ -344,13 +344,12 @@ fn entries<'b, 'v>(
         let value = indexer.get(key)?;
         out.push((CelMapKey::try_from(CowVal::Borrowed(key))?, value));
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 
 /// Builds a map with string keys.
 fn string_map<'b, 'v>(entries: Fields<'v>) -> CowVal<'b, 'v> {
-    let map: HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> = entries
+    let map: IndexMap<CelMapKey<'v>, Box<dyn Val + 'v>> = entries
         .into_iter()
         .map(|(k, v)| (CelMapKey::from(k), v))
         .collect();
@@ -538,7 +537,7 @@ fn merge<'v>(
     base: &(dyn Val + 'v),
     over: &(dyn Val + 'v),
 ) -> Result<Box<dyn Val + 'v>, ExecutionError> {
-    let mut out: HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> = entries(function, base)?
+    let mut out: IndexMap<CelMapKey<'v>, Box<dyn Val + 'v>> = entries(function, base)?
         .into_iter()
         .map(|(k, v)| (k, v.into_owned()))
         .collect();
@@ -729,7 +728,7 @@ fn json_to_val<'v>(json: serde_json::Value) -> Box<dyn Val + 'v> {
             entries
                 .into_iter()
                 .map(|(k, v)| (CelMapKey::from(k), json_to_val(v)))
-                .collect::<HashMap<_, _>>(),
+                .collect::<IndexMap<_, _>>(),
         )),
     }
 }
@@ -790,7 +789,9 @@ fn write_json(out: &mut String, value: &dyn Val) -> Result<(), ExecutionError> {
         }
         Kind::Map => {
             out.push('{');
-            for (i, (key, item)) in entries(F, value)?.into_iter().enumerate() {
+            let mut sorted = entries(F, value)?;
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            for (i, (key, item)) in sorted.into_iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }

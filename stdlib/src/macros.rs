@@ -373,7 +373,7 @@ fn to_map<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, Execution
         .into_owned();
     let pairs = Vec::<Box<dyn Val + 'v>>::try_from(pairs)
         .map_err(|_| ExecutionError::function_error(TO_MAP, "expected a list"))?;
-    let mut map = std::collections::HashMap::with_capacity(pairs.len());
+    let mut map = indexmap::IndexMap::with_capacity(pairs.len());
     for pair in pairs {
         let pair = Vec::<Box<dyn Val + 'v>>::try_from(pair)
             .map_err(|_| ExecutionError::function_error(TO_MAP, "expected a pair"))?;

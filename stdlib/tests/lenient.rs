@@ -2,7 +2,7 @@
 
 use cel::Context;
 use cel::objects::{Key, Map, Value};
-use std::collections::HashMap;
+use indexmap::IndexMap;
 use std::sync::Arc;
 
 fn eval(src: &str, inputs: Value) -> Result<Value, String> {
@@ -13,7 +13,7 @@ fn eval(src: &str, inputs: Value) -> Result<Value, String> {
 }
 
 fn map(entries: Vec<(&str, Value)>) -> Value {
-    let map: HashMap<Key, Value> = entries
+    let map: IndexMap<Key, Value> = entries
         .into_iter()
         .map(|(k, v)| (Key::String(Arc::new(k.to_string())), v))
         .collect();

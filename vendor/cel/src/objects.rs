@@ -11,7 +11,8 @@ use chrono::TimeZone;
 use std::any::Any;
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::collections::HashMap;
+// koreo-rs patch: maps keep insertion order.
+type HashMap<K, V> = indexmap::IndexMap<K, V>;
 use std::convert::{Infallible, TryFrom, TryInto};
 use std::fmt::{Debug, Display, Formatter};
 use std::ops;
@@ -278,6 +279,14 @@ impl<'a> TryFrom<&'a Value> for KeyRef<'a> {
             Value::Bool(v) => Ok(KeyRef::Bool(*v)),
             _ => Err(value.clone()),
         }
+    }
+}
+
+// koreo-rs patch: std HashMaps still convert (in their own iteration order).
+impl<K: Into<Key>, V: Into<Value>> From<std::collections::HashMap<K, V>> for Map {
+    fn from(map: std::collections::HashMap<K, V>) -> Self {
+        let map: HashMap<Key, Value> = map.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        Map { map: Arc::new(map) }
     }
 }
 
@@ -847,6 +856,13 @@ impl<T: Into<Value>> From<Option<T>> for Value {
             Some(v) => v.into(),
             None => Value::Null,
         }
+    }
+}
+
+// koreo-rs patch: std HashMaps still convert.
+impl<K: Into<Key>, V: Into<Value>> From<std::collections::HashMap<K, V>> for Value {
+    fn from(v: std::collections::HashMap<K, V>) -> Self {
+        Value::Map(v.into())
     }
 }
 

@@ -5,8 +5,10 @@ use crate::common::{traits, types};
 use crate::ExecutionError;
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::collections::hash_map::Keys;
-use std::collections::HashMap;
+use indexmap::map::Keys; // koreo-rs patch: ordered maps
+// koreo-rs patch: maps keep insertion order (comprehensions over a map visit keys in the
+// order they were written or inserted), so results are deterministic.
+type HashMap<K, V> = indexmap::IndexMap<K, V>;
 use std::hash::Hash;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -261,7 +263,7 @@ impl<'v> Indexer for DefaultMap<'v> {
         Self: 'w,
     {
         let mut map = self;
-        match lookup(key, |k| map.0.remove(k)) {
+        match lookup(key, |k| map.0.shift_remove(k)) {
             Some(v) => Ok(v as Box<dyn Val + 'w>),
             None if is_lookup_key(key) => Err(no_such_key(key)),
             None => Err(unsupported_key(key)),
