@@ -1,0 +1,11 @@
+//! An in-process Kubernetes API server for tests and first runs: the real `kube::Client` and
+//! `kubectl` talk to it over HTTP on 127.0.0.1. `docs/testkube.md` records what it implements.
+
+pub mod error;
+pub mod fields;
+pub mod selector;
+pub mod store;
+pub mod types;
+
+pub use error::ApiError;
+pub use store::Store;

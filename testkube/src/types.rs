@@ -1,0 +1,286 @@
+//! The kinds the server knows: built-in ones and those CustomResourceDefinitions add.
+
+use serde_json::Value as Json;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceType {
+    /// `""` for the core group.
+    pub group: String,
+    /// Served versions, preferred first.
+    pub versions: Vec<String>,
+    pub kind: String,
+    pub plural: String,
+    pub singular: String,
+    pub short_names: Vec<String>,
+    pub namespaced: bool,
+    /// Whether `status` is a subresource (written only through `/status`).
+    pub status: bool,
+    /// The CRD that defines it, if any.
+    pub crd: Option<String>,
+}
+
+impl ResourceType {
+    pub fn api_version(&self, version: &str) -> String {
+        if self.group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{}/{version}", self.group)
+        }
+    }
+
+    pub fn serves(&self, group: &str, version: &str) -> bool {
+        self.group == group && self.versions.iter().any(|v| v == version)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn builtin(
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+    short: &[&str],
+    namespaced: bool,
+    status: bool,
+) -> ResourceType {
+    ResourceType {
+        group: group.into(),
+        versions: vec![version.into()],
+        kind: kind.into(),
+        plural: plural.into(),
+        singular: kind.to_lowercase(),
+        short_names: short.iter().map(|s| s.to_string()).collect(),
+        namespaced,
+        status,
+        crd: None,
+    }
+}
+
+/// The built-in kinds koreo and its examples use.
+pub fn builtins() -> Vec<ResourceType> {
+    vec![
+        builtin("", "v1", "Namespace", "namespaces", &["ns"], false, true),
+        builtin("", "v1", "ConfigMap", "configmaps", &["cm"], true, false),
+        builtin("", "v1", "Secret", "secrets", &[], true, false),
+        builtin("", "v1", "Service", "services", &["svc"], true, true),
+        builtin(
+            "",
+            "v1",
+            "ServiceAccount",
+            "serviceaccounts",
+            &["sa"],
+            true,
+            false,
+        ),
+        builtin("", "v1", "Event", "events", &["ev"], true, false),
+        builtin(
+            "",
+            "v1",
+            "ResourceQuota",
+            "resourcequotas",
+            &["quota"],
+            true,
+            true,
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "Deployment",
+            "deployments",
+            &["deploy"],
+            true,
+            true,
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "Role",
+            "roles",
+            &[],
+            true,
+            false,
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "rolebindings",
+            &[],
+            true,
+            false,
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+            &[],
+            false,
+            false,
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            &[],
+            false,
+            false,
+        ),
+        builtin(
+            "coordination.k8s.io",
+            "v1",
+            "Lease",
+            "leases",
+            &[],
+            true,
+            false,
+        ),
+        builtin(
+            "events.k8s.io",
+            "v1",
+            "Event",
+            "events",
+            &["ev"],
+            true,
+            false,
+        ),
+        builtin(
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            &["hpa"],
+            true,
+            true,
+        ),
+        builtin(
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            &["pdb"],
+            true,
+            true,
+        ),
+        builtin(
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            "networkpolicies",
+            &["netpol"],
+            true,
+            false,
+        ),
+        builtin(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            &["crd", "crds"],
+            false,
+            true,
+        ),
+    ]
+}
+
+/// The kind a CustomResourceDefinition declares, or why it cannot be served.
+pub fn from_crd(crd: &Json) -> Result<ResourceType, String> {
+    let spec = &crd["spec"];
+    let text = |v: &Json, what: &str| -> Result<String, String> {
+        v.as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| format!("spec.{what}: Required value"))
+    };
+    let group = text(&spec["group"], "group")?;
+    let names = &spec["names"];
+    let kind = text(&names["kind"], "names.kind")?;
+    let plural = text(&names["plural"], "names.plural")?;
+    let expected_name = format!("{plural}.{group}");
+    if crd["metadata"]["name"].as_str() != Some(expected_name.as_str()) {
+        return Err(format!(
+            "metadata.name: Invalid value: must be spec.names.plural+\".\"+spec.group ({expected_name})"
+        ));
+    }
+    let versions: Vec<&Json> = spec["versions"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter(|v| v["served"].as_bool() != Some(false))
+                .collect()
+        })
+        .unwrap_or_default();
+    if versions.is_empty() {
+        return Err(
+            "spec.versions: Invalid value: must have exactly one version marked as storage version"
+                .into(),
+        );
+    }
+    let mut names_ordered: Vec<String> = Vec::new();
+    // The storage version first: clients prefer the first served version.
+    for v in versions
+        .iter()
+        .filter(|v| v["storage"].as_bool() == Some(true))
+        .chain(versions.iter())
+    {
+        if let Some(name) = v["name"].as_str()
+            && !names_ordered.iter().any(|n| n == name)
+        {
+            names_ordered.push(name.to_string());
+        }
+    }
+    Ok(ResourceType {
+        group,
+        versions: names_ordered,
+        singular: names["singular"]
+            .as_str()
+            .map_or_else(|| kind.to_lowercase(), str::to_string),
+        short_names: names["shortNames"]
+            .as_array()
+            .map(|s| {
+                s.iter()
+                    .filter_map(Json::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        namespaced: spec["scope"].as_str() != Some("Cluster"),
+        status: versions
+            .iter()
+            .any(|v| v["subresources"]["status"].is_object()),
+        crd: crd["metadata"]["name"].as_str().map(str::to_string),
+        kind,
+        plural,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_crd_declares_its_kind() {
+        let crd = json!({
+            "metadata": {"name": "webapps.example.com"},
+            "spec": {
+                "group": "example.com",
+                "names": {"kind": "WebApp", "plural": "webapps", "shortNames": ["wa"]},
+                "scope": "Namespaced",
+                "versions": [
+                    {"name": "v1alpha1", "served": true, "storage": false},
+                    {"name": "v1", "served": true, "storage": true, "subresources": {"status": {}}}
+                ]
+            }
+        });
+        let t = from_crd(&crd).unwrap();
+        assert_eq!(t.versions, ["v1", "v1alpha1"]);
+        assert!(t.namespaced && t.status);
+        assert_eq!(t.short_names, ["wa"]);
+        assert_eq!(t.singular, "webapp");
+        let mut wrong = crd.clone();
+        wrong["metadata"]["name"] = json!("other");
+        assert!(from_crd(&wrong).unwrap_err().contains("metadata.name"));
+    }
+}

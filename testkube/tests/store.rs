@@ -1,0 +1,364 @@
+//! The cluster state machine, one API behaviour per test.
+
+use koreo_testkube::selector::Selector;
+use koreo_testkube::store::{Patch, Propagation, Store, Target};
+use serde_json::{Value as Json, json};
+
+fn target<'a>(
+    s: &Store,
+    group: &str,
+    plural: &str,
+    version: &'a str,
+    ns: Option<&'a str>,
+) -> Target<'a> {
+    Target {
+        kind: s.kind_index(group, plural).expect("known kind"),
+        version,
+        namespace: ns,
+    }
+}
+
+fn cm(name: &str, data: Json) -> Json {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"app": name}}, "data": data})
+}
+
+const CRD: &str = r#"{
+  "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+  "metadata": {"name": "webapps.example.com"},
+  "spec": {"group": "example.com", "scope": "Namespaced",
+    "names": {"kind": "WebApp", "plural": "webapps", "singular": "webapp"},
+    "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+      "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+}"#;
+
+fn with_crd() -> Store {
+    let mut s = Store::new();
+    let t = target(
+        &s,
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        "v1",
+        None,
+    );
+    s.create(&t, serde_json::from_str(CRD).unwrap(), "test")
+        .unwrap();
+    s
+}
+
+#[test]
+fn create_sets_identity_and_versions() {
+    let mut s = Store::new();
+    let t = target(&s, "", "configmaps", "v1", Some("default"));
+    let created = s.create(&t, cm("a", json!({"k": "v"})), "me").unwrap();
+    let meta = &created["metadata"];
+    assert!(meta["uid"].as_str().unwrap().len() > 10);
+    assert_eq!(meta["generation"], 1);
+    assert_eq!(meta["namespace"], "default");
+    assert!(meta["creationTimestamp"].is_string());
+    assert_eq!(meta["resourceVersion"], s.resource_version().to_string());
+    assert_eq!(meta["managedFields"][0]["manager"], "me");
+    assert_eq!(s.get(&t, "a").unwrap()["data"]["k"], "v");
+}
+
+#[test]
+fn errors_carry_kubernetes_status_codes() {
+    let mut s = Store::new();
+    let t = target(&s, "", "configmaps", "v1", Some("default"));
+    s.create(&t, cm("a", json!({})), "me").unwrap();
+    assert_eq!(
+        s.create(&t, cm("a", json!({})), "me").unwrap_err().code,
+        409
+    );
+    assert_eq!(s.get(&t, "nope").unwrap_err().code, 404);
+    let err = s.create(&t, json!({"metadata": {}}), "me").unwrap_err();
+    assert_eq!((err.code, err.reason), (422, "Invalid"));
+    let missing_ns = target(&s, "", "configmaps", "v1", Some("nowhere"));
+    assert_eq!(
+        s.create(&missing_ns, cm("a", json!({})), "me")
+            .unwrap_err()
+            .code,
+        404
+    );
+    let status = err.status();
+    assert_eq!(status["kind"], "Status");
+    assert_eq!(status["code"], 422);
+}
+
+#[test]
+fn list_filters_by_namespace_and_labels() {
+    let mut s = Store::new();
+    let ns = target(&s, "", "namespaces", "v1", None);
+    s.create(&ns, json!({"metadata": {"name": "other"}}), "me")
+        .unwrap();
+    for (space, name) in [("default", "a"), ("default", "b"), ("other", "a")] {
+        let t = target(&s, "", "configmaps", "v1", Some(space));
+        s.create(&t, cm(name, json!({})), "me").unwrap();
+    }
+    let all = target(&s, "", "configmaps", "v1", None);
+    assert_eq!(s.list(&all, &Selector::default()).unwrap().0.len(), 3);
+    let only_a = Selector::parse("app=a").unwrap();
+    assert_eq!(s.list(&all, &only_a).unwrap().0.len(), 2);
+    let default = target(&s, "", "configmaps", "v1", Some("default"));
+    assert_eq!(s.list(&default, &only_a).unwrap().0.len(), 1);
+}
+
+#[test]
+fn replace_with_a_stale_version_conflicts() {
+    let mut s = Store::new();
+    let t = target(&s, "", "configmaps", "v1", Some("default"));
+    let created = s.create(&t, cm("a", json!({"k": "1"})), "me").unwrap();
+    let mut update = created.clone();
+    update["data"]["k"] = json!("2");
+    s.replace(&t, "a", update.clone(), "me", false).unwrap();
+    // `update` still carries the old resourceVersion.
+    assert_eq!(
+        s.replace(&t, "a", update, "me", false).unwrap_err().code,
+        409
+    );
+}
+
+#[test]
+fn merge_and_json_patches() {
+    let mut s = Store::new();
+    let t = target(&s, "", "configmaps", "v1", Some("default"));
+    s.create(&t, cm("a", json!({"k": "1", "gone": "x"})), "me")
+        .unwrap();
+    let patched = s
+        .patch(
+            &t,
+            "a",
+            Patch::Merge,
+            json!({"data": {"k": "2", "gone": null}}),
+            "me",
+            false,
+        )
+        .unwrap();
+    assert_eq!(patched["data"], json!({"k": "2"}));
+    let ops = json!([{"op": "add", "path": "/data/new", "value": "3"}, {"op": "remove", "path": "/data/k"}]);
+    let patched = s.patch(&t, "a", Patch::Json, ops, "me", false).unwrap();
+    assert_eq!(patched["data"], json!({"new": "3"}));
+    let bad = json!([{"op": "remove", "path": "/data/missing"}]);
+    assert_eq!(
+        s.patch(&t, "a", Patch::Json, bad, "me", false)
+            .unwrap_err()
+            .code,
+        422
+    );
+}
+
+#[test]
+fn unchanged_writes_do_not_bump_the_version() {
+    let mut s = Store::new();
+    let t = target(&s, "", "configmaps", "v1", Some("default"));
+    s.create(&t, cm("a", json!({"k": "1"})), "me").unwrap();
+    let before = s.resource_version();
+    s.patch(
+        &t,
+        "a",
+        Patch::Merge,
+        json!({"data": {"k": "1"}}),
+        "me",
+        false,
+    )
+    .unwrap();
+    assert_eq!(s.resource_version(), before);
+}
+
+#[test]
+fn crds_add_kinds_with_a_status_subresource() {
+    let mut s = with_crd();
+    let t = target(&s, "example.com", "webapps", "v1", Some("default"));
+    let created = s
+        .create(
+            &t,
+            json!({"metadata": {"name": "w"}, "spec": {"replicas": 1}, "status": {"x": 1}}),
+            "me",
+        )
+        .unwrap();
+    assert!(
+        created.get("status").is_none(),
+        "status is set only through /status"
+    );
+    // The main endpoint ignores status and bumps generation on spec changes.
+    let p = s
+        .patch(
+            &t,
+            "w",
+            Patch::Merge,
+            json!({"spec": {"replicas": 2}, "status": {"x": 2}}),
+            "me",
+            false,
+        )
+        .unwrap();
+    assert_eq!(p["metadata"]["generation"], 2);
+    assert!(p.get("status").is_none());
+    // The status endpoint changes only status, and not generation.
+    let p = s
+        .patch(
+            &t,
+            "w",
+            Patch::Merge,
+            json!({"spec": {"replicas": 9}, "status": {"ready": true}}),
+            "me",
+            true,
+        )
+        .unwrap();
+    assert_eq!(p["status"], json!({"ready": true}));
+    assert_eq!(p["spec"]["replicas"], 2);
+    assert_eq!(p["metadata"]["generation"], 2);
+}
+
+#[test]
+fn server_side_apply_owns_removes_and_conflicts() {
+    let mut s = with_crd();
+    let t = target(&s, "example.com", "webapps", "v1", Some("default"));
+    let apply = |spec: Json| json!({"apiVersion": "example.com/v1", "kind": "WebApp", "metadata": {"name": "w"}, "spec": spec});
+    s.patch(
+        &t,
+        "w",
+        Patch::Apply { force: false },
+        apply(json!({"a": 1, "b": 2})),
+        "koreo",
+        false,
+    )
+    .unwrap();
+    // Another writer sets a field of its own.
+    s.patch(
+        &t,
+        "w",
+        Patch::Merge,
+        json!({"spec": {"other": true}}),
+        "kubectl",
+        false,
+    )
+    .unwrap();
+    // Koreo stops applying `b`: it goes; `other` belongs to someone else and stays.
+    let o = s
+        .patch(
+            &t,
+            "w",
+            Patch::Apply { force: false },
+            apply(json!({"a": 1})),
+            "koreo",
+            false,
+        )
+        .unwrap();
+    assert_eq!(o["spec"], json!({"a": 1, "other": true}));
+    // Changing a field another manager owns conflicts, unless forced.
+    let err = s
+        .patch(
+            &t,
+            "w",
+            Patch::Apply { force: false },
+            apply(json!({"a": 1, "other": false})),
+            "koreo",
+            false,
+        )
+        .unwrap_err();
+    assert_eq!(err.code, 409);
+    assert!(
+        err.message.contains("conflict with \"kubectl\""),
+        "{}",
+        err.message
+    );
+    let o = s
+        .patch(
+            &t,
+            "w",
+            Patch::Apply { force: true },
+            apply(json!({"a": 1, "other": false})),
+            "koreo",
+            false,
+        )
+        .unwrap();
+    assert_eq!(o["spec"]["other"], false);
+    let managers: Vec<&str> = o["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["manager"].as_str().unwrap())
+        .collect();
+    assert!(managers.contains(&"koreo"));
+}
+
+#[test]
+fn finalizers_hold_deletion_until_removed() {
+    let mut s = Store::new();
+    let t = target(&s, "", "configmaps", "v1", Some("default"));
+    let mut o = cm("a", json!({}));
+    o["metadata"]["finalizers"] = json!(["koreo.dev/cleanup"]);
+    s.create(&t, o, "me").unwrap();
+    let (held, gone) = s.delete(&t, "a", Propagation::Background, None).unwrap();
+    assert!(!gone);
+    assert!(held["metadata"]["deletionTimestamp"].is_string());
+    assert!(s.get(&t, "a").is_ok());
+    s.patch(
+        &t,
+        "a",
+        Patch::Merge,
+        json!({"metadata": {"finalizers": null}}),
+        "me",
+        false,
+    )
+    .unwrap();
+    assert_eq!(s.get(&t, "a").unwrap_err().code, 404);
+}
+
+#[test]
+fn owner_references_are_garbage_collected() {
+    let mut s = Store::new();
+    let t = target(&s, "", "configmaps", "v1", Some("default"));
+    let owner = s.create(&t, cm("owner", json!({})), "me").unwrap();
+    let uid = owner["metadata"]["uid"].clone();
+    for name in ["child1", "child2"] {
+        let mut c = cm(name, json!({}));
+        c["metadata"]["ownerReferences"] =
+            json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}]);
+        s.create(&t, c, "me").unwrap();
+    }
+    s.delete(&t, "owner", Propagation::Background, None)
+        .unwrap();
+    assert_eq!(s.get(&t, "child1").unwrap_err().code, 404);
+    // Orphan: dependents stay, without the reference.
+    let owner = s.create(&t, cm("owner2", json!({})), "me").unwrap();
+    let mut c = cm("kept", json!({}));
+    c["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner2", "uid": owner["metadata"]["uid"]}]);
+    s.create(&t, c, "me").unwrap();
+    s.delete(&t, "owner2", Propagation::Orphan, None).unwrap();
+    assert_eq!(
+        s.get(&t, "kept").unwrap()["metadata"]["ownerReferences"],
+        json!([])
+    );
+}
+
+#[test]
+fn events_resume_from_a_version_or_are_gone() {
+    let mut s = Store::new();
+    let t = target(&s, "", "configmaps", "v1", Some("default"));
+    let start = s.resource_version();
+    s.create(&t, cm("a", json!({})), "me").unwrap();
+    s.patch(
+        &t,
+        "a",
+        Patch::Merge,
+        json!({"data": {"x": "1"}}),
+        "me",
+        false,
+    )
+    .unwrap();
+    s.delete(&t, "a", Propagation::Background, None).unwrap();
+    let kinds: Vec<&str> = s
+        .events_since(start, "", "configmaps", Some("default"))
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(kinds, ["ADDED", "MODIFIED", "DELETED"]);
+    s.expire_resource_versions();
+    assert_eq!(
+        s.events_since(start, "", "configmaps", None)
+            .unwrap_err()
+            .code,
+        410
+    );
+}
