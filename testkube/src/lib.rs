@@ -4,8 +4,10 @@
 pub mod error;
 pub mod fields;
 pub mod selector;
+pub mod server;
 pub mod store;
 pub mod types;
 
 pub use error::ApiError;
+pub use server::TestKube;
 pub use store::Store;
