@@ -99,6 +99,16 @@ async fn kubectl_apply_get_patch_delete_and_watch() {
             None,
         );
         assert!(patched.contains("patched"), "{patched}");
+        let ops = r#"[{"op":"add","path":"/data/extra","value":"x"}]"#;
+        k.ok(
+            &["patch", "configmap", "demo", "--type", "json", "-p", ops],
+            None,
+        );
+        let extra = k.ok(
+            &["get", "configmap", "demo", "-o", "jsonpath={.data.extra}"],
+            None,
+        );
+        assert_eq!(extra, "x");
         // Watch in the background while the object changes and goes away.
         let mut watch = Command::new("kubectl")
             .arg("--kubeconfig")
