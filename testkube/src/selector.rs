@@ -87,6 +87,33 @@ impl Selector {
         Ok(Selector(requirements))
     }
 
+    /// A field selector (`?fieldSelector=metadata.name=x`): `=`, `==` and `!=` on dotted paths.
+    pub fn parse_fields(text: &str) -> Result<Selector, ApiError> {
+        let selector = Selector::parse(text)?;
+        for r in &selector.0 {
+            if !matches!(r, Requirement::Equals(..) | Requirement::NotEquals(..)) {
+                return Err(ApiError::bad_request(format!(
+                    "field selectors support =, == and != only: `{text}`"
+                )));
+            }
+        }
+        Ok(selector)
+    }
+
+    /// Whether an object's fields match a field selector.
+    pub fn matches_fields(&self, object: &Json) -> bool {
+        let get = |path: &str| {
+            path.split('.')
+                .try_fold(object, |v, k| v.get(k))
+                .and_then(Json::as_str)
+        };
+        self.0.iter().all(|r| match r {
+            Requirement::Equals(k, v) => get(k).unwrap_or("") == v,
+            Requirement::NotEquals(k, v) => get(k).unwrap_or("") != v,
+            _ => true,
+        })
+    }
+
     pub fn matches(&self, labels: &Json) -> bool {
         let get = |k: &str| labels.get(k).and_then(Json::as_str);
         self.0.iter().all(|r| match r {
@@ -126,5 +153,21 @@ mod tests {
             );
         }
         assert!(Selector::parse("app in web").is_err());
+    }
+
+    #[test]
+    fn field_selectors_match_paths() {
+        let object = json!({"metadata": {"name": "a", "namespace": "default"}});
+        assert!(
+            Selector::parse_fields("metadata.name=a,metadata.namespace==default")
+                .unwrap()
+                .matches_fields(&object)
+        );
+        assert!(
+            !Selector::parse_fields("metadata.name!=a")
+                .unwrap()
+                .matches_fields(&object)
+        );
+        assert!(Selector::parse_fields("metadata.name in (a)").is_err());
     }
 }

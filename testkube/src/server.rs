@@ -248,6 +248,8 @@ struct Route {
 
 enum Path {
     Version,
+    OpenApiV3,
+    OpenApiV3Group(String),
     CoreVersions,
     Groups,
     Resources { group: String, version: String },
@@ -263,6 +265,8 @@ fn parse_path(path: &str) -> Path {
         .collect();
     let (group, version, rest) = match segments.as_slice() {
         ["version"] => return Path::Version,
+        ["openapi", "v3"] => return Path::OpenApiV3,
+        ["openapi", "v3", rest @ ..] => return Path::OpenApiV3Group(rest.join("/")),
         ["api"] => return Path::CoreVersions,
         ["apis"] => return Path::Groups,
         ["api", v] => {
@@ -334,9 +338,31 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Reply {
     match path {
         Path::Version => json_reply(
             200,
-            &json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-testkube", "gitCommit": "", "gitTreeState": "clean",
+            &json!({"major": "1", "minor": "32", "gitVersion": "v1.32.0-testkube", "gitCommit": "", "gitTreeState": "clean",
                 "buildDate": "2026-01-01T00:00:00Z", "goVersion": "none", "compiler": "rustc", "platform": "linux/amd64"}),
         ),
+        // OpenAPI v3: an index of group-versions and, for each, one PATCH path per kind that
+        // declares `fieldValidation`, which is what kubectl checks before it writes. No schemas:
+        // the server does not validate fields.
+        Path::OpenApiV3 => {
+            let store = lock(&shared.store);
+            let mut paths = serde_json::Map::new();
+            for t in &store.types {
+                for v in &t.versions {
+                    let gv = if t.group.is_empty() {
+                        format!("api/{v}")
+                    } else {
+                        format!("apis/{}/{v}", t.group)
+                    };
+                    paths.insert(
+                        gv.clone(),
+                        json!({"serverRelativeURL": format!("/openapi/v3/{gv}?hash=0")}),
+                    );
+                }
+            }
+            json_reply(200, &json!({"paths": paths}))
+        }
+        Path::OpenApiV3Group(gv) => json_reply(200, &openapi_v3(&lock(&shared.store).types, &gv)),
         Path::CoreVersions => json_reply(
             200,
             &json!({"kind": "APIVersions", "versions": ["v1"],
@@ -392,6 +418,36 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Reply {
             "the server could not find the requested resource",
         )),
     }
+}
+
+fn openapi_v3(types: &[ResourceType], group_version: &str) -> Json {
+    let mut paths = serde_json::Map::new();
+    for t in types {
+        for v in &t.versions {
+            let gv = if t.group.is_empty() {
+                format!("api/{v}")
+            } else {
+                format!("apis/{}/{v}", t.group)
+            };
+            if gv != group_version {
+                continue;
+            }
+            let path = if t.namespaced {
+                format!("/{gv}/namespaces/{{namespace}}/{}/{{name}}", t.plural)
+            } else {
+                format!("/{gv}/{}/{{name}}", t.plural)
+            };
+            paths.insert(
+                path,
+                json!({"patch": {
+                    "x-kubernetes-group-version-kind": {"group": t.group, "version": v, "kind": t.kind},
+                    "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "OK"}}
+                }}),
+            );
+        }
+    }
+    json!({"openapi": "3.0.0", "info": {"title": "testkube", "version": "v1.32.0"}, "paths": paths})
 }
 
 fn reason_for(code: u16) -> &'static str {
@@ -544,8 +600,9 @@ fn resource(
         "get" => store.get(&target, name).map(|o| (200, o)),
         "list" => {
             let selector = Selector::parse(q.get("labelSelector").map_or("", String::as_str))?;
+            let fields = Selector::parse_fields(q.get("fieldSelector").map_or("", String::as_str))?;
             let t = &store.types[kind];
-            let (items, rv) = store.list(&target, &selector)?;
+            let (items, rv) = store.list_matching(&target, &selector, &fields)?;
             Ok((
                 200,
                 json!({"kind": format!("{}List", t.kind), "apiVersion": t.api_version(&route.version),
@@ -657,9 +714,12 @@ async fn watch(shared: Arc<Shared>, route: Route, q: BTreeMap<String, String>) -
             version: &route.version,
             namespace: route.namespace.as_deref(),
         };
-        let selector = match Selector::parse(q.get("labelSelector").map_or("", String::as_str)) {
-            Ok(s) => s,
-            Err(e) => return error_reply(&e),
+        let (selector, fields) = match (
+            Selector::parse(q.get("labelSelector").map_or("", String::as_str)),
+            Selector::parse_fields(q.get("fieldSelector").map_or("", String::as_str)),
+        ) {
+            (Ok(s), Ok(f)) => (s, f),
+            (Err(e), _) | (_, Err(e)) => return error_reply(&e),
         };
         let rv = q.get("resourceVersion").map(String::as_str).unwrap_or("");
         let mut lines = Vec::new();
@@ -684,7 +744,7 @@ async fn watch(shared: Arc<Shared>, route: Route, q: BTreeMap<String, String>) -
                 }
             }
             _ => {
-                if let Ok((items, _)) = store.list(&target, &selector) {
+                if let Ok((items, _)) = store.list_matching(&target, &selector, &fields) {
                     lines.extend(items.iter().map(|o| event_line("ADDED", o)));
                 }
             }
@@ -700,6 +760,8 @@ async fn watch(shared: Arc<Shared>, route: Route, q: BTreeMap<String, String>) -
     };
     let selector =
         Selector::parse(q.get("labelSelector").map_or("", String::as_str)).unwrap_or_default();
+    let fields = Selector::parse_fields(q.get("fieldSelector").map_or("", String::as_str))
+        .unwrap_or_default();
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
     let timeout = q
         .get("timeoutSeconds")
@@ -741,7 +803,7 @@ async fn watch(shared: Arc<Shared>, route: Route, q: BTreeMap<String, String>) -
                             continue;
                         }
                         last_rv = e.rv;
-                        if !selector.matches(&e.object["metadata"]["labels"]) {
+                        if !selector.matches(&e.object["metadata"]["labels"]) || !fields.matches_fields(&e.object) {
                             continue;
                         }
                         let mut o = e.object;

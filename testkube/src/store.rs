@@ -104,6 +104,25 @@ fn spec_of(object: &Json) -> Json {
     o
 }
 
+/// Kubernetes treats a JSON-patch `test` of a missing path against `null` as passing (clients
+/// use it to check that `metadata.finalizers` is unset); the `json-patch` crate does not.
+fn without_null_tests_of_missing_paths(patch: Json, current: &Json) -> Json {
+    let Json::Array(ops) = patch else {
+        return patch;
+    };
+    Json::Array(
+        ops.into_iter()
+            .filter(|op| {
+                let is_null_test = op["op"] == "test" && op.get("value").is_some_and(Json::is_null);
+                let missing = op["path"]
+                    .as_str()
+                    .is_none_or(|p| current.pointer(p).is_none());
+                !(is_null_test && missing)
+            })
+            .collect(),
+    )
+}
+
 impl Default for Store {
     fn default() -> Self {
         Store::new()
@@ -235,6 +254,16 @@ impl Store {
     }
 
     pub fn list(&self, target: &Target, selector: &Selector) -> Result<(Vec<Json>, u64), ApiError> {
+        self.list_matching(target, selector, &Selector::default())
+    }
+
+    /// Objects matching a label selector and a field selector.
+    pub fn list_matching(
+        &self,
+        target: &Target,
+        selector: &Selector,
+        fields: &Selector,
+    ) -> Result<(Vec<Json>, u64), ApiError> {
         let t = &self.types[target.kind];
         let items = self
             .objects
@@ -242,7 +271,7 @@ impl Store {
             .filter(|((g, p, ns, _), _)| {
                 *g == t.group && *p == t.plural && target.namespace.is_none_or(|want| ns == want)
             })
-            .filter(|(_, o)| selector.matches(&o["metadata"]["labels"]))
+            .filter(|(_, o)| selector.matches(&o["metadata"]["labels"]) && fields.matches_fields(o))
             .map(|(_, o)| self.at_version(t, target.version, o))
             .collect();
         Ok((items, self.rv))
@@ -412,6 +441,7 @@ impl Store {
                     .map(str::to_string);
                 match kind {
                     Patch::Json => {
+                        let patch = without_null_tests_of_missing_paths(patch, &current);
                         let ops: json_patch::Patch =
                             serde_json::from_value(patch).map_err(|e| {
                                 ApiError::bad_request(format!("invalid JSON patch: {e}"))
@@ -676,6 +706,13 @@ impl Store {
         if &stored == current {
             // Kubernetes does not write (nor bump the version) when nothing changed.
             return Ok(self.at_version(t, version, current));
+        }
+        if next["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+            && let Some(m) = next["metadata"].as_object_mut()
+        {
+            m.remove("finalizers");
         }
         let deleting = next["metadata"]["deletionTimestamp"].is_string();
         let finalizers_left = next["metadata"]["finalizers"]

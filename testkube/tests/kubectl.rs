@@ -23,8 +23,11 @@ struct Kubectl {
 impl Kubectl {
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = Command::new("kubectl");
+        // A cache per run: kubectl caches discovery per host and port on disk.
         cmd.arg("--kubeconfig")
             .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.kubeconfig.with_file_name("cache"))
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -73,7 +76,7 @@ async fn kubectl_apply_get_patch_delete_and_watch() {
     let k = Kubectl { kubeconfig };
 
     let out = tokio::task::spawn_blocking(move || {
-        let applied = k.ok(&["apply", "--validate=false", "-f", "-"], Some(CONFIGMAP));
+        let applied = k.ok(&["apply", "-f", "-"], Some(CONFIGMAP));
         assert!(applied.contains("configmap/demo created"), "{applied}");
         let got = k.ok(
             &[
@@ -113,6 +116,8 @@ async fn kubectl_apply_get_patch_delete_and_watch() {
         let mut watch = Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(&k.kubeconfig)
+            .arg("--cache-dir")
+            .arg(k.kubeconfig.with_file_name("cache"))
             .args([
                 "get",
                 "configmap",

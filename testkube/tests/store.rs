@@ -144,6 +144,31 @@ fn merge_and_json_patches() {
             .code,
         422
     );
+    // As in Kubernetes, testing a missing path against null passes (finalizer helpers rely on it).
+    let guarded = json!([{"op": "test", "path": "/metadata/finalizers", "value": null},
+        {"op": "add", "path": "/metadata/finalizers", "value": ["x"]}]);
+    let patched = s
+        .patch(&t, "a", Patch::Json, guarded.clone(), "me", false)
+        .unwrap();
+    assert_eq!(patched["metadata"]["finalizers"], json!(["x"]));
+    assert_eq!(
+        s.patch(&t, "a", Patch::Json, guarded, "me", false)
+            .unwrap_err()
+            .code,
+        422
+    );
+}
+
+#[test]
+fn field_selectors_pick_by_name() {
+    let mut s = Store::new();
+    let t = target(&s, "", "configmaps", "v1", Some("default"));
+    s.create(&t, cm("a", json!({})), "me").unwrap();
+    s.create(&t, cm("b", json!({})), "me").unwrap();
+    let by_name = Selector::parse_fields("metadata.name=b").unwrap();
+    let (items, _) = s.list_matching(&t, &Selector::default(), &by_name).unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["metadata"]["name"], "b");
 }
 
 #[test]
