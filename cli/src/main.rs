@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod dev;
 mod render;
 
 // Parsing and evaluation allocate many small values, from several threads.
@@ -59,6 +60,19 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Start a local Kubernetes API server with the CRDs, definitions and objects under the paths
+    /// loaded (no cluster needed).
+    Dev {
+        /// Files or directories (searched recursively).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Port on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Write a kubeconfig for the server here, to look at it with kubectl.
+        #[arg(long)]
+        kubeconfig_out: Option<PathBuf>,
+    },
     /// Evaluate one Koreo expression and print the result as JSON.
     Eval {
         /// The expression, with or without the leading `=`.
@@ -78,6 +92,11 @@ fn main() -> ExitCode {
             format,
         } => test(&paths, filter.as_deref(), format),
         Command::Eval { expression, inputs } => eval(&expression, inputs.as_deref()),
+        Command::Dev {
+            paths,
+            port,
+            kubeconfig_out,
+        } => dev::run(&paths, port, kubeconfig_out.as_deref()),
     }
 }
 
@@ -87,7 +106,7 @@ fn emit(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
-fn print_diagnostic(d: &Diagnostic) {
+pub(crate) fn print_diagnostic(d: &Diagnostic) {
     use std::io::IsTerminal;
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     eprint!("{}", render::render(d, color));

@@ -132,3 +132,73 @@ fn eval_prints_json() {
     let out = koreo(&["eval", "=1 +"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A GET over plain HTTP/1.1, enough to look into `koreo dev`'s server.
+fn http_get(base: &str, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).expect("the server accepts connections");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or("");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response}"))
+}
+
+#[test]
+fn dev_serves_the_directory_loaded() {
+    let dir = std::env::temp_dir().join(format!("koreo-dev-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_koreo"))
+        .args([
+            "dev",
+            "../../shared/conformance/koreo-core",
+            "--kubeconfig-out",
+        ])
+        .arg(&kubeconfig)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !kubeconfig.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let config = std::fs::read_to_string(&kubeconfig).unwrap_or_default();
+    let server = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .map(str::to_string);
+    let result = std::panic::catch_unwind(|| {
+        let server = server.expect("koreo dev wrote a kubeconfig with the server's address");
+        let workflows = http_get(
+            &server,
+            "/apis/koreo.dev/v1beta1/namespaces/koreo-testing/workflows",
+        );
+        let names: Vec<&str> = workflows["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|w| w["metadata"]["name"].as_str())
+            .collect();
+        assert!(names.contains(&"fully-built.v1"), "{names:?}");
+        let parent = http_get(
+            &server,
+            "/apis/koreo.dev/v1beta1/namespaces/koreo-testing/triggerdummies/fully-built-trigger",
+        );
+        assert_eq!(parent["spec"]["values"]["int"], 89);
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::remove_dir_all(&dir).ok();
+    result.unwrap();
+}

@@ -180,6 +180,21 @@ impl Body for ReplyBody {
                 .map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
         }
     }
+
+    // Known lengths go out with Content-Length rather than chunked.
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            ReplyBody::Full(full) => full.size_hint(),
+            ReplyBody::Stream(_) => hyper::body::SizeHint::default(),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReplyBody::Full(full) => full.is_end_stream(),
+            ReplyBody::Stream(_) => false,
+        }
+    }
 }
 
 fn json_reply(code: u16, body: &Json) -> Reply {

@@ -157,6 +157,15 @@ impl Store {
         self.rv
     }
 
+    /// The kind an object's `apiVersion` and `kind` name, with the version to serve it at.
+    pub fn kind_of(&self, api_version: &str, kind: &str) -> Option<(usize, String)> {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        self.types
+            .iter()
+            .position(|t| t.kind == kind && t.serves(group, version))
+            .map(|i| (i, version.to_string()))
+    }
+
     pub fn kind_index(&self, group: &str, plural: &str) -> Option<usize> {
         self.types
             .iter()

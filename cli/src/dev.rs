@@ -1,0 +1,152 @@
+//! `koreo dev`: an embedded API server with a directory's CRDs, definitions and objects loaded.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use koreo_lang::Workspace;
+use koreo_testkube::TestKube;
+use koreo_testkube::store::{Store, Target};
+use serde_json::{Value as Json, json};
+
+/// A CRD for a Koreo kind: any spec, with a status subresource. (Generated, validating CRDs
+/// replace these when the `crds/` manifests land.)
+fn koreo_crd(kind: &str) -> Json {
+    let plural = format!("{}s", kind.to_lowercase());
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.koreo.dev")},
+        "spec": {
+            "group": "koreo.dev",
+            "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase()},
+            "versions": [{"name": "v1beta1", "served": true, "storage": true,
+                "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+        }
+    })
+}
+
+/// Creates an object, and its namespace first when that is missing. Returns a line for the log.
+fn create(store: &mut Store, object: &Json) -> Result<String, String> {
+    let api_version = object["apiVersion"].as_str().unwrap_or("");
+    let kind = object["kind"].as_str().unwrap_or("");
+    let name = object["metadata"]["name"].as_str().unwrap_or("");
+    let (index, version) = store
+        .kind_of(api_version, kind)
+        .ok_or_else(|| format!("{kind} {name}: the server does not serve {api_version} {kind}; is its CRD in the directory?"))?;
+    let namespaced = store.types[index].namespaced;
+    let namespace = object["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string();
+    if namespaced && let Some((ns_kind, _)) = store.kind_of("v1", "Namespace") {
+        let t = Target {
+            kind: ns_kind,
+            version: "v1",
+            namespace: None,
+        };
+        if store.get(&t, &namespace).is_err() {
+            store
+                .create(&t, json!({"metadata": {"name": namespace}}), "koreo-dev")
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let target = Target {
+        kind: index,
+        version: &version,
+        namespace: namespaced.then_some(namespace.as_str()),
+    };
+    match store.create(&target, object.clone(), "koreo-dev") {
+        Ok(_) => Ok(match namespaced {
+            true => format!("created {kind} {namespace}/{name}"),
+            false => format!("created {kind} {name}"),
+        }),
+        Err(e) if e.code == 409 => Ok(format!("kept {kind} {name} (already there)")),
+        Err(e) => Err(format!("{kind} {name}: {e}")),
+    }
+}
+
+fn load(server: &TestKube, ws: &Workspace) -> Vec<Result<String, String>> {
+    let mut log = Vec::new();
+    server.with_store(|store| {
+        for kind in koreo_lang::model::KINDS {
+            log.push(create(store, &koreo_crd(kind)));
+        }
+        let (crds, others): (Vec<_>, Vec<_>) = ws
+            .objects
+            .iter()
+            .partition(|o| o.kind() == "CustomResourceDefinition");
+        let (namespaces, others): (Vec<_>, Vec<_>) =
+            others.into_iter().partition(|o| o.kind() == "Namespace");
+        for object in crds.iter().chain(&namespaces) {
+            log.push(create(store, &object.value));
+        }
+        // Definitions before the objects that trigger them, as written in their files.
+        for file in &ws.files {
+            let Ok(docs) = koreo_lang::yaml::parse_documents(&file.text) else {
+                continue;
+            };
+            for doc in docs {
+                let defined = ws.definitions.iter().any(|d| {
+                    let at = &d.meta().location;
+                    at.file.path == file.path && at.span.start == doc.root.span.start
+                });
+                if defined {
+                    log.push(create(store, &doc.root.to_json()));
+                }
+            }
+        }
+        for object in others {
+            log.push(create(store, &object.value));
+        }
+    });
+    log
+}
+
+pub fn run(paths: &[PathBuf], port: u16, kubeconfig_out: Option<&Path>) -> ExitCode {
+    let ws = Workspace::load_paths(paths);
+    for d in ws.diagnostics.iter().filter(|d| d.is_error()) {
+        crate::print_diagnostic(d);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let server = match TestKube::start_on(port).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot listen on 127.0.0.1:{port}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut failed = false;
+        for line in load(&server, &ws) {
+            match line {
+                Ok(done) => println!("{done}"),
+                Err(problem) => {
+                    failed = true;
+                    eprintln!("error: {problem}");
+                }
+            }
+        }
+        if let Some(path) = kubeconfig_out {
+            if let Err(e) = std::fs::write(path, server.kubeconfig()) {
+                eprintln!("error: cannot write the kubeconfig to {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+            println!("kubeconfig written to {} (kubectl --kubeconfig {} get all)", path.display(), path.display());
+        }
+        println!("API server at {} with {} definitions loaded{}", server.url(), ws.definitions.len(), if failed { " (some objects failed, above)" } else { "" });
+        println!("The controller is not part of this build yet: definitions are served, nothing reconciles them. Ctrl-C stops.");
+        let _ = tokio::signal::ctrl_c().await;
+        ExitCode::SUCCESS
+    })
+}
