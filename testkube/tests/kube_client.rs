@@ -269,3 +269,65 @@ async fn injected_faults_reach_the_client() {
     assert_eq!(counts["get"], 6);
     assert_eq!(counts["create"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_bookmarks_timeouts_and_delete_collection() {
+    use kube::api::{WatchEvent, WatchParams};
+    let server = TestKube::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(client(&server).await, "default");
+    api.create(&PostParams::default(), &configmap("a", "1"))
+        .await
+        .unwrap();
+    let list = api.list(&ListParams::default()).await.unwrap();
+    let rv = list.metadata.resource_version.unwrap();
+
+    // Bookmarks arrive when asked for, and the stream ends at its timeout.
+    let params = WatchParams {
+        bookmarks: true,
+        ..WatchParams::default()
+    }
+    .timeout(2);
+    let started = std::time::Instant::now();
+    let mut stream = api.watch(&params, &rv).await.unwrap().boxed();
+    let mut bookmarks = 0;
+    while let Some(event) = stream.next().await {
+        if let WatchEvent::Bookmark(_) = event.unwrap() {
+            bookmarks += 1;
+        }
+    }
+    assert!(bookmarks >= 1, "bookmarks were sent");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2) && started.elapsed() < Duration::from_secs(6)
+    );
+
+    // An expired version: an ERROR event with a 410 Status, not an HTTP error.
+    server.expire_resource_versions();
+    let mut stream = api
+        .watch(&WatchParams::default(), "1")
+        .await
+        .unwrap()
+        .boxed();
+    match stream.next().await.unwrap().unwrap() {
+        WatchEvent::Error(e) => assert_eq!(e.code, 410),
+        other => panic!("expected a 410 ERROR event, got {other:?}"),
+    }
+
+    api.create(&PostParams::default(), &configmap("b", "2"))
+        .await
+        .unwrap();
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("app=b"),
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(left, ["a"]);
+}

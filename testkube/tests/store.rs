@@ -387,3 +387,63 @@ fn events_resume_from_a_version_or_are_gone() {
         410
     );
 }
+
+#[test]
+fn foreground_deletion_removes_dependents_first() {
+    let mut s = Store::new();
+    let t = target(&s, "", "configmaps", "v1", Some("default"));
+    let owner = s.create(&t, cm("owner", json!({})), "me").unwrap();
+    let mut c = cm("child", json!({}));
+    c["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}]);
+    s.create(&t, c, "me").unwrap();
+    let (_, gone) = s
+        .delete(&t, "owner", Propagation::Foreground, None)
+        .unwrap();
+    assert!(gone);
+    assert_eq!(s.get(&t, "child").unwrap_err().code, 404);
+}
+
+#[test]
+fn deleting_a_crd_or_a_namespace_removes_what_it_holds() {
+    let mut s = with_crd();
+    let ns = target(&s, "", "namespaces", "v1", None);
+    s.create(&ns, json!({"metadata": {"name": "team"}}), "me")
+        .unwrap();
+    let apps = target(&s, "example.com", "webapps", "v1", Some("team"));
+    s.create(&apps, json!({"metadata": {"name": "w"}}), "me")
+        .unwrap();
+    let cms = target(&s, "", "configmaps", "v1", Some("team"));
+    s.create(&cms, cm("c", json!({})), "me").unwrap();
+
+    s.delete(&ns, "team", Propagation::Background, None)
+        .unwrap();
+    assert_eq!(s.get(&cms, "c").unwrap_err().code, 404);
+
+    let crds = target(
+        &s,
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        "v1",
+        None,
+    );
+    s.delete(&crds, "webapps.example.com", Propagation::Background, None)
+        .unwrap();
+    assert!(
+        s.kind_index("example.com", "webapps").is_none(),
+        "the kind is no longer served"
+    );
+}
+
+#[test]
+fn uid_preconditions_guard_deletion() {
+    let mut s = Store::new();
+    let t = target(&s, "", "configmaps", "v1", Some("default"));
+    s.create(&t, cm("a", json!({})), "me").unwrap();
+    assert_eq!(
+        s.delete(&t, "a", Propagation::Background, Some("not-its-uid"))
+            .unwrap_err()
+            .code,
+        409
+    );
+    assert!(s.get(&t, "a").is_ok());
+}
