@@ -6,6 +6,7 @@ pub mod fields;
 pub mod selector;
 pub mod server;
 pub mod store;
+pub mod strategic;
 pub mod types;
 
 pub use error::ApiError;

@@ -463,6 +463,10 @@ impl Store {
                             )
                         })?;
                     }
+                    // Custom resources have no merge keys: a strategic patch is a merge patch.
+                    Patch::Strategic if t.crd.is_none() => {
+                        crate::strategic::apply(&mut patched, &patch, &t.kind)
+                    }
                     _ => json_patch::merge(&mut patched, &patch),
                 }
                 if let Some(rv) = expected_rv
