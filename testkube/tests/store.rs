@@ -447,3 +447,43 @@ fn uid_preconditions_guard_deletion() {
     );
     assert!(s.get(&t, "a").is_ok());
 }
+
+#[test]
+fn server_side_apply_on_the_status_subresource() {
+    let mut s = with_crd();
+    let t = target(&s, "example.com", "webapps", "v1", Some("default"));
+    s.create(
+        &t,
+        json!({"metadata": {"name": "w"}, "spec": {"a": 1}}),
+        "me",
+    )
+    .unwrap();
+    let body = |status: Json| json!({"apiVersion": "example.com/v1", "kind": "WebApp", "metadata": {"name": "w"}, "spec": {"a": 99}, "status": status});
+    let o = s
+        .patch(
+            &t,
+            "w",
+            Patch::Apply { force: false },
+            body(json!({"ready": true, "phase": "Up"})),
+            "koreo",
+            true,
+        )
+        .unwrap();
+    assert_eq!(o["status"], json!({"ready": true, "phase": "Up"}));
+    assert_eq!(o["spec"]["a"], 1, "a status apply leaves spec alone");
+    let o = s
+        .patch(
+            &t,
+            "w",
+            Patch::Apply { force: false },
+            body(json!({"ready": false})),
+            "koreo",
+            true,
+        )
+        .unwrap();
+    assert_eq!(
+        o["status"],
+        json!({"ready": false}),
+        "fields no longer applied are removed"
+    );
+}
