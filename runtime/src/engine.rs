@@ -1,0 +1,379 @@
+//! One reconcile of a workflow for a parent: the step DAG run with independent steps (and
+//! `forEach` items) concurrently, functions evaluated by `koreo_lang::eval`, and the cluster
+//! reached through a [`ResourceApi`], so the same engine runs against a cluster or in memory.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use koreo_lang::Workspace;
+use koreo_lang::analysis::{StepGraph, step_graph};
+use koreo_lang::eval::{self, Action, Outcome, ResourceId, StepContext, StepPlan};
+use koreo_lang::load::NamespaceView;
+use koreo_lang::model::{LogicKind, LogicRef, ResourceFunction, Step, Workflow};
+use serde_json::{Map, Value as Json, json};
+
+/// Why a write failed, as far as the engine needs to know.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WriteError {
+    /// Someone else created or changed it first (409).
+    Conflict(String),
+    Other(String),
+}
+
+/// The cluster as the engine sees it: objects by identity.
+pub trait ResourceApi: Sync {
+    fn get(&self, id: &ResourceId) -> impl Future<Output = Result<Option<Json>, String>> + Send;
+    fn create(
+        &self,
+        id: &ResourceId,
+        body: &Json,
+    ) -> impl Future<Output = Result<Json, WriteError>> + Send;
+    /// Server-side apply as koreo's field manager.
+    fn apply(
+        &self,
+        id: &ResourceId,
+        body: &Json,
+    ) -> impl Future<Output = Result<Json, WriteError>> + Send;
+    fn delete(&self, id: &ResourceId) -> impl Future<Output = Result<(), WriteError>> + Send;
+}
+
+/// The owner of what a reconcile creates: the parent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Owner {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+    pub namespace: Option<String>,
+}
+
+impl Owner {
+    pub fn of(parent: &Json) -> Option<Owner> {
+        let meta = &parent["metadata"];
+        Some(Owner {
+            api_version: parent["apiVersion"].as_str()?.to_string(),
+            kind: parent["kind"].as_str()?.to_string(),
+            name: meta["name"].as_str()?.to_string(),
+            uid: meta["uid"].as_str()?.to_string(),
+            namespace: meta["namespace"].as_str().map(str::to_string),
+        })
+    }
+
+    fn reference(&self) -> Json {
+        json!({"apiVersion": self.api_version, "kind": self.kind, "name": self.name, "uid": self.uid,
+            "blockOwnerDeletion": true, "controller": false})
+    }
+}
+
+/// What one reconcile of a workflow produced.
+#[derive(Debug)]
+pub struct WorkflowRun {
+    /// The workflow's outcome: the combination of its steps'.
+    pub outcome: Outcome,
+    /// Each step's outcome, by label.
+    pub steps: BTreeMap<String, Outcome>,
+    /// `status.state`: the steps' `state` merged in step order.
+    pub state: Json,
+    /// A condition per step that declares one, then `Ready`.
+    pub conditions: Vec<Json>,
+    /// Errors evaluating steps' `state`, by label.
+    pub state_errors: BTreeMap<String, String>,
+    /// The objects each step manages (Koreo's `koreo.dev/managed-resources` shape).
+    pub resources: Json,
+}
+
+type StepFuture<'a> = Pin<Box<dyn Future<Output = (usize, Outcome, Json)> + Send + 'a>>;
+
+pub struct Engine<'a, A: ResourceApi> {
+    pub workspace: &'a Workspace,
+    pub api: &'a A,
+    pub owner: Option<Owner>,
+}
+
+impl<'a, A: ResourceApi> Engine<'a, A> {
+    /// Runs a workflow with `parent` as its `parent` variable.
+    pub fn run_workflow<'r>(
+        &'r self,
+        workflow: &'r Workflow,
+        parent: &'r Json,
+    ) -> Pin<Box<dyn Future<Output = WorkflowRun> + Send + 'r>>
+    where
+        'a: 'r,
+    {
+        Box::pin(async move {
+            let mut diagnostics = Vec::new();
+            let graph: StepGraph = step_graph(workflow, &mut diagnostics);
+            let namespace = workflow.meta.namespace.as_deref();
+            let mut outcomes: Vec<Option<Outcome>> = vec![None; workflow.steps.len()];
+            let mut resources: Vec<Json> = vec![Json::Null; workflow.steps.len()];
+            let mut values = Map::new();
+            let mut running: FuturesUnordered<StepFuture<'r>> = FuturesUnordered::new();
+            let mut started = vec![false; workflow.steps.len()];
+            loop {
+                // Start every step whose dependencies are done.
+                for (i, step) in workflow.steps.iter().enumerate() {
+                    if started[i] || !graph.dependencies[i].iter().all(|d| outcomes[*d].is_some()) {
+                        continue;
+                    }
+                    started[i] = true;
+                    let blocked = graph.dependencies[i]
+                        .iter()
+                        .find_map(|d| match &outcomes[*d] {
+                            Some(Outcome::Ok(_)) | None => None,
+                            Some(other) => {
+                                Some(eval::dependency_skip(&workflow.steps[*d].label, other))
+                            }
+                        });
+                    let steps_json = Json::Object(values.clone());
+                    running.push(Box::pin(async move {
+                        if let Some(skip) = blocked {
+                            return (i, skip, Json::Null);
+                        }
+                        let (outcome, managed) =
+                            self.run_step(step, parent, &steps_json, namespace).await;
+                        (i, outcome, managed)
+                    }));
+                }
+                let Some((i, outcome, managed)) = running.next().await else {
+                    break;
+                };
+                if let Outcome::Ok(value) = &outcome {
+                    values.insert(workflow.steps[i].label.clone(), value.clone());
+                }
+                resources[i] = managed;
+                outcomes[i] = Some(outcome);
+            }
+            self.finish(workflow, outcomes, resources)
+        })
+    }
+
+    fn finish(
+        &self,
+        workflow: &Workflow,
+        outcomes: Vec<Option<Outcome>>,
+        resources: Vec<Json>,
+    ) -> WorkflowRun {
+        let outcomes: Vec<Outcome> = outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::retry("the step did not run", 30, None)))
+            .collect();
+        let mut states = Vec::new();
+        let mut state_errors = BTreeMap::new();
+        let mut conditions = Vec::new();
+        let mut steps = BTreeMap::new();
+        let mut managed = Map::new();
+        for ((step, outcome), resource) in workflow.steps.iter().zip(&outcomes).zip(resources) {
+            if let Outcome::Ok(value) = outcome {
+                match eval::step_state(step, value) {
+                    Ok(Some(state)) => states.push(state),
+                    Ok(None) => {}
+                    Err(e) => {
+                        state_errors
+                            .insert(step.label.clone(), e.message().unwrap_or("").to_string());
+                    }
+                }
+            }
+            if let Some(c) = &step.condition {
+                conditions.push(eval::condition_for(&c.kind, &c.name, outcome));
+            }
+            managed.insert(step.label.clone(), resource);
+            steps.insert(step.label.clone(), outcome.clone());
+        }
+        let outcome = match eval::combine(outcomes) {
+            Outcome::Ok(_) => Outcome::Ok(Json::Null),
+            other => other,
+        };
+        conditions.push(eval::condition_for(
+            "Ready",
+            &format!("Workflow {}", workflow.meta.name),
+            &outcome,
+        ));
+        WorkflowRun {
+            outcome,
+            steps,
+            state: eval::merge_states(states),
+            conditions,
+            state_errors,
+            resources: json!({"workflow": workflow.meta.name, "resources": managed}),
+        }
+    }
+
+    async fn run_step(
+        &self,
+        step: &Step,
+        parent: &Json,
+        steps: &Json,
+        namespace: Option<&str>,
+    ) -> (Outcome, Json) {
+        let ctx = StepContext { parent, steps };
+        let plan = match eval::plan_step(step, &ctx) {
+            Ok(plan) => plan,
+            Err(outcome) => return (outcome, Json::Null),
+        };
+        match plan {
+            StepPlan::Skip(outcome) => (outcome, Json::Null),
+            StepPlan::Run { inputs } => self.run_logic(step, &inputs, &ctx, namespace).await,
+            StepPlan::ForEach { inputs } => {
+                let runs = futures::future::join_all(
+                    inputs
+                        .iter()
+                        .map(|i| self.run_logic(step, i, &ctx, namespace)),
+                )
+                .await;
+                let failed: Vec<Outcome> = runs
+                    .iter()
+                    .map(|(o, _)| o.clone())
+                    .filter(|o| matches!(o, Outcome::Retry { .. } | Outcome::PermFail { .. }))
+                    .collect();
+                let managed = Json::Array(runs.iter().map(|(_, m)| m.clone()).collect());
+                if !failed.is_empty() {
+                    return (eval::combine(failed), managed);
+                }
+                // Items that were skipped leave a null in the list, keeping positions.
+                let values = runs
+                    .into_iter()
+                    .map(|(o, _)| {
+                        if let Outcome::Ok(v) = o {
+                            v
+                        } else {
+                            Json::Null
+                        }
+                    })
+                    .collect();
+                (Outcome::Ok(Json::Array(values)), managed)
+            }
+        }
+    }
+
+    async fn run_logic(
+        &self,
+        step: &Step,
+        inputs: &Json,
+        ctx: &StepContext<'_>,
+        namespace: Option<&str>,
+    ) -> (Outcome, Json) {
+        let logic: &LogicRef = match eval::choose_case(step, inputs, ctx) {
+            Ok(l) => l,
+            Err(outcome) => return (outcome, Json::Null),
+        };
+        let missing = || {
+            Outcome::retry(
+                format!(
+                    "'{}:{}' is not loaded or not valid; will retry.",
+                    logic.kind.as_str(),
+                    logic.name
+                ),
+                15,
+                None,
+            )
+        };
+        match logic.kind {
+            LogicKind::ValueFunction => match self.workspace.value_function(&logic.name, namespace)
+            {
+                Some(f) => (eval::run_value_function(f, inputs, None), Json::Null),
+                None => (missing(), Json::Null),
+            },
+            LogicKind::ResourceFunction => {
+                match self.workspace.resource_function(&logic.name, namespace) {
+                    Some(f) => self.run_resource(f, inputs, namespace).await,
+                    None => (missing(), Json::Null),
+                }
+            }
+            LogicKind::Workflow => match self.workspace.workflow(&logic.name, namespace) {
+                Some(w) => {
+                    let run = self.run_workflow(w, inputs).await;
+                    // A sub-workflow's value is its merged state.
+                    let outcome = match run.outcome {
+                        Outcome::Ok(_) => Outcome::Ok(run.state),
+                        other => other,
+                    };
+                    (outcome, run.resources)
+                }
+                None => (missing(), Json::Null),
+            },
+        }
+    }
+
+    /// A ResourceFunction: prepare the target, read the object, write what differs, then
+    /// postconditions and `return`.
+    async fn run_resource(
+        &self,
+        f: &ResourceFunction,
+        inputs: &Json,
+        namespace: Option<&str>,
+    ) -> (Outcome, Json) {
+        let view = NamespaceView {
+            workspace: self.workspace,
+            namespace,
+        };
+        let prepared = match eval::prepare_resource(f, inputs, &view) {
+            Ok(p) => p,
+            Err(outcome) => return (outcome, Json::Null),
+        };
+        let id = &prepared.id;
+        let managed = json!({"apiVersion": id.api_version, "kind": id.kind, "name": id.name, "namespace": id.namespace,
+            "readonly": f.api_config.readonly, "resourceFunction": f.meta.name});
+        let live = match self.api.get(id).await {
+            Ok(live) => live,
+            Err(e) => {
+                return (
+                    Outcome::retry(format!("ServerError loading {id}: {e}"), 30, None),
+                    managed,
+                );
+            }
+        };
+        let action = match eval::decide(f, inputs, &prepared, live.as_ref()) {
+            Ok(a) => a,
+            Err(outcome) => return (outcome, managed),
+        };
+        let outcome = match action {
+            Action::Finish(object) => eval::finish_resource(f, inputs, &prepared, &object),
+            Action::Wait(outcome) => outcome,
+            Action::Create { body, owned, then } => {
+                match self.api.create(id, &self.owned(body, owned, id)).await {
+                    Ok(_) => then,
+                    Err(WriteError::Conflict(_)) => {
+                        Outcome::retry(format!("Waiting on competing creation of {id}."), 30, None)
+                    }
+                    Err(WriteError::Other(e)) => {
+                        Outcome::perm_fail(format!("Error creating {id}: {e}"), None)
+                    }
+                }
+            }
+            Action::Patch { body, owned, then } => {
+                match self.api.apply(id, &self.owned(body, owned, id)).await {
+                    Ok(_) => then,
+                    Err(e) => Outcome::retry(format!("Error patching {id}: {e:?}"), 30, None),
+                }
+            }
+            Action::Delete { then } => match self.api.delete(id).await {
+                Ok(()) => then,
+                Err(e) => Outcome::retry(format!("Error deleting {id}: {e:?}"), 30, None),
+            },
+        };
+        (outcome, managed)
+    }
+
+    /// Adds the parent as owner when the function owns what it creates and both share a
+    /// namespace (Kubernetes ignores cross-namespace owners).
+    fn owned(&self, mut body: Json, owned: bool, id: &ResourceId) -> Json {
+        if let Some(owner) = self
+            .owner
+            .as_ref()
+            .filter(|o| owned && o.namespace.is_some() && o.namespace == id.namespace)
+        {
+            let refs = body["metadata"]["ownerReferences"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if !refs.iter().any(|r| r["uid"] == owner.uid.as_str()) {
+                let mut refs = refs;
+                refs.push(owner.reference());
+                body["metadata"]["ownerReferences"] = Json::Array(refs);
+            }
+        }
+        body
+    }
+}

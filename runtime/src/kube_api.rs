@@ -1,0 +1,123 @@
+//! [`ResourceApi`] over `kube::Client`: kinds found by discovery (no `plural` needed), writes by
+//! server-side apply as field manager `koreo`.
+
+use std::collections::HashMap;
+
+use koreo_lang::eval::ResourceId;
+use kube::Client;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiResource, Scope};
+use serde_json::Value as Json;
+use tokio::sync::Mutex;
+
+use crate::engine::{ResourceApi, WriteError};
+
+pub const FIELD_MANAGER: &str = "koreo";
+
+pub struct KubeApi {
+    client: Client,
+    kinds: Mutex<HashMap<(String, String), (ApiResource, bool)>>,
+}
+
+impl KubeApi {
+    pub fn new(client: Client) -> KubeApi {
+        KubeApi {
+            client,
+            kinds: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The API for an object's kind, discovered once per kind.
+    async fn api(&self, id: &ResourceId) -> Result<Api<DynamicObject>, String> {
+        let key = (id.api_version.clone(), id.kind.clone());
+        let known = self.kinds.lock().await.get(&key).cloned();
+        let (resource, namespaced) = match known {
+            Some(k) => k,
+            None => {
+                let (group, version) = id
+                    .api_version
+                    .split_once('/')
+                    .unwrap_or(("", &id.api_version));
+                let gvk = GroupVersionKind::gvk(group, version, &id.kind);
+                let (resource, caps) = kube::discovery::pinned_kind(&self.client, &gvk)
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "the cluster does not serve {} {}: {e}",
+                            id.api_version, id.kind
+                        )
+                    })?;
+                let found = (resource, caps.scope == Scope::Namespaced);
+                self.kinds.lock().await.insert(key, found.clone());
+                found
+            }
+        };
+        Ok(match (namespaced, &id.namespace) {
+            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &resource),
+            (true, None) => {
+                return Err(format!(
+                    "{} is namespaced: the function must set a namespace",
+                    id.kind
+                ));
+            }
+            (false, _) => Api::all_with(self.client.clone(), &resource),
+        })
+    }
+}
+
+fn to_object(body: &Json) -> Result<DynamicObject, WriteError> {
+    serde_json::from_value(body.clone())
+        .map_err(|e| WriteError::Other(format!("not a Kubernetes object: {e}")))
+}
+
+fn to_json(object: &DynamicObject) -> Json {
+    serde_json::to_value(object).unwrap_or(Json::Null)
+}
+
+fn write_error(e: kube::Error) -> WriteError {
+    match e {
+        kube::Error::Api(status) if status.code == 409 => WriteError::Conflict(status.message),
+        other => WriteError::Other(other.to_string()),
+    }
+}
+
+impl ResourceApi for KubeApi {
+    async fn get(&self, id: &ResourceId) -> Result<Option<Json>, String> {
+        let api = self.api(id).await?;
+        api.get_opt(&id.name)
+            .await
+            .map(|o| o.as_ref().map(to_json))
+            .map_err(|e| e.to_string())
+    }
+
+    async fn create(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
+        let api = self.api(id).await.map_err(WriteError::Other)?;
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        api.create(&params, &to_object(body)?)
+            .await
+            .map(|o| to_json(&o))
+            .map_err(write_error)
+    }
+
+    async fn apply(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
+        let api = self.api(id).await.map_err(WriteError::Other)?;
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        api.patch(&id.name, &params, &Patch::Apply(body))
+            .await
+            .map(|o| to_json(&o))
+            .map_err(write_error)
+    }
+
+    async fn delete(&self, id: &ResourceId) -> Result<(), WriteError> {
+        let api = self.api(id).await.map_err(WriteError::Other)?;
+        match api.delete(&id.name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(write_error(e)),
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! The koreo controller: workflows as control loops over any Kubernetes kinds.
+
+pub mod engine;
+pub mod kube_api;
