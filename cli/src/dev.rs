@@ -104,6 +104,42 @@ fn load(server: &TestKube, ws: &Workspace) -> Vec<Result<String, String>> {
     log
 }
 
+async fn client(server: &TestKube) -> Result<kube::Client, String> {
+    let kubeconfig =
+        kube::config::Kubeconfig::from_yaml(&server.kubeconfig()).map_err(|e| e.to_string())?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    kube::Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// One reconcile, as a person follows it: what each unfinished step is doing, and the
+/// parent's conditions when they change.
+fn print_report(report: &koreo_runtime::controller::Report) {
+    println!(
+        "{} ({}): {}",
+        report.parent,
+        report.workflow,
+        report.outcome.name()
+    );
+    for (label, outcome) in &report.steps {
+        println!(
+            "  step {label}: {} {}",
+            outcome.name(),
+            outcome.message().unwrap_or("")
+        );
+    }
+    for c in report.conditions.iter().flatten() {
+        println!(
+            "  condition {} = {} ({}): {}",
+            c["type"].as_str().unwrap_or(""),
+            c["status"].as_str().unwrap_or(""),
+            c["reason"].as_str().unwrap_or(""),
+            c["message"].as_str().unwrap_or("")
+        );
+    }
+}
+
 pub fn run(paths: &[PathBuf], port: u16, kubeconfig_out: Option<&Path>) -> ExitCode {
     let ws = Workspace::load_paths(paths);
     for d in ws.diagnostics.iter().filter(|d| d.is_error()) {
@@ -139,13 +175,47 @@ pub fn run(paths: &[PathBuf], port: u16, kubeconfig_out: Option<&Path>) -> ExitC
         }
         if let Some(path) = kubeconfig_out {
             if let Err(e) = std::fs::write(path, server.kubeconfig()) {
-                eprintln!("error: cannot write the kubeconfig to {}: {e}", path.display());
+                eprintln!(
+                    "error: cannot write the kubeconfig to {}: {e}",
+                    path.display()
+                );
                 return ExitCode::FAILURE;
             }
-            println!("kubeconfig written to {} (kubectl --kubeconfig {} get all)", path.display(), path.display());
+            println!(
+                "kubeconfig written to {} (kubectl --kubeconfig {} get all)",
+                path.display(),
+                path.display()
+            );
         }
-        println!("API server at {} with {} definitions loaded{}", server.url(), ws.definitions.len(), if failed { " (some objects failed, above)" } else { "" });
-        println!("The controller is not part of this build yet: definitions are served, nothing reconciles them. Ctrl-C stops.");
+        println!(
+            "API server at {} with {} definitions loaded{}",
+            server.url(),
+            ws.definitions.len(),
+            if failed {
+                " (some objects failed, above)"
+            } else {
+                ""
+            }
+        );
+        let client = match client(&server).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: cannot connect to the embedded server: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let (reports, mut received) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(
+            koreo_runtime::controller::Controller::new(client, None)
+                .with_reports(reports)
+                .run(),
+        );
+        println!("The controller is running. Ctrl-C stops.");
+        tokio::spawn(async move {
+            while let Some(report) = received.recv().await {
+                print_report(&report);
+            }
+        });
         let _ = tokio::signal::ctrl_c().await;
         ExitCode::SUCCESS
     })

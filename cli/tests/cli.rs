@@ -202,3 +202,51 @@ fn dev_serves_the_directory_loaded() {
     std::fs::remove_dir_all(&dir).ok();
     result.unwrap();
 }
+
+#[test]
+fn dev_runs_the_controller_until_the_parent_is_ready() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_koreo"))
+        .args(["dev", "../examples/hello"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        match received.recv_timeout(std::time::Duration::from_millis(200)) {
+            Ok(line) => {
+                let done = line.contains("condition Ready = True");
+                seen.push(line);
+                if done {
+                    break;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = seen.join("\n");
+    assert!(text.contains("created Greeting default/ada"), "{text}");
+    assert!(
+        text.contains("step config: Retry Creating ConfigMap:default:ada-greeting."),
+        "{text}"
+    );
+    assert!(
+        text.contains("condition Ready = True (Ready): Workflow hello ready."),
+        "{text}"
+    );
+}

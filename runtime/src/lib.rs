@@ -1,4 +1,5 @@
 //! The koreo controller: workflows as control loops over any Kubernetes kinds.
 
+pub mod controller;
 pub mod engine;
 pub mod kube_api;

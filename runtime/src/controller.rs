@@ -1,0 +1,433 @@
+//! The controller: loads Koreo definitions from the cluster (and reloads them as they change),
+//! watches the parent kind of every Workflow with a `crdRef`, and reconciles each parent with
+//! the engine, one reconcile per parent at a time, requeued by outcome.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use koreo_lang::Workspace;
+use koreo_lang::eval::Outcome;
+use kube::Client;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiResource, Scope};
+use kube::runtime::watcher;
+use serde_json::{Map, Value as Json, json};
+use tokio::sync::{RwLock, mpsc};
+
+use crate::engine::{Engine, Owner, WorkflowRun};
+use crate::kube_api::{FIELD_MANAGER, KubeApi};
+
+pub const MANAGED_RESOURCES: &str = "koreo.dev/managed-resources";
+/// How often a parent that is Ok is reconciled again, to catch what no event reports.
+pub const RESYNC: Duration = Duration::from_secs(20 * 60);
+
+/// What a reconcile did, for whoever is watching (`koreo dev` prints it).
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// `Kind namespace/name` of the parent.
+    pub parent: String,
+    pub workflow: String,
+    pub outcome: Outcome,
+    /// Step outcomes other than Ok, by label (what is happening right now).
+    pub steps: BTreeMap<String, Outcome>,
+    /// The parent's conditions, when they changed.
+    pub conditions: Option<Vec<Json>>,
+}
+
+/// A parent to reconcile.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ParentKey {
+    api_version: String,
+    kind: String,
+    namespace: Option<String>,
+    name: String,
+}
+
+pub struct Controller {
+    client: Client,
+    /// Namespaces to watch for definitions and parents; empty: all.
+    namespace: Option<String>,
+    reports: Option<mpsc::UnboundedSender<Report>>,
+}
+
+const KOREO_KINDS: [(&str, &str); 4] = [
+    ("ResourceTemplate", "resourcetemplates"),
+    ("ValueFunction", "valuefunctions"),
+    ("ResourceFunction", "resourcefunctions"),
+    ("Workflow", "workflows"),
+];
+
+fn koreo_resource(kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: "koreo.dev".into(),
+        version: "v1beta1".into(),
+        api_version: "koreo.dev/v1beta1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+impl Controller {
+    pub fn new(client: Client, namespace: Option<String>) -> Controller {
+        Controller {
+            client,
+            namespace,
+            reports: None,
+        }
+    }
+
+    /// Reports of each reconcile go to this channel.
+    pub fn with_reports(mut self, reports: mpsc::UnboundedSender<Report>) -> Controller {
+        self.reports = Some(reports);
+        self
+    }
+
+    fn api(&self, resource: &ApiResource, namespaced: bool) -> Api<DynamicObject> {
+        match (&self.namespace, namespaced) {
+            (Some(ns), true) => Api::namespaced_with(self.client.clone(), ns, resource),
+            _ => Api::all_with(self.client.clone(), resource),
+        }
+    }
+
+    /// Every Koreo definition in the watched namespaces, as one workspace.
+    async fn load_definitions(&self) -> Workspace {
+        let mut ws = Workspace::default();
+        for (kind, plural) in KOREO_KINDS {
+            let api = self.api(&koreo_resource(kind, plural), true);
+            let Ok(list) = api.list(&Default::default()).await else {
+                continue;
+            };
+            for object in list.items {
+                let name = object.metadata.name.clone().unwrap_or_default();
+                let ns = object.metadata.namespace.clone().unwrap_or_default();
+                let mut value = serde_json::to_value(&object).unwrap_or(Json::Null);
+                if let Some(meta) = value["metadata"].as_object_mut() {
+                    meta.remove("managedFields");
+                }
+                value["apiVersion"] = json!("koreo.dev/v1beta1");
+                value["kind"] = json!(kind);
+                // JSON is YAML: the definition loads as if it were a file named after it.
+                let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+                ws.add_source(&PathBuf::from(format!("{kind}/{ns}/{name}")), text);
+            }
+        }
+        ws.finish();
+        ws
+    }
+
+    /// Runs until the process ends.
+    pub async fn run(self) {
+        let this = Arc::new(self);
+        let workspace = Arc::new(RwLock::new(Arc::new(this.load_definitions().await)));
+        let (queue, mut pending) = mpsc::unbounded_channel::<ParentKey>();
+        let watched: Arc<RwLock<HashSet<(String, String)>>> = Arc::default();
+
+        // Definitions: reload on any change, then make sure every parent kind is watched and
+        // every parent reconciled with the new definitions.
+        for (kind, plural) in KOREO_KINDS {
+            let this = this.clone();
+            let workspace = workspace.clone();
+            let queue = queue.clone();
+            let watched = watched.clone();
+            tokio::spawn(async move {
+                let api = this.api(&koreo_resource(kind, plural), true);
+                let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
+                while let Some(event) = events.next().await {
+                    if matches!(event, Ok(watcher::Event::InitApply(_)) | Err(_)) {
+                        continue;
+                    }
+                    let fresh = Arc::new(this.load_definitions().await);
+                    *workspace.write().await = fresh.clone();
+                    this.watch_parents(&fresh, &watched, &queue).await;
+                }
+            });
+        }
+        let initial = workspace.read().await.clone();
+        this.watch_parents(&initial, &watched, &queue).await;
+
+        // Reconciles: one at a time per parent, requeued after their outcome's delay.
+        let busy: Arc<RwLock<HashSet<ParentKey>>> = Arc::default();
+        let again: Arc<RwLock<HashSet<ParentKey>>> = Arc::default();
+        while let Some(key) = pending.recv().await {
+            if !busy.write().await.insert(key.clone()) {
+                again.write().await.insert(key);
+                continue;
+            }
+            let (this, workspace, queue, busy, again) = (
+                this.clone(),
+                workspace.clone(),
+                queue.clone(),
+                busy.clone(),
+                again.clone(),
+            );
+            tokio::spawn(async move {
+                let ws = workspace.read().await.clone();
+                let delay = this.reconcile(&ws, &key).await;
+                busy.write().await.remove(&key);
+                if again.write().await.remove(&key) {
+                    let _ = queue.send(key.clone());
+                }
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                    let _ = queue.send(key);
+                }
+            });
+        }
+    }
+
+    /// Starts a watch for each parent kind not watched yet, and queues every parent.
+    async fn watch_parents(
+        self: &Arc<Self>,
+        ws: &Workspace,
+        watched: &RwLock<HashSet<(String, String)>>,
+        queue: &mpsc::UnboundedSender<ParentKey>,
+    ) {
+        for def in &ws.definitions {
+            let koreo_lang::model::Definition::Workflow(w) = def else {
+                continue;
+            };
+            let Some(crd) = &w.crd_ref else { continue };
+            let api_version = format!("{}/{}", crd.api_group, crd.version);
+            let gvk = (api_version.clone(), crd.kind.clone());
+            if !watched.write().await.insert(gvk.clone()) {
+                // Already watched: requeue its parents so they see the new definitions.
+                let _ = self.requeue_all(&gvk, queue).await;
+                continue;
+            }
+            let this = self.clone();
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                let Some((api, _)) = this.parent_api(&gvk.0, &gvk.1).await else {
+                    return;
+                };
+                let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
+                while let Some(event) = events.next().await {
+                    let objects = match event {
+                        Ok(
+                            watcher::Event::Apply(o)
+                            | watcher::Event::InitApply(o)
+                            | watcher::Event::Delete(o),
+                        ) => vec![o],
+                        _ => continue,
+                    };
+                    for o in objects {
+                        let _ = queue.send(ParentKey {
+                            api_version: gvk.0.clone(),
+                            kind: gvk.1.clone(),
+                            namespace: o.metadata.namespace.clone(),
+                            name: o.metadata.name.clone().unwrap_or_default(),
+                        });
+                    }
+                }
+            });
+        }
+    }
+
+    async fn requeue_all(
+        &self,
+        gvk: &(String, String),
+        queue: &mpsc::UnboundedSender<ParentKey>,
+    ) -> Option<()> {
+        let (api, _) = self.parent_api(&gvk.0, &gvk.1).await?;
+        for o in api.list(&Default::default()).await.ok()?.items {
+            let _ = queue.send(ParentKey {
+                api_version: gvk.0.clone(),
+                kind: gvk.1.clone(),
+                namespace: o.metadata.namespace.clone(),
+                name: o.metadata.name.clone().unwrap_or_default(),
+            });
+        }
+        Some(())
+    }
+
+    async fn parent_api(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Option<(Api<DynamicObject>, bool)> {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let (resource, caps) = kube::discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .ok()?;
+        let namespaced = caps.scope == Scope::Namespaced;
+        Some((
+            self.api(&resource, namespaced),
+            caps.subresources.iter().any(|(r, _)| r.plural == "status"),
+        ))
+    }
+
+    /// One reconcile of one parent. Returns when to reconcile it again.
+    async fn reconcile(&self, ws: &Workspace, key: &ParentKey) -> Option<Duration> {
+        let workflow = ws.definitions.iter().find_map(|d| match d {
+            koreo_lang::model::Definition::Workflow(w)
+                if w.crd_ref.as_ref().is_some_and(|c| {
+                    format!("{}/{}", c.api_group, c.version) == key.api_version
+                        && c.kind == key.kind
+                }) =>
+            {
+                Some(w.clone())
+            }
+            _ => None,
+        })?;
+        let (api, has_status) = self.parent_api(&key.api_version, &key.kind).await?;
+        let api = match &key.namespace {
+            Some(ns) => {
+                let (group, version) = key
+                    .api_version
+                    .split_once('/')
+                    .unwrap_or(("", &key.api_version));
+                let (resource, _) = kube::discovery::pinned_kind(
+                    &self.client,
+                    &GroupVersionKind::gvk(group, version, &key.kind),
+                )
+                .await
+                .ok()?;
+                Api::namespaced_with(self.client.clone(), ns, &resource)
+            }
+            None => api,
+        };
+        let object = api.get_opt(&key.name).await.ok()??;
+        let parent_json = serde_json::to_value(&object).ok()?;
+        if parent_json["metadata"]["deletionTimestamp"].is_string() {
+            return None;
+        }
+        let parent = json!({
+            "apiVersion": key.api_version, "kind": key.kind,
+            "metadata": parent_json["metadata"], "spec": parent_json["spec"],
+            "state": parent_json["status"]["state"],
+        });
+        let kube_api = KubeApi::new(self.client.clone());
+        let engine = Engine {
+            workspace: ws,
+            api: &kube_api,
+            owner: Owner::of(&parent),
+        };
+        let run = engine.run_workflow(&workflow, &parent).await;
+        let conditions = self
+            .write_status(&api, has_status, &parent_json, &run)
+            .await;
+        if let Some(reports) = &self.reports {
+            let _ = reports.send(Report {
+                parent: format!(
+                    "{} {}/{}",
+                    key.kind,
+                    key.namespace.as_deref().unwrap_or(""),
+                    key.name
+                ),
+                workflow: workflow.meta.name.clone(),
+                outcome: run.outcome.clone(),
+                steps: run
+                    .steps
+                    .iter()
+                    .filter(|(_, o)| !o.is_ok())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                conditions,
+            });
+        }
+        match &run.outcome {
+            Outcome::Retry { delay, .. } => Some(Duration::from_secs((*delay).max(1) as u64)),
+            Outcome::PermFail { .. } => None,
+            _ => Some(RESYNC),
+        }
+    }
+
+    /// Writes conditions, state and errors to the parent's status, and the managed-resources
+    /// annotation, only when they differ from what is there. Returns the conditions if written.
+    async fn write_status(
+        &self,
+        api: &Api<DynamicObject>,
+        has_status: bool,
+        parent: &Json,
+        run: &WorkflowRun,
+    ) -> Option<Vec<Json>> {
+        let name = parent["metadata"]["name"].as_str()?;
+        let old = &parent["status"];
+        let now = chrono_now();
+        let conditions: Vec<Json> = run
+            .conditions
+            .iter()
+            .map(|c| {
+                let previous = old["conditions"]
+                    .as_array()
+                    .and_then(|cs| cs.iter().find(|p| p["type"] == c["type"]));
+                let mut c = c.clone();
+                // lastTransitionTime changes only when the status does.
+                let since = match previous {
+                    Some(p) if p["status"] == c["status"] => p["lastTransitionTime"].clone(),
+                    _ => json!(now),
+                };
+                c["lastTransitionTime"] = since;
+                c
+            })
+            .collect();
+        // `state` is replaced as a whole: keys that are gone are written as null, which removes them.
+        let mut state = run.state.clone();
+        if let (Some(old_state), Some(new_state)) =
+            (old["state"].as_object(), state.as_object_mut())
+        {
+            for key in old_state.keys() {
+                new_state.entry(key.clone()).or_insert(Json::Null);
+            }
+        }
+        let errors = match &run.outcome {
+            Outcome::Retry { message, .. } | Outcome::PermFail { message, .. } => json!(message),
+            _ => Json::Null,
+        };
+        let status = json!({"conditions": conditions, "state": state, "koreo": {"errors": errors}});
+        let annotation = run.resources.to_string();
+        let same_conditions = strip_times(&old["conditions"]) == strip_times(&json!(conditions))
+            && old["conditions"].as_array().map(Vec::len) == Some(conditions.len());
+        let same_state =
+            old["state"] == run.state || (old["state"].is_null() && run.state == json!({}));
+        let same_errors = old["koreo"]["errors"] == errors;
+        let same_annotation = parent["metadata"]["annotations"][MANAGED_RESOURCES].as_str()
+            == Some(annotation.as_str());
+        if !same_annotation {
+            let patch = json!({"metadata": {"annotations": {MANAGED_RESOURCES: annotation}}});
+            let _ = api
+                .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+                .await;
+        }
+        if same_conditions && same_state && same_errors {
+            return None;
+        }
+        let patch = json!({"status": status});
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        if has_status {
+            let _ = api.patch_status(name, &params, &Patch::Merge(patch)).await;
+        } else {
+            let _ = api.patch(name, &params, &Patch::Merge(patch)).await;
+        }
+        Some(conditions)
+    }
+}
+
+fn strip_times(conditions: &Json) -> Json {
+    let Some(list) = conditions.as_array() else {
+        return Json::Null;
+    };
+    Json::Array(
+        list.iter()
+            .map(|c| {
+                let mut c: Map<String, Json> = c.as_object().cloned().unwrap_or_default();
+                c.remove("lastTransitionTime");
+                Json::Object(c)
+            })
+            .collect(),
+    )
+}
+
+fn chrono_now() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
