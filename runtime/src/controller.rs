@@ -2,9 +2,9 @@
 //! watches the parent kind of every Workflow with a `crdRef`, and reconciles each parent with
 //! the engine, one reconcile per parent at a time, requeued by outcome.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -47,11 +47,20 @@ struct ParentKey {
     name: String,
 }
 
+/// A managed object: apiVersion, kind, namespace, name.
+type ManagedKey = (String, String, Option<String>, String);
+type ManagedIndex = Arc<RwLock<HashMap<ManagedKey, HashSet<ParentKey>>>>;
+
 pub struct Controller {
     client: Client,
-    /// Namespaces to watch for definitions and parents; empty: all.
+    /// The namespace to watch for definitions and parents; `None`: all.
     namespace: Option<String>,
     reports: Option<mpsc::UnboundedSender<Report>>,
+    queue: OnceLock<mpsc::UnboundedSender<ParentKey>>,
+    /// Which parents manage each object, from their last reconcile.
+    managed: ManagedIndex,
+    /// Kinds of managed objects already watched.
+    managed_kinds: RwLock<HashSet<(String, String)>>,
 }
 
 const KOREO_KINDS: [(&str, &str); 4] = [
@@ -77,6 +86,9 @@ impl Controller {
             client,
             namespace,
             reports: None,
+            queue: OnceLock::new(),
+            managed: ManagedIndex::default(),
+            managed_kinds: RwLock::default(),
         }
     }
 
@@ -124,6 +136,7 @@ impl Controller {
         let this = Arc::new(self);
         let workspace = Arc::new(RwLock::new(Arc::new(this.load_definitions().await)));
         let (queue, mut pending) = mpsc::unbounded_channel::<ParentKey>();
+        let _ = this.queue.set(queue.clone());
         let watched: Arc<RwLock<HashSet<(String, String)>>> = Arc::default();
 
         // Definitions: reload on any change, then make sure every parent kind is watched and
@@ -137,7 +150,11 @@ impl Controller {
                 let api = this.api(&koreo_resource(kind, plural), true);
                 let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
                 while let Some(event) = events.next().await {
-                    if matches!(event, Ok(watcher::Event::InitApply(_)) | Err(_)) {
+                    // The initial listing was loaded before the watches started.
+                    if !matches!(
+                        event,
+                        Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))
+                    ) {
                         continue;
                     }
                     let fresh = Arc::new(this.load_definitions().await);
@@ -205,6 +222,7 @@ impl Controller {
                     return;
                 };
                 let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
+                let mut seen: HashMap<(Option<String>, String), Json> = HashMap::new();
                 while let Some(event) = events.next().await {
                     let objects = match event {
                         Ok(
@@ -215,6 +233,16 @@ impl Controller {
                         _ => continue,
                     };
                     for o in objects {
+                        // Our own status and annotation writes change nothing a reconcile
+                        // reads: they do not start another one.
+                        let id = (
+                            o.metadata.namespace.clone(),
+                            o.metadata.name.clone().unwrap_or_default(),
+                        );
+                        let print = fingerprint(&serde_json::to_value(&o).unwrap_or(Json::Null));
+                        if seen.insert(id, print.clone()).as_ref() == Some(&print) {
+                            continue;
+                        }
                         let _ = queue.send(ParentKey {
                             api_version: gvk.0.clone(),
                             kind: gvk.1.clone(),
@@ -308,6 +336,7 @@ impl Controller {
             owner: Owner::of(&parent),
         };
         let run = engine.run_workflow(&workflow, &parent).await;
+        self.track_managed(key, &run.resources).await;
         let conditions = self
             .write_status(&api, has_status, &parent_json, &run)
             .await;
@@ -334,6 +363,83 @@ impl Controller {
             Outcome::Retry { delay, .. } => Some(Duration::from_secs((*delay).max(1) as u64)),
             Outcome::PermFail { .. } => None,
             _ => Some(RESYNC),
+        }
+    }
+
+    /// Remembers what a parent manages, and watches those kinds: a change to a managed object
+    /// (created, drifted, status updated, deleted) requeues its parent at once.
+    async fn track_managed(&self, parent: &ParentKey, resources: &Json) {
+        let mut found = Vec::new();
+        collect_managed(resources, &mut found);
+        {
+            let mut managed = self.managed.write().await;
+            for parents in managed.values_mut() {
+                parents.remove(parent);
+            }
+            managed.retain(|_, parents| !parents.is_empty());
+            for key in &found {
+                managed
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(parent.clone());
+            }
+        }
+        for (api_version, kind, _, _) in found {
+            if !self
+                .managed_kinds
+                .write()
+                .await
+                .insert((api_version.clone(), kind.clone()))
+            {
+                continue;
+            }
+            let Some(queue) = self.queue.get().cloned() else {
+                continue;
+            };
+            let (client, namespace, managed) = (
+                self.client.clone(),
+                self.namespace.clone(),
+                self.managed.clone(),
+            );
+            tokio::spawn(async move {
+                let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
+                let gvk = GroupVersionKind::gvk(group, version, &kind);
+                let Ok((resource, caps)) = kube::discovery::pinned_kind(&client, &gvk).await else {
+                    return;
+                };
+                let api: Api<DynamicObject> = match (&namespace, caps.scope == Scope::Namespaced) {
+                    (Some(ns), true) => Api::namespaced_with(client, ns, &resource),
+                    _ => Api::all_with(client, &resource),
+                };
+                let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
+                while let Some(event) = events.next().await {
+                    let o = match event {
+                        // The initial listing counts too: the object may have changed before the
+                        // watch began (it is often the one the reconcile just created).
+                        Ok(
+                            watcher::Event::Apply(o)
+                            | watcher::Event::InitApply(o)
+                            | watcher::Event::Delete(o),
+                        ) => o,
+                        _ => continue,
+                    };
+                    let key = (
+                        api_version.clone(),
+                        kind.clone(),
+                        o.metadata.namespace.clone(),
+                        o.metadata.name.clone().unwrap_or_default(),
+                    );
+                    let parents: Vec<ParentKey> = managed
+                        .read()
+                        .await
+                        .get(&key)
+                        .map(|p| p.iter().cloned().collect())
+                        .unwrap_or_default();
+                    for p in parents {
+                        let _ = queue.send(p);
+                    }
+                }
+            });
         }
     }
 
@@ -409,6 +515,55 @@ impl Controller {
         }
         Some(conditions)
     }
+}
+
+/// The objects in a managed-resources tree (`{"workflow", "resources": {label: id | [id] | tree}}`).
+fn collect_managed(tree: &Json, out: &mut Vec<ManagedKey>) {
+    match tree {
+        Json::Object(map) if map.contains_key("kind") && map.contains_key("name") => {
+            if let (Some(api_version), Some(kind), Some(name)) = (
+                map.get("apiVersion").and_then(Json::as_str),
+                map.get("kind").and_then(Json::as_str),
+                map.get("name").and_then(Json::as_str),
+            ) {
+                let namespace = map
+                    .get("namespace")
+                    .and_then(Json::as_str)
+                    .map(str::to_string);
+                out.push((
+                    api_version.to_string(),
+                    kind.to_string(),
+                    namespace,
+                    name.to_string(),
+                ));
+            }
+        }
+        Json::Object(map) => map.values().for_each(|v| collect_managed(v, out)),
+        Json::Array(items) => items.iter().for_each(|v| collect_managed(v, out)),
+        _ => {}
+    }
+}
+
+/// What a reconcile reads of a parent: spec, labels, annotations other than koreo's and
+/// kubectl's, and whether it is being deleted. Status is not part of it.
+fn fingerprint(parent: &Json) -> Json {
+    let annotations: Map<String, Json> = parent["metadata"]["annotations"]
+        .as_object()
+        .map(|a| {
+            a.iter()
+                .filter(|(k, _)| {
+                    !k.starts_with("koreo.dev/") && !k.starts_with("kubectl.kubernetes.io/")
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "spec": parent["spec"],
+        "labels": parent["metadata"]["labels"],
+        "annotations": annotations,
+        "deleting": parent["metadata"]["deletionTimestamp"].is_string(),
+    })
 }
 
 fn strip_times(conditions: &Json) -> Json {

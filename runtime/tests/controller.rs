@@ -1,0 +1,187 @@
+//! The controller against the local API server through `kube::Client`: examples/hello from
+//! parent creation to Ready, steady state without writes, drift and parent changes.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use koreo_runtime::controller::Controller;
+use koreo_testkube::TestKube;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::ApiResource;
+use kube::{Client, Config};
+use serde_json::{Value as Json, json};
+
+async fn client(server: &TestKube) -> Client {
+    let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig()).unwrap();
+    Client::try_from(
+        Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn documents(path: &str) -> Vec<Json> {
+    let text = std::fs::read_to_string(format!(
+        "{}/../examples/hello/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    koreo_lang::yaml::parse_documents(&text)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.root.to_json())
+        .collect()
+}
+
+fn resource(api_version: &str, kind: &str) -> ApiResource {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: api_version.into(),
+        kind: kind.into(),
+        plural: format!("{}s", kind.to_lowercase()),
+    }
+}
+
+async fn create(client: &Client, object: &Json) {
+    let api_version = object["apiVersion"].as_str().unwrap();
+    let kind = object["kind"].as_str().unwrap();
+    let r = resource(api_version, kind);
+    let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &r),
+        None => Api::all_with(client.clone(), &r),
+    };
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(object.clone()).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
+fn koreo_crd(kind: &str) -> Json {
+    let plural = format!("{}s", kind.to_lowercase());
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.koreo.dev")},
+        "spec": {"group": "koreo.dev", "scope": "Namespaced", "names": {"kind": kind, "plural": plural},
+            "versions": [{"name": "v1beta1", "served": true, "storage": true, "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
+}
+
+fn writes(server: &TestKube) -> u64 {
+    let counts = server.request_counts();
+    ["create", "update", "patch", "delete"]
+        .iter()
+        .map(|v| counts.get(*v).copied().unwrap_or(0))
+        .sum()
+}
+
+async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_converges_stays_quiet_and_corrects_drift() {
+    let server = TestKube::start().await.unwrap();
+    let client = client(&server).await;
+    for kind in [
+        "Workflow",
+        "ValueFunction",
+        "ResourceFunction",
+        "ResourceTemplate",
+    ] {
+        create(&client, &koreo_crd(kind)).await;
+    }
+    for doc in documents("crd.yaml")
+        .iter()
+        .chain(&documents("hello.koreo"))
+    {
+        create(&client, doc).await;
+    }
+    tokio::spawn(Controller::new(client.clone(), None).run());
+    for doc in documents("greeting.yaml") {
+        create(&client, &doc).await;
+    }
+
+    let greetings: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &resource("example.koreo.dev/v1", "Greeting"),
+    );
+    let ready = eventually("the Greeting to be Ready", async || {
+        let g = greetings.get("ada").await.ok()?;
+        let conditions = g.data["status"]["conditions"].as_array()?.clone();
+        conditions
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            .then_some(g)
+    })
+    .await;
+    assert_eq!(
+        ready.data["status"]["state"],
+        json!({"configMap": "ada-greeting"})
+    );
+    let managed: Json = serde_json::from_str(
+        ready.metadata.annotations.as_ref().unwrap()["koreo.dev/managed-resources"].as_str(),
+    )
+    .unwrap();
+    assert_eq!(managed["resources"]["config"]["name"], "ada-greeting");
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    assert_eq!(
+        configmaps.get("ada-greeting").await.unwrap().data.unwrap()["greeting"],
+        "Bonjour, Ada!"
+    );
+
+    // Steady state: no writes at all.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = writes(&server);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        writes(&server),
+        before,
+        "the controller writes nothing once converged"
+    );
+
+    // Drift on the managed ConfigMap is corrected without waiting for a resync.
+    configmaps
+        .patch(
+            "ada-greeting",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"greeting": "tampered"}})),
+        )
+        .await
+        .unwrap();
+    eventually("drift to be corrected", async || {
+        let data = configmaps.get("ada-greeting").await.ok()?.data?;
+        (data["greeting"] == "Bonjour, Ada!").then_some(())
+    })
+    .await;
+
+    // A change of the parent flows through.
+    greetings
+        .patch(
+            "ada",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"language": "de"}})),
+        )
+        .await
+        .unwrap();
+    eventually("the new greeting", async || {
+        let data = configmaps.get("ada-greeting").await.ok()?.data?;
+        (data["greeting"] == "Hallo, Ada!").then_some(())
+    })
+    .await;
+}
