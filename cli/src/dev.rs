@@ -113,6 +113,56 @@ async fn client(server: &TestKube) -> Result<kube::Client, String> {
     kube::Client::try_from(config).map_err(|e| e.to_string())
 }
 
+/// `koreo run`: the controller against a real cluster until Ctrl-C.
+pub fn run_controller(kubeconfig: Option<&Path>, namespace: Option<String>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let config = match kubeconfig {
+            Some(path) => match kube::config::Kubeconfig::read_from(path) {
+                Ok(k) => kube::Config::from_custom_kubeconfig(k, &Default::default())
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+            None => kube::Config::infer().await.map_err(|e| e.to_string()),
+        };
+        let client = match config.and_then(|c| kube::Client::try_from(c).map_err(|e| e.to_string()))
+        {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: cannot reach a cluster: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let scope = namespace
+            .clone()
+            .map_or("all namespaces".to_string(), |n| format!("namespace {n}"));
+        println!("koreo controller watching {scope}. Ctrl-C stops.");
+        let (reports, mut received) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(
+            koreo_runtime::controller::Controller::new(client, namespace)
+                .with_reports(reports)
+                .run(),
+        );
+        tokio::spawn(async move {
+            while let Some(report) = received.recv().await {
+                print_report(&report);
+            }
+        });
+        let _ = tokio::signal::ctrl_c().await;
+        ExitCode::SUCCESS
+    })
+}
+
 /// One reconcile, as a person follows it: what each unfinished step is doing, and the
 /// parent's conditions when they change.
 fn print_report(report: &koreo_runtime::controller::Report) {

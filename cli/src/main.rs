@@ -73,6 +73,16 @@ enum Command {
         #[arg(long)]
         kubeconfig_out: Option<PathBuf>,
     },
+    /// Run the controller against a cluster: the kubeconfig given, else $KUBECONFIG or
+    /// ~/.kube/config, else the in-cluster service account.
+    Run {
+        /// Kubeconfig file.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Watch definitions and parents in this namespace only (default: all namespaces).
+        #[arg(long, short = 'n')]
+        namespace: Option<String>,
+    },
     /// Evaluate one Koreo expression and print the result as JSON.
     Eval {
         /// The expression, with or without the leading `=`.
@@ -92,6 +102,10 @@ fn main() -> ExitCode {
             format,
         } => test(&paths, filter.as_deref(), format),
         Command::Eval { expression, inputs } => eval(&expression, inputs.as_deref()),
+        Command::Run {
+            kubeconfig,
+            namespace,
+        } => dev::run_controller(kubeconfig.as_deref(), namespace),
         Command::Dev {
             paths,
             port,

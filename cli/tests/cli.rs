@@ -205,7 +205,6 @@ fn dev_serves_the_directory_loaded() {
 
 #[test]
 fn dev_runs_the_controller_until_the_parent_is_ready() {
-    use std::io::{BufRead, BufReader};
     let mut child = Command::new(env!("CARGO_BIN_EXE_koreo"))
         .args(["dev", "../examples/hello"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -213,30 +212,7 @@ fn dev_runs_the_controller_until_the_parent_is_ready() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (lines, received) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::time::Instant::now() < deadline {
-        match received.recv_timeout(std::time::Duration::from_millis(200)) {
-            Ok(line) => {
-                let done = line.contains("condition Ready = True");
-                seen.push(line);
-                if done {
-                    break;
-                }
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(_) => break,
-        }
-    }
+    let seen = read_lines_until(&mut child, "condition Ready = True", 30);
     let _ = child.kill();
     let _ = child.wait();
     let text = seen.join("\n");
@@ -249,4 +225,72 @@ fn dev_runs_the_controller_until_the_parent_is_ready() {
         text.contains("condition Ready = True (Ready): Workflow hello ready."),
         "{text}"
     );
+}
+
+/// Lines a child prints, until `until` matches one or the time is up.
+fn read_lines_until(child: &mut std::process::Child, until: &str, seconds: u64) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = received.recv_timeout(std::time::Duration::from_millis(100)) {
+            let done = line.contains(until);
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn run_reconciles_a_cluster_from_a_kubeconfig() {
+    let out = koreo(&["run", "--kubeconfig", "/nonexistent/kubeconfig"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error: cannot reach a cluster"));
+
+    let dir = std::env::temp_dir().join(format!("koreo-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    let mut cluster = Command::new(env!("CARGO_BIN_EXE_koreo"))
+        .args(["dev", "../examples/hello", "--kubeconfig-out"])
+        .arg(&kubeconfig)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !kubeconfig.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut controller = Command::new(env!("CARGO_BIN_EXE_koreo"))
+        .args(["run", "-n", "default", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let seen = read_lines_until(&mut controller, "Greeting default/ada (hello): Ok", 30);
+    for child in [&mut controller, &mut cluster] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    let text = seen.join("\n");
+    assert!(
+        text.contains("koreo controller watching namespace default"),
+        "{text}"
+    );
+    assert!(text.contains("Greeting default/ada (hello): Ok"), "{text}");
 }
