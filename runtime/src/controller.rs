@@ -10,18 +10,23 @@ use std::time::Duration;
 use futures::StreamExt;
 use koreo_lang::Workspace;
 use koreo_lang::eval::Outcome;
+use koreo_lang::model::DeletePolicy;
 use kube::Client;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Scope};
 use kube::runtime::watcher;
 use serde_json::{Map, Value as Json, json};
 use tokio::sync::{RwLock, mpsc};
 
-use crate::engine::{Engine, Owner, WorkflowRun};
+use crate::engine::{Engine, Owner, WorkflowRun, made_for};
 use crate::kube_api::{FIELD_MANAGER, KubeApi};
 
 pub const MANAGED_RESOURCES: &str = "koreo.dev/managed-resources";
+/// Keeps a deleted parent until what it manages is handled by its delete policy.
+pub const FINALIZER: &str = "koreo.dev/cleanup";
+/// Set on objects a parent left behind (delete policy `abandon`).
+pub const ABANDONED_LABEL: &str = "koreo.dev/abandoned";
 /// How often a parent that is Ok is reconciled again, to catch what no event reports.
 pub const RESYNC: Duration = Duration::from_secs(20 * 60);
 
@@ -321,8 +326,29 @@ impl Controller {
         };
         let object = api.get_opt(&key.name).await.ok()??;
         let parent_json = serde_json::to_value(&object).ok()?;
+        let previous: Json = parent_json["metadata"]["annotations"][MANAGED_RESOURCES]
+            .as_str()
+            .and_then(|a| serde_json::from_str(a).ok())
+            .unwrap_or(Json::Null);
+        let uid = parent_json["metadata"]["uid"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         if parent_json["metadata"]["deletionTimestamp"].is_string() {
-            return None;
+            // Deleted: handle what it manages by each function's delete policy, last step first,
+            // then let it go.
+            let mut entries = Vec::new();
+            collect_entries(&previous, &mut entries);
+            entries.reverse();
+            let cleaned = self.release(ws, &uid, &entries).await;
+            if cleaned {
+                let _ = self.remove_finalizer(&api, &parent_json).await;
+                return None;
+            }
+            return Some(Duration::from_secs(5));
+        }
+        if !self.ensure_finalizer(&api, &parent_json).await {
+            return Some(Duration::from_secs(5));
         }
         let parent = json!({
             "apiVersion": key.api_version, "kind": key.kind,
@@ -330,13 +356,13 @@ impl Controller {
             "state": parent_json["status"]["state"],
         });
         let kube_api = KubeApi::new(self.client.clone());
-        let engine = Engine {
-            workspace: ws,
-            api: &kube_api,
-            owner: Owner::of(&parent),
-        };
+        let engine = Engine::new(ws, &kube_api, Owner::of(&parent));
         let run = engine.run_workflow(&workflow, &parent).await;
         self.track_managed(key, &run.resources).await;
+        let gone = no_longer_produced(&previous, &run);
+        if !gone.is_empty() {
+            self.release(ws, &uid, &gone).await;
+        }
         let conditions = self
             .write_status(&api, has_status, &parent_json, &run)
             .await;
@@ -359,11 +385,120 @@ impl Controller {
                 conditions,
             });
         }
+        // After writing, look again soon: writes are checked as soon as they land, whatever
+        // delay the function asked for (watches usually get there first).
+        if run.writes > 0 {
+            return Some(Duration::from_secs(1));
+        }
         match &run.outcome {
             Outcome::Retry { delay, .. } => Some(Duration::from_secs((*delay).max(1) as u64)),
             Outcome::PermFail { .. } => None,
             _ => Some(RESYNC),
         }
+    }
+
+    /// Adds koreo's finalizer, so a deleted parent waits for its cleanup. False if that failed.
+    async fn ensure_finalizer(&self, api: &Api<DynamicObject>, parent: &Json) -> bool {
+        let finalizers: Vec<Json> = parent["metadata"]["finalizers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if finalizers.iter().any(|f| f == FINALIZER) {
+            return true;
+        }
+        let name = parent["metadata"]["name"].as_str().unwrap_or("");
+        let mut all = finalizers;
+        all.push(json!(FINALIZER));
+        // The resourceVersion makes this a compare-and-swap: others' finalizers are not lost.
+        let patch = json!({"metadata": {"finalizers": all, "resourceVersion": parent["metadata"]["resourceVersion"]}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .is_ok()
+    }
+
+    async fn remove_finalizer(&self, api: &Api<DynamicObject>, parent: &Json) -> bool {
+        let name = parent["metadata"]["name"].as_str().unwrap_or("");
+        let rest: Vec<Json> = parent["metadata"]["finalizers"]
+            .as_array()
+            .map(|f| f.iter().filter(|f| *f != FINALIZER).cloned().collect())
+            .unwrap_or_default();
+        let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": parent["metadata"]["resourceVersion"]}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .is_ok()
+    }
+
+    /// Applies each object's delete policy: `destroy` deletes it, `abandon` leaves it without
+    /// the parent's owner reference and with a label saying so. Only objects this parent owns
+    /// (by owner reference) are touched; read-only ones never. True when all went well.
+    async fn release(&self, ws: &Workspace, parent_uid: &str, entries: &[Json]) -> bool {
+        let mut all_done = true;
+        for entry in entries {
+            if entry["readonly"].as_bool() == Some(true) {
+                continue;
+            }
+            let (Some(api_version), Some(kind), Some(name)) = (
+                entry["apiVersion"].as_str(),
+                entry["kind"].as_str(),
+                entry["name"].as_str(),
+            ) else {
+                continue;
+            };
+            let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+            let Ok((resource, caps)) = kube::discovery::pinned_kind(
+                &self.client,
+                &GroupVersionKind::gvk(group, version, kind),
+            )
+            .await
+            else {
+                all_done = false;
+                continue;
+            };
+            let api: Api<DynamicObject> =
+                match (entry["namespace"].as_str(), caps.scope == Scope::Namespaced) {
+                    (Some(ns), true) => Api::namespaced_with(self.client.clone(), ns, &resource),
+                    _ => Api::all_with(self.client.clone(), &resource),
+                };
+            let object = match api.get_opt(name).await {
+                Ok(Some(o)) => o,
+                Ok(None) => continue,
+                Err(_) => {
+                    all_done = false;
+                    continue;
+                }
+            };
+            let refs = object.metadata.owner_references.clone().unwrap_or_default();
+            if !made_for(
+                &serde_json::to_value(&object).unwrap_or(Json::Null),
+                parent_uid,
+            ) {
+                continue;
+            }
+            let namespace = entry["namespace"].as_str();
+            let policy = entry["resourceFunction"]
+                .as_str()
+                .and_then(|f| ws.resource_function(f, namespace))
+                .map(|f| f.delete)
+                .unwrap_or_default();
+            let done = match policy {
+                DeletePolicy::Destroy => {
+                    api.delete(name, &DeleteParams::background()).await.is_ok()
+                }
+                DeletePolicy::Abandon => {
+                    let rest: Vec<Json> = refs
+                        .iter()
+                        .filter(|r| r.uid != parent_uid)
+                        .map(|r| serde_json::to_value(r).unwrap_or(Json::Null))
+                        .collect();
+                    let patch = json!({"metadata": {"ownerReferences": rest, "labels": {ABANDONED_LABEL: "true"}}});
+                    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+                        .await
+                        .is_ok()
+                }
+            };
+            all_done &= done;
+        }
+        all_done
     }
 
     /// Remembers what a parent manages, and watches those kinds: a change to a managed object
@@ -515,6 +650,54 @@ impl Controller {
         }
         Some(conditions)
     }
+}
+
+/// The managed-object entries of a tree, in step order.
+fn collect_entries(tree: &Json, out: &mut Vec<Json>) {
+    match tree {
+        Json::Object(map) if map.contains_key("kind") && map.contains_key("name") => {
+            out.push(tree.clone())
+        }
+        Json::Object(map) => map.values().for_each(|v| collect_entries(v, out)),
+        Json::Array(items) => items.iter().for_each(|v| collect_entries(v, out)),
+        _ => {}
+    }
+}
+
+/// Objects the last reconcile managed that this one no longer produces: the step is gone, or it
+/// finished (Ok or Skip) without them (a `forEach` item gone, a skipped step). Steps still
+/// waiting or failing keep theirs.
+fn no_longer_produced(previous: &Json, run: &WorkflowRun) -> Vec<Json> {
+    let Some(old_steps) = previous["resources"].as_object() else {
+        return Vec::new();
+    };
+    let mut gone = Vec::new();
+    for (label, old) in old_steps {
+        let settled = match run.steps.get(label) {
+            None => true,
+            Some(Outcome::Ok(_) | Outcome::Skip { .. }) => true,
+            Some(_) => false,
+        };
+        if !settled {
+            continue;
+        }
+        let mut before = Vec::new();
+        collect_entries(old, &mut before);
+        let mut now = Vec::new();
+        collect_entries(&run.resources["resources"][label], &mut now);
+        let same = |a: &Json, b: &Json| {
+            ["apiVersion", "kind", "namespace", "name"]
+                .iter()
+                .all(|k| a[k] == b[k])
+        };
+        gone.extend(
+            before
+                .into_iter()
+                .filter(|b| !now.iter().any(|n| same(b, n))),
+        );
+    }
+    gone.reverse();
+    gone
 }
 
 /// The objects in a managed-resources tree (`{"workflow", "resources": {label: id | [id] | tree}}`).

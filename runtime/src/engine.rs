@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use koreo_lang::Workspace;
@@ -37,6 +38,18 @@ pub trait ResourceApi: Sync {
         body: &Json,
     ) -> impl Future<Output = Result<Json, WriteError>> + Send;
     fn delete(&self, id: &ResourceId) -> impl Future<Output = Result<(), WriteError>> + Send;
+}
+
+/// Annotation on everything koreo creates for a parent: the parent's uid. Koreo changes and
+/// deletes only objects that carry it (or the parent's owner reference).
+pub const PARENT_UID: &str = "koreo.dev/parent-uid";
+
+/// Whether `object` was created by koreo for the parent with this uid.
+pub fn made_for(object: &Json, parent_uid: &str) -> bool {
+    object["metadata"]["annotations"][PARENT_UID].as_str() == Some(parent_uid)
+        || object["metadata"]["ownerReferences"]
+            .as_array()
+            .is_some_and(|refs| refs.iter().any(|r| r["uid"].as_str() == Some(parent_uid)))
 }
 
 /// The owner of what a reconcile creates: the parent.
@@ -82,6 +95,8 @@ pub struct WorkflowRun {
     pub state_errors: BTreeMap<String, String>,
     /// The objects each step manages (Koreo's `koreo.dev/managed-resources` shape).
     pub resources: Json,
+    /// Creates, patches and deletes this reconcile made.
+    pub writes: usize,
 }
 
 type StepFuture<'a> = Pin<Box<dyn Future<Output = (usize, Outcome, Json)> + Send + 'a>>;
@@ -90,9 +105,19 @@ pub struct Engine<'a, A: ResourceApi> {
     pub workspace: &'a Workspace,
     pub api: &'a A,
     pub owner: Option<Owner>,
+    writes: AtomicUsize,
 }
 
 impl<'a, A: ResourceApi> Engine<'a, A> {
+    pub fn new(workspace: &'a Workspace, api: &'a A, owner: Option<Owner>) -> Engine<'a, A> {
+        Engine {
+            workspace,
+            api,
+            owner,
+            writes: AtomicUsize::new(0),
+        }
+    }
+
     /// Runs a workflow with `parent` as its `parent` variable.
     pub fn run_workflow<'r>(
         &'r self,
@@ -197,6 +222,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             conditions,
             state_errors,
             resources: json!({"workflow": workflow.meta.name, "resources": managed}),
+            writes: self.writes.load(Ordering::Relaxed),
         }
     }
 
@@ -328,6 +354,23 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             Ok(a) => a,
             Err(outcome) => return (outcome, managed),
         };
+        // An object koreo did not create for this parent is never changed nor deleted.
+        if let (Some(owner), Some(live)) = (&self.owner, &live) {
+            let changes = matches!(action, Action::Patch { .. } | Action::Delete { .. });
+            if changes && !made_for(live, &owner.uid) {
+                let message = format!(
+                    "{id} exists and koreo did not create it for {} {}: koreo leaves it as it is; delete or rename it to let koreo manage it",
+                    owner.kind, owner.name
+                );
+                return (Outcome::retry(message, 60, None), managed);
+            }
+        }
+        if matches!(
+            action,
+            Action::Create { .. } | Action::Patch { .. } | Action::Delete { .. }
+        ) {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
         let outcome = match action {
             Action::Finish(object) => eval::finish_resource(f, inputs, &prepared, &object),
             Action::Wait(outcome) => outcome,
@@ -359,6 +402,9 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
     /// Adds the parent as owner when the function owns what it creates and both share a
     /// namespace (Kubernetes ignores cross-namespace owners).
     fn owned(&self, mut body: Json, owned: bool, id: &ResourceId) -> Json {
+        if let Some(owner) = &self.owner {
+            body["metadata"]["annotations"][PARENT_UID] = json!(owner.uid);
+        }
         if let Some(owner) = self
             .owner
             .as_ref()

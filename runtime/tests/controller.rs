@@ -185,3 +185,214 @@ async fn hello_converges_stays_quiet_and_corrects_drift() {
     })
     .await;
 }
+
+const CACHES: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: apps.example.koreo.dev}
+spec:
+  group: example.koreo.dev
+  scope: Namespaced
+  names: {kind: App, plural: apps}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+---
+apiVersion: koreo.dev/v1beta1
+kind: Workflow
+metadata: {name: app, namespace: default}
+spec:
+  crdRef: {apiGroup: example.koreo.dev, version: v1, kind: App}
+  steps:
+  - label: caches
+    ref: {kind: ResourceFunction, name: cache}
+    forEach:
+      itemIn: =parent.spec.caches
+      inputKey: cache
+    inputs:
+      app: =parent.metadata.name
+---
+apiVersion: koreo.dev/v1beta1
+kind: ResourceFunction
+metadata: {name: cache, namespace: default}
+spec:
+  apiConfig:
+    apiVersion: v1
+    kind: ConfigMap
+    name: =inputs.app + "-" + inputs.cache
+    namespace: default
+  resource:
+    data: {cache: =inputs.cache}
+  delete:
+    destroy: {}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_and_pruning_follow_the_delete_policy_and_touch_only_what_koreo_made() {
+    let server = TestKube::start().await.unwrap();
+    let client = client(&server).await;
+    for kind in [
+        "Workflow",
+        "ValueFunction",
+        "ResourceFunction",
+        "ResourceTemplate",
+    ] {
+        create(&client, &koreo_crd(kind)).await;
+    }
+    for doc in koreo_lang::yaml::parse_documents(CACHES).unwrap() {
+        create(&client, &doc.root.to_json()).await;
+    }
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    // Someone else's ConfigMap with a name the workflow will want: koreo must never delete it.
+    configmaps
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "shop-blue"}, "data": {"owner": "someone"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    tokio::spawn(Controller::new(client.clone(), None).run());
+    create(&client, &json!({"apiVersion": "example.koreo.dev/v1", "kind": "App",
+        "metadata": {"name": "shop", "namespace": "default"}, "spec": {"caches": ["red", "green"]}}))
+    .await;
+    let apps: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &resource("example.koreo.dev/v1", "App"),
+    );
+    let names = async || -> Vec<String> {
+        let mut n: Vec<String> = configmaps
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|c| c.metadata.name)
+            .collect();
+        n.sort();
+        n
+    };
+    eventually("both caches", async || {
+        (names().await == ["shop-blue", "shop-green", "shop-red"]).then_some(())
+    })
+    .await;
+    let app = apps.get("shop").await.unwrap();
+    assert!(
+        app.metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"koreo.dev/cleanup".to_string())
+    );
+
+    // An item gone from forEach: its ConfigMap is destroyed.
+    apps.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"caches": ["green"]}})),
+    )
+    .await
+    .unwrap();
+    eventually("red pruned", async || {
+        (names().await == ["shop-blue", "shop-green"]).then_some(())
+    })
+    .await;
+
+    // An item whose object exists but was not made by koreo: left alone, and the step says why.
+    apps.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"caches": ["green", "blue"]}})),
+    )
+    .await
+    .unwrap();
+    let waiting = eventually("the step to explain", async || {
+        let app = apps.get("shop").await.ok()?;
+        let message = app.data["status"]["koreo"]["errors"].as_str()?.to_string();
+        message
+            .contains("koreo did not create it")
+            .then_some(message)
+    })
+    .await;
+    assert!(
+        waiting.contains("ConfigMap:default:shop-blue exists"),
+        "{waiting}"
+    );
+    let foreign = configmaps.get("shop-blue").await.unwrap();
+    assert_eq!(
+        foreign.data.unwrap()["owner"],
+        "someone",
+        "a ConfigMap koreo did not create is not changed"
+    );
+
+    // Parent deleted: what it owns is destroyed, then the parent goes.
+    kube::api::Api::<DynamicObject>::delete(&apps, "shop", &Default::default())
+        .await
+        .unwrap();
+    eventually("the parent gone", async || {
+        apps.get_opt("shop").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert_eq!(
+        names().await,
+        ["shop-blue"],
+        "green destroyed, the foreign one kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandon_leaves_objects_labelled_and_unowned() {
+    let server = TestKube::start().await.unwrap();
+    let client = client(&server).await;
+    for kind in [
+        "Workflow",
+        "ValueFunction",
+        "ResourceFunction",
+        "ResourceTemplate",
+    ] {
+        create(&client, &koreo_crd(kind)).await;
+    }
+    for doc in documents("crd.yaml")
+        .iter()
+        .chain(&documents("hello.koreo"))
+    {
+        create(&client, doc).await;
+    }
+    tokio::spawn(Controller::new(client.clone(), None).run());
+    for doc in documents("greeting.yaml") {
+        create(&client, &doc).await;
+    }
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    eventually("the ConfigMap", async || {
+        configmaps.get_opt("ada-greeting").await.unwrap()
+    })
+    .await;
+    let greetings: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &resource("example.koreo.dev/v1", "Greeting"),
+    );
+    greetings.delete("ada", &Default::default()).await.unwrap();
+    eventually("the Greeting gone", async || {
+        greetings
+            .get_opt("ada")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let left = configmaps.get("ada-greeting").await.unwrap();
+    assert_eq!(left.metadata.labels.unwrap()["koreo.dev/abandoned"], "true");
+    assert!(
+        left.metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+    );
+}

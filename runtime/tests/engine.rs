@@ -106,11 +106,7 @@ async fn a_workflow_converges_and_then_writes_nothing() {
     assert!(!ws.has_errors(), "{:?}", ws.diagnostics);
     let workflow = ws.workflow("app", Some("default")).unwrap();
     let p = parent("hello", true);
-    let engine = Engine {
-        workspace: &ws,
-        api: &api,
-        owner: Owner::of(&p),
-    };
+    let engine = Engine::new(&ws, &api, Owner::of(&p));
 
     // First pass: the ConfigMap is created, the workflow waits for it.
     let run = engine.run_workflow(workflow, &p).await;
@@ -197,11 +193,7 @@ async fn outcomes_propagate_to_dependent_steps() {
     let ws = Workspace::load_str("app.koreo", DEFINITIONS);
     let workflow = ws.workflow("app", Some("default")).unwrap();
     let p = parent("hello", false);
-    let engine = Engine {
-        workspace: &ws,
-        api: &api,
-        owner: Owner::of(&p),
-    };
+    let engine = Engine::new(&ws, &api, Owner::of(&p));
     let run = engine.run_workflow(workflow, &p).await;
     assert!(matches!(
         &run.steps["gate"],
