@@ -113,17 +113,33 @@ async fn client(server: &TestKube) -> Result<kube::Client, String> {
     kube::Client::try_from(config).map_err(|e| e.to_string())
 }
 
-/// `koreo run`: the controller against a real cluster until Ctrl-C.
-pub fn run_controller(kubeconfig: Option<&Path>, namespace: Option<String>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+fn async_runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+        .map_err(|e| eprintln!("error: cannot start the async runtime: {e}"))
+        .ok()
+}
+
+/// Starts the controller and prints each of its reconciles.
+fn start_controller(client: kube::Client, namespace: Option<String>) {
+    let (reports, mut received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(
+        koreo_runtime::controller::Controller::new(client, namespace)
+            .with_reports(reports)
+            .run(),
+    );
+    tokio::spawn(async move {
+        while let Some(report) = received.recv().await {
+            print_report(&report);
         }
+    });
+}
+
+/// `koreo run`: the controller against a real cluster until Ctrl-C.
+pub fn run_controller(kubeconfig: Option<&Path>, namespace: Option<String>) -> ExitCode {
+    let Some(runtime) = async_runtime() else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(async {
         let config = match kubeconfig {
@@ -147,17 +163,7 @@ pub fn run_controller(kubeconfig: Option<&Path>, namespace: Option<String>) -> E
             .clone()
             .map_or("all namespaces".to_string(), |n| format!("namespace {n}"));
         println!("koreo controller watching {scope}. Ctrl-C stops.");
-        let (reports, mut received) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(
-            koreo_runtime::controller::Controller::new(client, namespace)
-                .with_reports(reports)
-                .run(),
-        );
-        tokio::spawn(async move {
-            while let Some(report) = received.recv().await {
-                print_report(&report);
-            }
-        });
+        start_controller(client, namespace);
         let _ = tokio::signal::ctrl_c().await;
         ExitCode::SUCCESS
     })
@@ -195,15 +201,8 @@ pub fn run(paths: &[PathBuf], port: u16, kubeconfig_out: Option<&Path>) -> ExitC
     for d in ws.diagnostics.iter().filter(|d| d.is_error()) {
         crate::print_diagnostic(d);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = async_runtime() else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(async {
         let server = match TestKube::start_on(port).await {
@@ -254,18 +253,8 @@ pub fn run(paths: &[PathBuf], port: u16, kubeconfig_out: Option<&Path>) -> ExitC
                 return ExitCode::FAILURE;
             }
         };
-        let (reports, mut received) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(
-            koreo_runtime::controller::Controller::new(client, None)
-                .with_reports(reports)
-                .run(),
-        );
         println!("The controller is running. Ctrl-C stops.");
-        tokio::spawn(async move {
-            while let Some(report) = received.recv().await {
-                print_report(&report);
-            }
-        });
+        start_controller(client, None);
         let _ = tokio::signal::ctrl_c().await;
         ExitCode::SUCCESS
     })

@@ -71,6 +71,24 @@ fn koreo_crd(kind: &str) -> Json {
                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
 }
 
+/// A server with the Koreo kinds' CRDs and these objects, and a client for it.
+async fn with_definitions(objects: &[Json]) -> (TestKube, Client) {
+    let server = TestKube::start().await.unwrap();
+    let client = client(&server).await;
+    for kind in [
+        "Workflow",
+        "ValueFunction",
+        "ResourceFunction",
+        "ResourceTemplate",
+    ] {
+        create(&client, &koreo_crd(kind)).await;
+    }
+    for object in objects {
+        create(&client, object).await;
+    }
+    (server, client)
+}
+
 fn writes(server: &TestKube) -> u64 {
     let counts = server.request_counts();
     ["create", "update", "patch", "delete"]
@@ -95,22 +113,8 @@ async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hello_converges_stays_quiet_and_corrects_drift() {
-    let server = TestKube::start().await.unwrap();
-    let client = client(&server).await;
-    for kind in [
-        "Workflow",
-        "ValueFunction",
-        "ResourceFunction",
-        "ResourceTemplate",
-    ] {
-        create(&client, &koreo_crd(kind)).await;
-    }
-    for doc in documents("crd.yaml")
-        .iter()
-        .chain(&documents("hello.koreo"))
-    {
-        create(&client, doc).await;
-    }
+    let (server, client) =
+        with_definitions(&[documents("crd.yaml"), documents("hello.koreo")].concat()).await;
     tokio::spawn(Controller::new(client.clone(), None).run());
     for doc in documents("greeting.yaml") {
         create(&client, &doc).await;
@@ -232,19 +236,12 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletion_and_pruning_follow_the_delete_policy_and_touch_only_what_koreo_made() {
-    let server = TestKube::start().await.unwrap();
-    let client = client(&server).await;
-    for kind in [
-        "Workflow",
-        "ValueFunction",
-        "ResourceFunction",
-        "ResourceTemplate",
-    ] {
-        create(&client, &koreo_crd(kind)).await;
-    }
-    for doc in koreo_lang::yaml::parse_documents(CACHES).unwrap() {
-        create(&client, &doc.root.to_json()).await;
-    }
+    let caches: Vec<Json> = koreo_lang::yaml::parse_documents(CACHES)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.root.to_json())
+        .collect();
+    let (_server, client) = with_definitions(&caches).await;
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     // Someone else's ConfigMap with a name the workflow will want: koreo must never delete it.
     configmaps
@@ -347,22 +344,8 @@ async fn deletion_and_pruning_follow_the_delete_policy_and_touch_only_what_koreo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandon_leaves_objects_labelled_and_unowned() {
-    let server = TestKube::start().await.unwrap();
-    let client = client(&server).await;
-    for kind in [
-        "Workflow",
-        "ValueFunction",
-        "ResourceFunction",
-        "ResourceTemplate",
-    ] {
-        create(&client, &koreo_crd(kind)).await;
-    }
-    for doc in documents("crd.yaml")
-        .iter()
-        .chain(&documents("hello.koreo"))
-    {
-        create(&client, doc).await;
-    }
+    let (_server, client) =
+        with_definitions(&[documents("crd.yaml"), documents("hello.koreo")].concat()).await;
     tokio::spawn(Controller::new(client.clone(), None).run());
     for doc in documents("greeting.yaml") {
         create(&client, &doc).await;
