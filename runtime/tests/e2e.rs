@@ -1,0 +1,225 @@
+//! End to end: the examples' workflows from parent creation to Ready, through a parent change
+//! and a drift, to parent deletion and cleanup. Against a real cluster when
+//! `KOREO_E2E_KUBECONFIG` names its kubeconfig; against the local API server otherwise.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use koreo_runtime::controller::Controller;
+use koreo_testkube::TestKube;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::ApiResource;
+use kube::{Client, Config};
+use serde_json::{Value as Json, json};
+
+/// The cluster under test, and the local server when that is what it is.
+async fn cluster() -> (Client, Option<TestKube>) {
+    let (kubeconfig, server) = match std::env::var("KOREO_E2E_KUBECONFIG") {
+        Ok(path) => {
+            eprintln!("e2e: against the cluster of {path}");
+            (
+                Kubeconfig::read_from(path).expect("KOREO_E2E_KUBECONFIG is a kubeconfig"),
+                None,
+            )
+        }
+        Err(_) => {
+            eprintln!(
+                "e2e: KOREO_E2E_KUBECONFIG is not set: running against the local API server, not a real cluster"
+            );
+            let server = TestKube::start().await.unwrap();
+            (
+                Kubeconfig::from_yaml(&server.kubeconfig()).unwrap(),
+                Some(server),
+            )
+        }
+    };
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    (Client::try_from(config).unwrap(), server)
+}
+
+fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: api_version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+/// Creates or replaces by server-side apply, so a rerun against a real cluster works.
+async fn apply(client: &Client, object: &Json, namespace: Option<&str>) {
+    let api_version = object["apiVersion"].as_str().unwrap();
+    let kind = object["kind"].as_str().unwrap();
+    let plural = if kind == "CustomResourceDefinition" {
+        "customresourcedefinitions".into()
+    } else {
+        format!("{}s", kind.to_lowercase())
+    };
+    let r = resource(api_version, kind, &plural);
+    let name = object["metadata"]["name"].as_str().unwrap();
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &r),
+        None => Api::all_with(client.clone(), &r),
+    };
+    let mut object = object.clone();
+    if let (Some(ns), Some(meta)) = (namespace, object["metadata"].as_object_mut()) {
+        meta.insert("namespace".into(), json!(ns));
+    }
+    api.patch(
+        name,
+        &PatchParams::apply("koreo-e2e").force(),
+        &Patch::Apply(&object),
+    )
+    .await
+    .unwrap();
+}
+
+fn koreo_crd(kind: &str) -> Json {
+    let plural = format!("{}s", kind.to_lowercase());
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.koreo.dev")},
+        "spec": {"group": "koreo.dev", "scope": "Namespaced", "names": {"kind": kind, "plural": plural},
+            "versions": [{"name": "v1beta1", "served": true, "storage": true, "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
+}
+
+fn documents(path: &str) -> Vec<Json> {
+    let text =
+        std::fs::read_to_string(format!("{}/../examples/{path}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+    koreo_lang::yaml::parse_documents(&text)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.root.to_json())
+        .collect()
+}
+
+async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_from_creation_to_cleanup() {
+    let (client, _server) = cluster().await;
+    let namespace = format!("koreo-e2e-{}", std::process::id());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap(),
+        )
+        .await
+        .unwrap();
+
+    for kind in [
+        "Workflow",
+        "ValueFunction",
+        "ResourceFunction",
+        "ResourceTemplate",
+    ] {
+        apply(&client, &koreo_crd(kind), None).await;
+    }
+    for doc in documents("hello/crd.yaml") {
+        apply(&client, &doc, None).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // CRDs become served
+    for doc in documents("hello/hello.koreo") {
+        apply(&client, &doc, Some(&namespace)).await;
+    }
+    tokio::spawn(Controller::new(client.clone(), Some(namespace.clone())).run());
+    for doc in documents("hello/greeting.yaml") {
+        apply(&client, &doc, Some(&namespace)).await;
+    }
+
+    let greetings: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &namespace,
+        &resource("example.koreo.dev/v1", "Greeting", "greetings"),
+    );
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+    eventually("Ready", async || {
+        let g = greetings.get("ada").await.ok()?;
+        g.data["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            .then_some(())
+    })
+    .await;
+    let greeting = async |cm: &Api<ConfigMap>| {
+        cm.get("ada-greeting")
+            .await
+            .ok()?
+            .data?
+            .get("greeting")
+            .cloned()
+    };
+    assert_eq!(
+        greeting(&configmaps).await.as_deref(),
+        Some("Bonjour, Ada!")
+    );
+
+    greetings
+        .patch(
+            "ada",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"language": "en"}})),
+        )
+        .await
+        .unwrap();
+    eventually("the parent change", async || {
+        (greeting(&configmaps).await.as_deref() == Some("Hello, Ada!")).then_some(())
+    })
+    .await;
+
+    configmaps
+        .patch(
+            "ada-greeting",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"greeting": "drift"}})),
+        )
+        .await
+        .unwrap();
+    eventually("the drift corrected", async || {
+        (greeting(&configmaps).await.as_deref() == Some("Hello, Ada!")).then_some(())
+    })
+    .await;
+
+    greetings
+        .delete("ada", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the parent gone", async || {
+        greetings.get_opt("ada").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    // The example's function keeps the default policy, abandon: the ConfigMap stays, marked.
+    let left = configmaps.get("ada-greeting").await.unwrap();
+    assert_eq!(
+        left.metadata
+            .labels
+            .unwrap_or_default()
+            .get("koreo.dev/abandoned")
+            .map(String::as_str),
+        Some("true")
+    );
+
+    let _ = namespaces
+        .delete(&namespace, &DeleteParams::default())
+        .await;
+}
