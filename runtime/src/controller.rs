@@ -113,6 +113,7 @@ impl Controller {
     /// Every Koreo definition in the watched namespaces, as one workspace.
     async fn load_definitions(&self) -> Workspace {
         let mut ws = Workspace::default();
+        let mut statuses = Vec::new();
         for (kind, plural) in KOREO_KINDS {
             let api = self.api(&koreo_resource(kind, plural), true);
             let Ok(list) = api.list(&Default::default()).await else {
@@ -129,10 +130,31 @@ impl Controller {
                 value["kind"] = json!(kind);
                 // JSON is YAML: the definition loads as if it were a file named after it.
                 let text = serde_json::to_string_pretty(&value).unwrap_or_default();
-                ws.add_source(&PathBuf::from(format!("{kind}/{ns}/{name}")), text);
+                let path = PathBuf::from(format!("{kind}/{ns}/{name}"));
+                ws.add_source(&path, text);
+                statuses.push((koreo_resource(kind, plural), path, object));
             }
         }
         ws.finish();
+        let mut diagnostics = ws.diagnostics.clone();
+        diagnostics.extend(koreo_lang::analysis::check(&ws));
+        for (resource, path, object) in statuses {
+            let namespace = object.metadata.namespace.clone().unwrap_or_default();
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), &namespace, &resource);
+            let problems: Vec<String> = diagnostics
+                .iter()
+                .filter(|d| d.is_error() && d.location.path() == path)
+                .map(|d| {
+                    let at = d.location.span.start;
+                    format!(
+                        "{} (line {}, column {} of the definition as JSON)",
+                        d.message, at.line, at.col
+                    )
+                })
+                .collect();
+            write_definition_status(&api, &object, &problems).await;
+        }
         ws
     }
 
@@ -154,13 +176,40 @@ impl Controller {
             tokio::spawn(async move {
                 let api = this.api(&koreo_resource(kind, plural), true);
                 let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
+                let mut generations: HashMap<(Option<String>, String), Option<i64>> =
+                    HashMap::new();
                 while let Some(event) = events.next().await {
-                    // The initial listing was loaded before the watches started.
-                    if !matches!(
-                        event,
-                        Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))
-                    ) {
-                        continue;
+                    // The initial listing was loaded before the watches started; a change of
+                    // status only (ours) changes no definition.
+                    match &event {
+                        Ok(watcher::Event::InitApply(o)) => {
+                            generations.insert(
+                                (
+                                    o.metadata.namespace.clone(),
+                                    o.metadata.name.clone().unwrap_or_default(),
+                                ),
+                                o.metadata.generation,
+                            );
+                            continue;
+                        }
+                        Ok(watcher::Event::Apply(o)) => {
+                            let id = (
+                                o.metadata.namespace.clone(),
+                                o.metadata.name.clone().unwrap_or_default(),
+                            );
+                            if generations.insert(id, o.metadata.generation)
+                                == Some(o.metadata.generation)
+                            {
+                                continue;
+                            }
+                        }
+                        Ok(watcher::Event::Delete(o)) => {
+                            generations.remove(&(
+                                o.metadata.namespace.clone(),
+                                o.metadata.name.clone().unwrap_or_default(),
+                            ));
+                        }
+                        _ => continue,
                     }
                     let fresh = Arc::new(this.load_definitions().await);
                     *workspace.write().await = fresh.clone();
@@ -747,6 +796,43 @@ fn fingerprint(parent: &Json) -> Json {
         "annotations": annotations,
         "deleting": parent["metadata"]["deletionTimestamp"].is_string(),
     })
+}
+
+/// A definition's `Ready` condition: whether it is valid, and if not, why. Written only when
+/// it changes.
+async fn write_definition_status(
+    api: &Api<DynamicObject>,
+    object: &DynamicObject,
+    problems: &[String],
+) {
+    let (status, reason, message) = if problems.is_empty() {
+        ("True", "Valid", "The definition is valid.".to_string())
+    } else {
+        ("False", "Invalid", problems.join("; "))
+    };
+    let current = &object.data["status"]["conditions"];
+    let same = current
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .is_some_and(|c| c["status"] == status && c["message"] == message.as_str());
+    if same {
+        return;
+    }
+    let Some(name) = object.metadata.name.as_deref() else {
+        return;
+    };
+    let condition = json!({"type": "Ready", "status": status, "reason": reason, "message": message, "lastTransitionTime": chrono_now()});
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    let _ = api
+        .patch_status(
+            name,
+            &params,
+            &Patch::Merge(json!({"status": {"conditions": [condition]}})),
+        )
+        .await;
 }
 
 fn strip_times(conditions: &Json) -> Json {

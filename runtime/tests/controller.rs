@@ -379,3 +379,48 @@ async fn abandon_leaves_objects_labelled_and_unowned() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn definitions_report_whether_they_are_valid() {
+    let broken = json!({"apiVersion": "koreo.dev/v1beta1", "kind": "ValueFunction",
+        "metadata": {"name": "broken", "namespace": "default"},
+        "spec": {"retrun": {"x": "=1 +"}}});
+    let (_server, client) =
+        with_definitions(&[documents("hello.koreo"), vec![broken]].concat()).await;
+    tokio::spawn(Controller::new(client.clone(), None).run());
+    let functions: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &resource("koreo.dev/v1beta1", "ValueFunction"),
+    );
+    let ready = async |name: &str| -> Option<Json> {
+        let f = functions.get(name).await.ok()?;
+        f.data["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .cloned()
+    };
+    let broken = eventually("the broken function's status", async || {
+        ready("broken").await
+    })
+    .await;
+    assert_eq!(broken["status"], "False");
+    let message = broken["message"].as_str().unwrap();
+    assert!(
+        message.contains("unknown key `retrun` in `spec`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("line "),
+        "the message says where: {message}"
+    );
+    let good = eventually("the valid function's status", async || {
+        ready("hello-words").await
+    })
+    .await;
+    assert_eq!(
+        (good["status"].as_str(), good["reason"].as_str()),
+        (Some("True"), Some("Valid"))
+    );
+}
