@@ -8,25 +8,6 @@ use koreo_testkube::TestKube;
 use koreo_testkube::store::{Store, Target};
 use serde_json::{Value as Json, json};
 
-/// A CRD for a Koreo kind: any spec, with a status subresource. (Generated, validating CRDs
-/// replace these when the `crds/` manifests land.)
-fn koreo_crd(kind: &str) -> Json {
-    let plural = format!("{}s", kind.to_lowercase());
-    json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("{plural}.koreo.dev")},
-        "spec": {
-            "group": "koreo.dev",
-            "scope": "Namespaced",
-            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase()},
-            "versions": [{"name": "v1beta1", "served": true, "storage": true,
-                "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
-        }
-    })
-}
-
 /// Creates an object, and its namespace first when that is missing. Returns a line for the log.
 fn create(store: &mut Store, object: &Json) -> Result<String, String> {
     let api_version = object["apiVersion"].as_str().unwrap_or("");
@@ -71,7 +52,7 @@ fn load(server: &TestKube, ws: &Workspace) -> Vec<Result<String, String>> {
     let mut log = Vec::new();
     server.with_store(|store| {
         for kind in koreo_lang::model::KINDS {
-            log.push(create(store, &koreo_crd(kind)));
+            log.push(create(store, &koreo_runtime::crds::koreo_crd(kind)));
         }
         let (crds, others): (Vec<_>, Vec<_>) = ws
             .objects

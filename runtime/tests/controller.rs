@@ -3,48 +3,16 @@
 
 use std::time::Duration;
 
+mod support;
+use support::{client, documents, eventually, resource};
+
 use k8s_openapi::api::core::v1::ConfigMap;
 use koreo_runtime::controller::Controller;
+use koreo_runtime::crds::koreo_crd;
 use koreo_testkube::TestKube;
+use kube::Client;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::discovery::ApiResource;
-use kube::{Client, Config};
 use serde_json::{Value as Json, json};
-
-async fn client(server: &TestKube) -> Client {
-    let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig()).unwrap();
-    Client::try_from(
-        Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .unwrap(),
-    )
-    .unwrap()
-}
-
-fn documents(path: &str) -> Vec<Json> {
-    let text = std::fs::read_to_string(format!(
-        "{}/../examples/hello/{path}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    koreo_lang::yaml::parse_documents(&text)
-        .unwrap()
-        .into_iter()
-        .map(|d| d.root.to_json())
-        .collect()
-}
-
-fn resource(api_version: &str, kind: &str) -> ApiResource {
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    ApiResource {
-        group: group.into(),
-        version: version.into(),
-        api_version: api_version.into(),
-        kind: kind.into(),
-        plural: format!("{}s", kind.to_lowercase()),
-    }
-}
 
 async fn create(client: &Client, object: &Json) {
     let api_version = object["apiVersion"].as_str().unwrap();
@@ -60,15 +28,6 @@ async fn create(client: &Client, object: &Json) {
     )
     .await
     .unwrap();
-}
-
-fn koreo_crd(kind: &str) -> Json {
-    let plural = format!("{}s", kind.to_lowercase());
-    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("{plural}.koreo.dev")},
-        "spec": {"group": "koreo.dev", "scope": "Namespaced", "names": {"kind": kind, "plural": plural},
-            "versions": [{"name": "v1beta1", "served": true, "storage": true, "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
 }
 
 /// A server with the Koreo kinds' CRDs and these objects, and a client for it.
@@ -97,26 +56,13 @@ fn writes(server: &TestKube) -> u64 {
         .sum()
 }
 
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hello_converges_stays_quiet_and_corrects_drift() {
     let (server, client) =
-        with_definitions(&[documents("crd.yaml"), documents("hello.koreo")].concat()).await;
+        with_definitions(&[documents("hello/crd.yaml"), documents("hello/hello.koreo")].concat())
+            .await;
     tokio::spawn(Controller::new(client.clone(), None).run());
-    for doc in documents("greeting.yaml") {
+    for doc in documents("hello/greeting.yaml") {
         create(&client, &doc).await;
     }
 
@@ -125,7 +71,7 @@ async fn hello_converges_stays_quiet_and_corrects_drift() {
         "default",
         &resource("example.koreo.dev/v1", "Greeting"),
     );
-    let ready = eventually("the Greeting to be Ready", async || {
+    let ready = eventually(10, "the Greeting to be Ready", async || {
         let g = greetings.get("ada").await.ok()?;
         let conditions = g.data["status"]["conditions"].as_array()?.clone();
         conditions
@@ -168,7 +114,7 @@ async fn hello_converges_stays_quiet_and_corrects_drift() {
         )
         .await
         .unwrap();
-    eventually("drift to be corrected", async || {
+    eventually(10, "drift to be corrected", async || {
         let data = configmaps.get("ada-greeting").await.ok()?.data?;
         (data["greeting"] == "Bonjour, Ada!").then_some(())
     })
@@ -183,7 +129,7 @@ async fn hello_converges_stays_quiet_and_corrects_drift() {
         )
         .await
         .unwrap();
-    eventually("the new greeting", async || {
+    eventually(10, "the new greeting", async || {
         let data = configmaps.get("ada-greeting").await.ok()?.data?;
         (data["greeting"] == "Hallo, Ada!").then_some(())
     })
@@ -275,7 +221,7 @@ async fn deletion_and_pruning_follow_the_delete_policy_and_touch_only_what_koreo
         n.sort();
         n
     };
-    eventually("both caches", async || {
+    eventually(10, "both caches", async || {
         (names().await == ["shop-blue", "shop-green", "shop-red"]).then_some(())
     })
     .await;
@@ -295,7 +241,7 @@ async fn deletion_and_pruning_follow_the_delete_policy_and_touch_only_what_koreo
     )
     .await
     .unwrap();
-    eventually("red pruned", async || {
+    eventually(10, "red pruned", async || {
         (names().await == ["shop-blue", "shop-green"]).then_some(())
     })
     .await;
@@ -308,7 +254,7 @@ async fn deletion_and_pruning_follow_the_delete_policy_and_touch_only_what_koreo
     )
     .await
     .unwrap();
-    let waiting = eventually("the step to explain", async || {
+    let waiting = eventually(10, "the step to explain", async || {
         let app = apps.get("shop").await.ok()?;
         let message = app.data["status"]["koreo"]["errors"].as_str()?.to_string();
         message
@@ -331,7 +277,7 @@ async fn deletion_and_pruning_follow_the_delete_policy_and_touch_only_what_koreo
     kube::api::Api::<DynamicObject>::delete(&apps, "shop", &Default::default())
         .await
         .unwrap();
-    eventually("the parent gone", async || {
+    eventually(10, "the parent gone", async || {
         apps.get_opt("shop").await.unwrap().is_none().then_some(())
     })
     .await;
@@ -345,13 +291,14 @@ async fn deletion_and_pruning_follow_the_delete_policy_and_touch_only_what_koreo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandon_leaves_objects_labelled_and_unowned() {
     let (_server, client) =
-        with_definitions(&[documents("crd.yaml"), documents("hello.koreo")].concat()).await;
+        with_definitions(&[documents("hello/crd.yaml"), documents("hello/hello.koreo")].concat())
+            .await;
     tokio::spawn(Controller::new(client.clone(), None).run());
-    for doc in documents("greeting.yaml") {
+    for doc in documents("hello/greeting.yaml") {
         create(&client, &doc).await;
     }
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    eventually("the ConfigMap", async || {
+    eventually(10, "the ConfigMap", async || {
         configmaps.get_opt("ada-greeting").await.unwrap()
     })
     .await;
@@ -361,7 +308,7 @@ async fn abandon_leaves_objects_labelled_and_unowned() {
         &resource("example.koreo.dev/v1", "Greeting"),
     );
     greetings.delete("ada", &Default::default()).await.unwrap();
-    eventually("the Greeting gone", async || {
+    eventually(10, "the Greeting gone", async || {
         greetings
             .get_opt("ada")
             .await
@@ -386,7 +333,7 @@ async fn definitions_report_whether_they_are_valid() {
         "metadata": {"name": "broken", "namespace": "default"},
         "spec": {"retrun": {"x": "=1 +"}}});
     let (_server, client) =
-        with_definitions(&[documents("hello.koreo"), vec![broken]].concat()).await;
+        with_definitions(&[documents("hello/hello.koreo"), vec![broken]].concat()).await;
     tokio::spawn(Controller::new(client.clone(), None).run());
     let functions: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
@@ -401,7 +348,7 @@ async fn definitions_report_whether_they_are_valid() {
             .find(|c| c["type"] == "Ready")
             .cloned()
     };
-    let broken = eventually("the broken function's status", async || {
+    let broken = eventually(10, "the broken function's status", async || {
         ready("broken").await
     })
     .await;
@@ -415,7 +362,7 @@ async fn definitions_report_whether_they_are_valid() {
         message.contains("line "),
         "the message says where: {message}"
     );
-    let good = eventually("the valid function's status", async || {
+    let good = eventually(10, "the valid function's status", async || {
         ready("hello-words").await
     })
     .await;

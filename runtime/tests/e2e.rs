@@ -4,12 +4,15 @@
 
 use std::time::Duration;
 
+mod support;
+use support::{documents, eventually, resource};
+
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use koreo_runtime::controller::Controller;
+use koreo_runtime::crds::koreo_crd;
 use koreo_testkube::TestKube;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::discovery::ApiResource;
 use kube::{Client, Config};
 use serde_json::{Value as Json, json};
 
@@ -40,27 +43,11 @@ async fn cluster() -> (Client, Option<TestKube>) {
     (Client::try_from(config).unwrap(), server)
 }
 
-fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    ApiResource {
-        group: group.into(),
-        version: version.into(),
-        api_version: api_version.into(),
-        kind: kind.into(),
-        plural: plural.into(),
-    }
-}
-
 /// Creates or replaces by server-side apply, so a rerun against a real cluster works.
 async fn apply(client: &Client, object: &Json, namespace: Option<&str>) {
     let api_version = object["apiVersion"].as_str().unwrap();
     let kind = object["kind"].as_str().unwrap();
-    let plural = if kind == "CustomResourceDefinition" {
-        "customresourcedefinitions".into()
-    } else {
-        format!("{}s", kind.to_lowercase())
-    };
-    let r = resource(api_version, kind, &plural);
+    let r = resource(api_version, kind);
     let name = object["metadata"]["name"].as_str().unwrap();
     let api: Api<DynamicObject> = match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &r),
@@ -77,40 +64,6 @@ async fn apply(client: &Client, object: &Json, namespace: Option<&str>) {
     )
     .await
     .unwrap();
-}
-
-fn koreo_crd(kind: &str) -> Json {
-    let plural = format!("{}s", kind.to_lowercase());
-    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("{plural}.koreo.dev")},
-        "spec": {"group": "koreo.dev", "scope": "Namespaced", "names": {"kind": kind, "plural": plural},
-            "versions": [{"name": "v1beta1", "served": true, "storage": true, "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
-}
-
-fn documents(path: &str) -> Vec<Json> {
-    let text =
-        std::fs::read_to_string(format!("{}/../examples/{path}", env!("CARGO_MANIFEST_DIR")))
-            .unwrap();
-    koreo_lang::yaml::parse_documents(&text)
-        .unwrap()
-        .into_iter()
-        .map(|d| d.root.to_json())
-        .collect()
-}
-
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,10 +102,10 @@ async fn hello_from_creation_to_cleanup() {
     let greetings: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         &namespace,
-        &resource("example.koreo.dev/v1", "Greeting", "greetings"),
+        &resource("example.koreo.dev/v1", "Greeting"),
     );
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
-    eventually("Ready", async || {
+    eventually(60, "Ready", async || {
         let g = greetings.get("ada").await.ok()?;
         g.data["status"]["conditions"]
             .as_array()?
@@ -182,7 +135,7 @@ async fn hello_from_creation_to_cleanup() {
         )
         .await
         .unwrap();
-    eventually("the parent change", async || {
+    eventually(60, "the parent change", async || {
         (greeting(&configmaps).await.as_deref() == Some("Hello, Ada!")).then_some(())
     })
     .await;
@@ -195,7 +148,7 @@ async fn hello_from_creation_to_cleanup() {
         )
         .await
         .unwrap();
-    eventually("the drift corrected", async || {
+    eventually(60, "the drift corrected", async || {
         (greeting(&configmaps).await.as_deref() == Some("Hello, Ada!")).then_some(())
     })
     .await;
@@ -204,7 +157,7 @@ async fn hello_from_creation_to_cleanup() {
         .delete("ada", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("the parent gone", async || {
+    eventually(60, "the parent gone", async || {
         greetings.get_opt("ada").await.ok()?.is_none().then_some(())
     })
     .await;

@@ -6,11 +6,12 @@ use koreo_lang::Workspace;
 use koreo_lang::eval::Outcome;
 use koreo_runtime::engine::{Engine, Owner};
 use koreo_runtime::kube_api::KubeApi;
+
+mod support;
 use koreo_testkube::TestKube;
 use kube::api::{Api, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 use serde_json::{Value as Json, json};
+use support::client;
 
 const DEFINITIONS: &str = r#"
 apiVersion: koreo.dev/v1beta1
@@ -72,16 +73,6 @@ spec:
     inputs:
       name: =string(steps.gate.ok)
 "#;
-
-async fn client(server: &TestKube) -> Client {
-    let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig()).unwrap();
-    Client::try_from(
-        Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .unwrap(),
-    )
-    .unwrap()
-}
 
 fn parent(greeting: &str, ready: bool) -> Json {
     json!({"apiVersion": "example.com/v1", "kind": "App",

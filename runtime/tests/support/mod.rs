@@ -1,0 +1,68 @@
+//! What the runtime's tests share: a client for a server, the examples, waiting.
+
+#![allow(dead_code)] // each test file uses part of it
+
+use std::time::Duration;
+
+use koreo_testkube::TestKube;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::ApiResource;
+use kube::{Client, Config};
+use serde_json::Value as Json;
+
+pub async fn client(server: &TestKube) -> Client {
+    let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig()).unwrap();
+    Client::try_from(
+        Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// The documents of a file under `examples/`.
+pub fn documents(path: &str) -> Vec<Json> {
+    let text =
+        std::fs::read_to_string(format!("{}/../examples/{path}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+    koreo_lang::yaml::parse_documents(&text)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.root.to_json())
+        .collect()
+}
+
+/// The API resource of a kind whose plural is its lowercase name plus `s`.
+pub fn resource(api_version: &str, kind: &str) -> ApiResource {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let plural = match kind {
+        "CustomResourceDefinition" => "customresourcedefinitions".to_string(),
+        _ => format!("{}s", kind.to_lowercase()),
+    };
+    ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: api_version.into(),
+        kind: kind.into(),
+        plural,
+    }
+}
+
+/// Polls `check` until it gives a value, failing after `seconds`.
+pub async fn eventually<T>(
+    seconds: u64,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
