@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 mod support;
-use support::{client, documents, eventually, resource};
+use support::{client, documents, eventually, resource, writes};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use koreo_runtime::controller::Controller;
@@ -46,14 +46,6 @@ async fn with_definitions(objects: &[Json]) -> (TestKube, Client) {
         create(&client, object).await;
     }
     (server, client)
-}
-
-fn writes(server: &TestKube) -> u64 {
-    let counts = server.request_counts();
-    ["create", "update", "patch", "delete"]
-        .iter()
-        .map(|v| counts.get(*v).copied().unwrap_or(0))
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

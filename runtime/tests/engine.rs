@@ -11,7 +11,7 @@ mod support;
 use koreo_testkube::TestKube;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value as Json, json};
-use support::client;
+use support::{client, writes};
 
 const DEFINITIONS: &str = r#"
 apiVersion: koreo.dev/v1beta1
@@ -78,14 +78,6 @@ fn parent(greeting: &str, ready: bool) -> Json {
     json!({"apiVersion": "example.com/v1", "kind": "App",
         "metadata": {"name": "shop", "namespace": "default", "uid": "parent-uid-1"},
         "spec": {"greeting": greeting, "ready": ready}})
-}
-
-fn writes(server: &TestKube) -> u64 {
-    let counts = server.request_counts();
-    ["create", "update", "patch", "delete"]
-        .iter()
-        .map(|v| counts.get(*v).copied().unwrap_or(0))
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -123,6 +123,25 @@ fn without_null_tests_of_missing_paths(patch: Json, current: &Json) -> Json {
     )
 }
 
+/// Optimistic concurrency: a write that names a resourceVersion must name the current one.
+fn check_version(
+    t: &ResourceType,
+    name: &str,
+    current: &Json,
+    expected: Option<&str>,
+) -> Result<(), ApiError> {
+    match expected {
+        Some(rv) if current["metadata"]["resourceVersion"].as_str() != Some(rv) => {
+            Err(ApiError::conflict(
+                &t.plural,
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl Default for Store {
     fn default() -> Self {
         Store::new()
@@ -404,15 +423,12 @@ impl Store {
             .get(&key(&t, ns, name))
             .cloned()
             .ok_or_else(|| ApiError::not_found(&t.plural, name))?;
-        if let Some(rv) = body["metadata"]["resourceVersion"].as_str()
-            && current["metadata"]["resourceVersion"].as_str() != Some(rv)
-        {
-            return Err(ApiError::conflict(
-                &t.plural,
-                name,
-                "the object has been modified; please apply your changes to the latest version and try again",
-            ));
-        }
+        check_version(
+            &t,
+            name,
+            &current,
+            body["metadata"]["resourceVersion"].as_str(),
+        )?;
         self.update(
             &t,
             ns,
@@ -469,15 +485,7 @@ impl Store {
                     }
                     _ => json_patch::merge(&mut patched, &patch),
                 }
-                if let Some(rv) = expected_rv
-                    && current["metadata"]["resourceVersion"].as_str() != Some(rv.as_str())
-                {
-                    return Err(ApiError::conflict(
-                        &t.plural,
-                        name,
-                        "the object has been modified; please apply your changes to the latest version and try again",
-                    ));
-                }
+                check_version(&t, name, &current, expected_rv.as_deref())?;
                 self.update(
                     &t,
                     ns,

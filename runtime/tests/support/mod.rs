@@ -48,6 +48,15 @@ pub fn resource(api_version: &str, kind: &str) -> ApiResource {
     }
 }
 
+/// Creates, updates, patches and deletes the server has served so far.
+pub fn writes(server: &TestKube) -> u64 {
+    let counts = server.request_counts();
+    ["create", "update", "patch", "delete"]
+        .iter()
+        .map(|v| counts.get(*v).copied().unwrap_or(0))
+        .sum()
+}
+
 /// Polls `check` until it gives a value, failing after `seconds`.
 pub async fn eventually<T>(
     seconds: u64,
