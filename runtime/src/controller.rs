@@ -223,21 +223,36 @@ impl Controller {
         // Reconciles: one at a time per parent, requeued after their outcome's delay.
         let busy: Arc<RwLock<HashSet<ParentKey>>> = Arc::default();
         let again: Arc<RwLock<HashSet<ParentKey>>> = Arc::default();
+        let failures: Arc<RwLock<HashMap<ParentKey, u32>>> = Arc::default();
         while let Some(key) = pending.recv().await {
             if !busy.write().await.insert(key.clone()) {
                 again.write().await.insert(key);
                 continue;
             }
-            let (this, workspace, queue, busy, again) = (
+            let (this, workspace, queue, busy, again, failures) = (
                 this.clone(),
                 workspace.clone(),
                 queue.clone(),
                 busy.clone(),
                 again.clone(),
+                failures.clone(),
             );
             tokio::spawn(async move {
                 let ws = workspace.read().await.clone();
-                let delay = this.reconcile(&ws, &key).await;
+                let delay = match this.reconcile(&ws, &key).await {
+                    Ok(delay) => {
+                        failures.write().await.remove(&key);
+                        delay
+                    }
+                    // API failures: back off exponentially, with jitter so that many parents
+                    // failing together do not come back together.
+                    Err(_) => {
+                        let mut failures = failures.write().await;
+                        let n = failures.entry(key.clone()).or_insert(0);
+                        *n += 1;
+                        Some(backoff(*n))
+                    }
+                };
                 busy.write().await.remove(&key);
                 if again.write().await.remove(&key) {
                     let _ = queue.send(key.clone());
@@ -344,7 +359,10 @@ impl Controller {
     }
 
     /// One reconcile of one parent. Returns when to reconcile it again.
-    async fn reconcile(&self, ws: &Workspace, key: &ParentKey) -> Option<Duration> {
+    /// One reconcile of one parent: when to look again (`None`: only on a change), or why the
+    /// API failed (the caller backs off).
+    async fn reconcile(&self, ws: &Workspace, key: &ParentKey) -> Result<Option<Duration>, String> {
+        let unreachable = || format!("cannot reach the API for {} {}", key.api_version, key.kind);
         let workflow = ws.definitions.iter().find_map(|d| match d {
             koreo_lang::model::Definition::Workflow(w)
                 if w.crd_ref.as_ref().is_some_and(|c| {
@@ -355,8 +373,15 @@ impl Controller {
                 Some(w.clone())
             }
             _ => None,
-        })?;
-        let (api, has_status) = self.parent_api(&key.api_version, &key.kind).await?;
+        });
+        // No workflow for this kind (any more): nothing to do until one appears.
+        let Some(workflow) = workflow else {
+            return Ok(None);
+        };
+        let (api, has_status) = self
+            .parent_api(&key.api_version, &key.kind)
+            .await
+            .ok_or_else(unreachable)?;
         let api = match &key.namespace {
             Some(ns) => {
                 let (group, version) = key
@@ -368,13 +393,15 @@ impl Controller {
                     &GroupVersionKind::gvk(group, version, &key.kind),
                 )
                 .await
-                .ok()?;
+                .map_err(|e| e.to_string())?;
                 Api::namespaced_with(self.client.clone(), ns, &resource)
             }
             None => api,
         };
-        let object = api.get_opt(&key.name).await.ok()??;
-        let parent_json = serde_json::to_value(&object).ok()?;
+        let Some(object) = api.get_opt(&key.name).await.map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let parent_json = serde_json::to_value(&object).map_err(|e| e.to_string())?;
         let previous: Json = parent_json["metadata"]["annotations"][MANAGED_RESOURCES]
             .as_str()
             .and_then(|a| serde_json::from_str(a).ok())
@@ -390,14 +417,13 @@ impl Controller {
             collect_entries(&previous, &mut entries);
             entries.reverse();
             let cleaned = self.release(ws, &uid, &entries).await;
-            if cleaned {
-                let _ = self.remove_finalizer(&api, &parent_json).await;
-                return None;
+            if cleaned && self.remove_finalizer(&api, &parent_json).await {
+                return Ok(None);
             }
-            return Some(Duration::from_secs(5));
+            return Err("cleanup of a deleted parent is not finished".into());
         }
         if !self.ensure_finalizer(&api, &parent_json).await {
-            return Some(Duration::from_secs(5));
+            return Err("could not add the finalizer".into());
         }
         let parent = json!({
             "apiVersion": key.api_version, "kind": key.kind,
@@ -436,14 +462,17 @@ impl Controller {
         }
         // After writing, look again soon: writes are checked as soon as they land, whatever
         // delay the function asked for (watches usually get there first).
-        if run.writes > 0 {
-            return Some(Duration::from_secs(1));
+        if run.api_errors > 0 {
+            return Err(format!("{} request(s) to the API failed", run.api_errors));
         }
-        match &run.outcome {
+        if run.writes > 0 {
+            return Ok(Some(Duration::from_secs(1)));
+        }
+        Ok(match &run.outcome {
             Outcome::Retry { delay, .. } => Some(Duration::from_secs((*delay).max(1) as u64)),
             Outcome::PermFail { .. } => None,
             _ => Some(RESYNC),
-        }
+        })
     }
 
     /// Adds koreo's finalizer, so a deleted parent waits for its cleanup. False if that failed.
@@ -835,6 +864,16 @@ async fn write_definition_status(
         .await;
 }
 
+/// The wait after the `n`th failure in a row: 1 s doubling to at most 5 min, with ±20% jitter.
+fn backoff(n: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let base = Duration::from_secs(1) * 2u32.saturating_pow(n.saturating_sub(1)).min(300);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(n);
+    let jitter = 0.8 + 0.4 * (hasher.finish() % 1000) as f64 / 1000.0;
+    base.mul_f64(jitter).min(Duration::from_secs(300))
+}
+
 fn strip_times(conditions: &Json) -> Json {
     let Some(list) = conditions.as_array() else {
         return Json::Null;
@@ -854,4 +893,20 @@ fn chrono_now() -> String {
     k8s_openapi::jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_five_minutes() {
+        for (n, base) in [(1u32, 1.0), (2, 2.0), (5, 16.0)] {
+            let d = backoff(n).as_secs_f64();
+            assert!(d >= base * 0.8 && d <= base * 1.2, "failure {n}: {d}");
+        }
+        assert!(backoff(30) <= Duration::from_secs(300));
+        let spread: HashSet<u128> = (0..20).map(|_| backoff(4).as_millis()).collect();
+        assert!(spread.len() > 1, "jitter varies the waits");
+    }
 }

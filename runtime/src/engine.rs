@@ -20,7 +20,20 @@ use serde_json::{Map, Value as Json, json};
 pub enum WriteError {
     /// Someone else created or changed it first (409).
     Conflict(String),
-    Other(String),
+    /// The API server refused it for good (400, 403, 422, ...): retrying the same will not help.
+    Refused(String),
+    /// The API server or the network failed (5xx, 429, timeouts): retry later.
+    Transient(String),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::Conflict(m) | WriteError::Refused(m) | WriteError::Transient(m) => {
+                f.write_str(m)
+            }
+        }
+    }
 }
 
 /// The cluster as the engine sees it: objects by identity.
@@ -97,6 +110,8 @@ pub struct WorkflowRun {
     pub resources: Json,
     /// Creates, patches and deletes this reconcile made.
     pub writes: usize,
+    /// Requests to the API that failed for a reason that may pass (the controller backs off).
+    pub api_errors: usize,
 }
 
 type StepFuture<'a> = Pin<Box<dyn Future<Output = (usize, Outcome, Json)> + Send + 'a>>;
@@ -106,6 +121,7 @@ pub struct Engine<'a, A: ResourceApi> {
     pub api: &'a A,
     pub owner: Option<Owner>,
     writes: AtomicUsize,
+    api_errors: AtomicUsize,
 }
 
 impl<'a, A: ResourceApi> Engine<'a, A> {
@@ -115,6 +131,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             api,
             owner,
             writes: AtomicUsize::new(0),
+            api_errors: AtomicUsize::new(0),
         }
     }
 
@@ -223,6 +240,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             state_errors,
             resources: json!({"workflow": workflow.meta.name, "resources": managed}),
             writes: self.writes.load(Ordering::Relaxed),
+            api_errors: self.api_errors.load(Ordering::Relaxed),
         }
     }
 
@@ -344,6 +362,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         let live = match self.api.get(id).await {
             Ok(live) => live,
             Err(e) => {
+                self.api_errors.fetch_add(1, Ordering::Relaxed);
                 return (
                     Outcome::retry(format!("ServerError loading {id}: {e}"), 30, None),
                     managed,
@@ -380,23 +399,32 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
                     Err(WriteError::Conflict(_)) => {
                         Outcome::retry(format!("Waiting on competing creation of {id}."), 30, None)
                     }
-                    Err(WriteError::Other(e)) => {
-                        Outcome::perm_fail(format!("Error creating {id}: {e}"), None)
-                    }
+                    Err(e) => self.write_failed("creating", id, e),
                 }
             }
             Action::Patch { body, owned, then } => {
                 match self.api.apply(id, &self.owned(body, owned, id)).await {
                     Ok(_) => then,
-                    Err(e) => Outcome::retry(format!("Error patching {id}: {e:?}"), 30, None),
+                    Err(e) => self.write_failed("patching", id, e),
                 }
             }
             Action::Delete { then } => match self.api.delete(id).await {
                 Ok(()) => then,
-                Err(e) => Outcome::retry(format!("Error deleting {id}: {e:?}"), 30, None),
+                Err(e) => self.write_failed("deleting", id, e),
             },
         };
         (outcome, managed)
+    }
+
+    /// A refused write is a permanent failure of the step; any other is retried, with backoff.
+    fn write_failed(&self, doing: &str, id: &ResourceId, error: WriteError) -> Outcome {
+        match error {
+            WriteError::Refused(e) => Outcome::perm_fail(format!("Error {doing} {id}: {e}"), None),
+            other => {
+                self.api_errors.fetch_add(1, Ordering::Relaxed);
+                Outcome::retry(format!("Error {doing} {id}: {other}"), 30, None)
+            }
+        }
     }
 
     /// Adds the parent as owner when the function owns what it creates and both share a

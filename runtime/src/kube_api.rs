@@ -68,7 +68,7 @@ impl KubeApi {
 
 fn to_object(body: &Json) -> Result<DynamicObject, WriteError> {
     serde_json::from_value(body.clone())
-        .map_err(|e| WriteError::Other(format!("not a Kubernetes object: {e}")))
+        .map_err(|e| WriteError::Refused(format!("not a Kubernetes object: {e}")))
 }
 
 fn to_json(object: &DynamicObject) -> Json {
@@ -78,7 +78,13 @@ fn to_json(object: &DynamicObject) -> Json {
 fn write_error(e: kube::Error) -> WriteError {
     match e {
         kube::Error::Api(status) if status.code == 409 => WriteError::Conflict(status.message),
-        other => WriteError::Other(other.to_string()),
+        kube::Error::Api(status) if status.code == 429 || status.code >= 500 => {
+            WriteError::Transient(format!("{} ({})", status.message, status.code))
+        }
+        kube::Error::Api(status) => {
+            WriteError::Refused(format!("{} ({})", status.message, status.code))
+        }
+        other => WriteError::Transient(other.to_string()),
     }
 }
 
@@ -92,7 +98,7 @@ impl ResourceApi for KubeApi {
     }
 
     async fn create(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
-        let api = self.api(id).await.map_err(WriteError::Other)?;
+        let api = self.api(id).await.map_err(WriteError::Transient)?;
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PostParams::default()
@@ -104,7 +110,7 @@ impl ResourceApi for KubeApi {
     }
 
     async fn apply(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
-        let api = self.api(id).await.map_err(WriteError::Other)?;
+        let api = self.api(id).await.map_err(WriteError::Transient)?;
         let params = PatchParams::apply(FIELD_MANAGER).force();
         api.patch(&id.name, &params, &Patch::Apply(body))
             .await
@@ -113,7 +119,7 @@ impl ResourceApi for KubeApi {
     }
 
     async fn delete(&self, id: &ResourceId) -> Result<(), WriteError> {
-        let api = self.api(id).await.map_err(WriteError::Other)?;
+        let api = self.api(id).await.map_err(WriteError::Transient)?;
         match api.delete(&id.name, &DeleteParams::background()).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),

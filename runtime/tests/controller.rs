@@ -363,3 +363,41 @@ async fn definitions_report_whether_they_are_valid() {
         (Some("True"), Some("Valid"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_failures_are_retried_with_backoff_until_it_converges() {
+    let (server, client) =
+        with_definitions(&[documents("hello/crd.yaml"), documents("hello/hello.koreo")].concat())
+            .await;
+    // The parent cannot be read at first, and the first creates of its ConfigMap fail.
+    server.fail_next(Some("get"), Some("greetings"), 2, 500);
+    server.fail_next(Some("create"), Some("configmaps"), 2, 500);
+    server.fail_next(Some("patch"), Some("greetings"), 1, 500);
+    tokio::spawn(Controller::new(client.clone(), None).run());
+    for doc in documents("hello/greeting.yaml") {
+        create(&client, &doc).await;
+    }
+    let greetings: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &resource("example.koreo.dev/v1", "Greeting"),
+    );
+    eventually(40, "Ready despite the failures", async || {
+        let g = greetings.get("ada").await.ok()?;
+        g.data["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            .then_some(())
+    })
+    .await;
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    assert_eq!(
+        configmaps.get("ada-greeting").await.unwrap().data.unwrap()["greeting"],
+        "Bonjour, Ada!"
+    );
+    assert!(
+        server.request_counts()["get"] > 2,
+        "the failed reads were made again"
+    );
+}
