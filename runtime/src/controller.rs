@@ -64,8 +64,10 @@ pub struct Controller {
     queue: OnceLock<mpsc::UnboundedSender<ParentKey>>,
     /// Which parents manage each object, from their last reconcile.
     managed: ManagedIndex,
-    /// Kinds of managed objects already watched.
+        /// Kinds of managed objects already watched.
     managed_kinds: RwLock<HashSet<(String, String)>>,
+    /// The cluster as reconciles see it, with the kinds it has discovered.
+    kube_api: KubeApi,
 }
 
 const KOREO_KINDS: [(&str, &str); 4] = [
@@ -87,13 +89,14 @@ fn koreo_resource(kind: &str, plural: &str) -> ApiResource {
 
 impl Controller {
     pub fn new(client: Client, namespace: Option<String>) -> Controller {
-        Controller {
+                Controller {
+            kube_api: KubeApi::new(client.clone()),
             client,
             namespace,
             reports: None,
             queue: OnceLock::new(),
             managed: ManagedIndex::default(),
-            managed_kinds: RwLock::default(),
+                                    managed_kinds: RwLock::default(),
         }
     }
 
@@ -430,8 +433,8 @@ impl Controller {
             "metadata": parent_json["metadata"], "spec": parent_json["spec"],
             "state": parent_json["status"]["state"],
         });
-        let kube_api = KubeApi::new(self.client.clone());
-        let engine = Engine::new(ws, &kube_api, Owner::of(&parent));
+        
+        let engine = Engine::new(ws, &self.kube_api, Owner::of(&parent));
         let run = engine.run_workflow(&workflow, &parent).await;
         self.track_managed(key, &run.resources).await;
         let gone = no_longer_produced(&previous, &run);
