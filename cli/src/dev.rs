@@ -103,10 +103,11 @@ fn async_runtime() -> Option<tokio::runtime::Runtime> {
 }
 
 /// Starts the controller and prints each of its reconciles.
-fn start_controller(client: kube::Client, namespace: Option<String>) {
+fn start_controller(client: kube::Client, namespace: Option<String>, workers: usize) {
     let (reports, mut received) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(
         koreo_runtime::controller::Controller::new(client, namespace)
+            .with_workers(workers)
             .with_reports(reports)
             .run(),
     );
@@ -118,7 +119,11 @@ fn start_controller(client: kube::Client, namespace: Option<String>) {
 }
 
 /// `koreo run`: the controller against a real cluster until Ctrl-C.
-pub fn run_controller(kubeconfig: Option<&Path>, namespace: Option<String>) -> ExitCode {
+pub fn run_controller(
+    kubeconfig: Option<&Path>,
+    namespace: Option<String>,
+    workers: usize,
+) -> ExitCode {
     let Some(runtime) = async_runtime() else {
         return ExitCode::FAILURE;
     };
@@ -144,7 +149,7 @@ pub fn run_controller(kubeconfig: Option<&Path>, namespace: Option<String>) -> E
             .clone()
             .map_or("all namespaces".to_string(), |n| format!("namespace {n}"));
         println!("koreo controller watching {scope}. Ctrl-C stops.");
-        start_controller(client, namespace);
+        start_controller(client, namespace, workers);
         let _ = tokio::signal::ctrl_c().await;
         ExitCode::SUCCESS
     })
@@ -235,7 +240,7 @@ pub fn run(paths: &[PathBuf], port: u16, kubeconfig_out: Option<&Path>) -> ExitC
             }
         };
         println!("The controller is running. Ctrl-C stops.");
-        start_controller(client, None);
+        start_controller(client, None, koreo_runtime::controller::DEFAULT_WORKERS);
         let _ = tokio::signal::ctrl_c().await;
         ExitCode::SUCCESS
     })

@@ -82,6 +82,9 @@ enum Command {
         /// Watch definitions and parents in this namespace only (default: all namespaces).
         #[arg(long, short = 'n')]
         namespace: Option<String>,
+        /// How many parents are reconciled at once.
+        #[arg(long, default_value_t = koreo_runtime::controller::DEFAULT_WORKERS)]
+        workers: usize,
     },
     /// Evaluate one Koreo expression and print the result as JSON.
     Eval {
@@ -105,7 +108,8 @@ fn main() -> ExitCode {
         Command::Run {
             kubeconfig,
             namespace,
-        } => dev::run_controller(kubeconfig.as_deref(), namespace),
+            workers,
+        } => dev::run_controller(kubeconfig.as_deref(), namespace, workers),
         Command::Dev {
             paths,
             port,

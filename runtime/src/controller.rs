@@ -64,11 +64,16 @@ pub struct Controller {
     queue: OnceLock<mpsc::UnboundedSender<ParentKey>>,
     /// Which parents manage each object, from their last reconcile.
     managed: ManagedIndex,
-        /// Kinds of managed objects already watched.
+    /// Kinds of managed objects already watched.
     managed_kinds: RwLock<HashSet<(String, String)>>,
     /// The cluster as reconciles see it, with the kinds it has discovered.
     kube_api: KubeApi,
+    /// How many reconciles run at once.
+    workers: usize,
 }
+
+/// Reconciles that run at once unless configured otherwise.
+pub const DEFAULT_WORKERS: usize = 16;
 
 const KOREO_KINDS: [(&str, &str); 4] = [
     ("ResourceTemplate", "resourcetemplates"),
@@ -89,15 +94,22 @@ fn koreo_resource(kind: &str, plural: &str) -> ApiResource {
 
 impl Controller {
     pub fn new(client: Client, namespace: Option<String>) -> Controller {
-                Controller {
+        Controller {
             kube_api: KubeApi::new(client.clone()),
             client,
             namespace,
             reports: None,
             queue: OnceLock::new(),
             managed: ManagedIndex::default(),
-                                    managed_kinds: RwLock::default(),
+            managed_kinds: RwLock::default(),
+            workers: DEFAULT_WORKERS,
         }
+    }
+
+    /// How many reconciles may run at once (at least 1).
+    pub fn with_workers(mut self, workers: usize) -> Controller {
+        self.workers = workers.max(1);
+        self
     }
 
     /// Reports of each reconcile go to this channel.
@@ -227,6 +239,7 @@ impl Controller {
         let busy: Arc<RwLock<HashSet<ParentKey>>> = Arc::default();
         let again: Arc<RwLock<HashSet<ParentKey>>> = Arc::default();
         let failures: Arc<RwLock<HashMap<ParentKey, u32>>> = Arc::default();
+        let workers = Arc::new(tokio::sync::Semaphore::new(this.workers));
         while let Some(key) = pending.recv().await {
             if !busy.write().await.insert(key.clone()) {
                 again.write().await.insert(key);
@@ -240,7 +253,11 @@ impl Controller {
                 again.clone(),
                 failures.clone(),
             );
+            let workers = workers.clone();
             tokio::spawn(async move {
+                let Ok(worker) = workers.acquire_owned().await else {
+                    return;
+                };
                 let ws = workspace.read().await.clone();
                 let delay = match this.reconcile(&ws, &key).await {
                     Ok(delay) => {
@@ -256,6 +273,8 @@ impl Controller {
                         Some(backoff(*n))
                     }
                 };
+                // The worker is free for others while this parent waits for its next turn.
+                drop(worker);
                 busy.write().await.remove(&key);
                 if again.write().await.remove(&key) {
                     let _ = queue.send(key.clone());
@@ -433,7 +452,7 @@ impl Controller {
             "metadata": parent_json["metadata"], "spec": parent_json["spec"],
             "state": parent_json["status"]["state"],
         });
-        
+
         let engine = Engine::new(ws, &self.kube_api, Owner::of(&parent));
         let run = engine.run_workflow(&workflow, &parent).await;
         self.track_managed(key, &run.resources).await;
