@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 mod support;
-use support::{client, documents, eventually, resource, writes};
+use support::{client, documents, eventually, is_ready, resource, writes};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use koreo_runtime::controller::Controller;
@@ -65,11 +65,7 @@ async fn hello_converges_stays_quiet_and_corrects_drift() {
     );
     let ready = eventually(10, "the Greeting to be Ready", async || {
         let g = greetings.get("ada").await.ok()?;
-        let conditions = g.data["status"]["conditions"].as_array()?.clone();
-        conditions
-            .iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            .then_some(g)
+        is_ready(&g).then_some(g)
     })
     .await;
     assert_eq!(
@@ -383,12 +379,7 @@ async fn api_failures_are_retried_with_backoff_until_it_converges() {
         &resource("example.koreo.dev/v1", "Greeting"),
     );
     eventually(40, "Ready despite the failures", async || {
-        let g = greetings.get("ada").await.ok()?;
-        g.data["status"]["conditions"]
-            .as_array()?
-            .iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            .then_some(())
+        is_ready(&greetings.get("ada").await.ok()?).then_some(())
     })
     .await;
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");

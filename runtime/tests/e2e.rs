@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 mod support;
-use support::{documents, eventually, resource};
+use support::{documents, eventually, is_ready, resource};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use koreo_runtime::controller::Controller;
@@ -106,12 +106,7 @@ async fn hello_from_creation_to_cleanup() {
     );
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
     eventually(60, "Ready", async || {
-        let g = greetings.get("ada").await.ok()?;
-        g.data["status"]["conditions"]
-            .as_array()?
-            .iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            .then_some(())
+        is_ready(&greetings.get("ada").await.ok()?).then_some(())
     })
     .await;
     let greeting = async |cm: &Api<ConfigMap>| {

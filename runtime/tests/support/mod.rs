@@ -48,6 +48,16 @@ pub fn resource(api_version: &str, kind: &str) -> ApiResource {
     }
 }
 
+/// Whether an object's status has a `Ready` condition that is `True`.
+pub fn is_ready(object: &kube::api::DynamicObject) -> bool {
+    object.data["status"]["conditions"]
+        .as_array()
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
 /// Creates, updates, patches and deletes the server has served so far.
 pub fn writes(server: &TestKube) -> u64 {
     let counts = server.request_counts();
