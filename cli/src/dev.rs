@@ -103,10 +103,11 @@ fn async_runtime() -> Option<tokio::runtime::Runtime> {
 }
 
 /// Starts the controller and prints each of its reconciles.
-fn start_controller(client: kube::Client, namespace: Option<String>, workers: usize) {
+fn start_controller(client: kube::Client, namespaces: Vec<String>, workers: usize) {
     let (reports, mut received) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(
-        koreo_runtime::controller::Controller::new(client, namespace)
+        koreo_runtime::controller::Controller::new(client)
+            .in_namespaces(namespaces)
             .with_workers(workers)
             .with_reports(reports)
             .run(),
@@ -121,8 +122,9 @@ fn start_controller(client: kube::Client, namespace: Option<String>, workers: us
 /// `koreo run`: the controller against a real cluster until Ctrl-C.
 pub fn run_controller(
     kubeconfig: Option<&Path>,
-    namespace: Option<String>,
+    namespaces: Vec<String>,
     workers: usize,
+    qps: u32,
 ) -> ExitCode {
     let Some(runtime) = async_runtime() else {
         return ExitCode::FAILURE;
@@ -137,19 +139,22 @@ pub fn run_controller(
             },
             None => kube::Config::infer().await.map_err(|e| e.to_string()),
         };
-        let client = match config.and_then(|c| kube::Client::try_from(c).map_err(|e| e.to_string()))
-        {
+        let client = match config.and_then(|c| {
+            koreo_runtime::kube_api::rate_limited_client(c, qps).map_err(|e| e.to_string())
+        }) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: cannot reach a cluster: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        let scope = namespace
-            .clone()
-            .map_or("all namespaces".to_string(), |n| format!("namespace {n}"));
+        let scope = match namespaces.as_slice() {
+            [] => "all namespaces".to_string(),
+            [one] => format!("namespace {one}"),
+            several => format!("namespaces {}", several.join(", ")),
+        };
         println!("koreo controller watching {scope}. Ctrl-C stops.");
-        start_controller(client, namespace, workers);
+        start_controller(client, namespaces, workers);
         let _ = tokio::signal::ctrl_c().await;
         ExitCode::SUCCESS
     })
@@ -240,7 +245,11 @@ pub fn run(paths: &[PathBuf], port: u16, kubeconfig_out: Option<&Path>) -> ExitC
             }
         };
         println!("The controller is running. Ctrl-C stops.");
-        start_controller(client, None, koreo_runtime::controller::DEFAULT_WORKERS);
+        start_controller(
+            client,
+            Vec::new(),
+            koreo_runtime::controller::DEFAULT_WORKERS,
+        );
         let _ = tokio::signal::ctrl_c().await;
         ExitCode::SUCCESS
     })

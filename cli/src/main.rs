@@ -79,12 +79,16 @@ enum Command {
         /// Kubeconfig file.
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
-        /// Watch definitions and parents in this namespace only (default: all namespaces).
-        #[arg(long, short = 'n')]
-        namespace: Option<String>,
+        /// Watch definitions, parents and managed objects in this namespace; repeat for several
+        /// (default: all namespaces).
+        #[arg(long = "namespace", short = 'n')]
+        namespaces: Vec<String>,
         /// How many parents are reconciled at once.
         #[arg(long, default_value_t = koreo_runtime::controller::DEFAULT_WORKERS)]
         workers: usize,
+        /// At most this many requests to the API server in any one second.
+        #[arg(long, default_value_t = 50)]
+        qps: u32,
     },
     /// Evaluate one Koreo expression and print the result as JSON.
     Eval {
@@ -107,9 +111,10 @@ fn main() -> ExitCode {
         Command::Eval { expression, inputs } => eval(&expression, inputs.as_deref()),
         Command::Run {
             kubeconfig,
-            namespace,
+            namespaces,
             workers,
-        } => dev::run_controller(kubeconfig.as_deref(), namespace, workers),
+            qps,
+        } => dev::run_controller(kubeconfig.as_deref(), namespaces, workers, qps),
         Command::Dev {
             paths,
             port,

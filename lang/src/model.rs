@@ -158,6 +158,17 @@ pub struct CrdRef {
     pub kind: String,
 }
 
+impl CrdRef {
+    /// `group/version`, or just `version` for the core group (`apiGroup: ""`).
+    pub fn api_version(&self) -> String {
+        if self.api_group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.api_group, self.version)
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LogicKind {
     ResourceFunction,

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use koreo_lang::Workspace;
 use koreo_lang::eval::Outcome;
 use koreo_lang::model::DeletePolicy;
@@ -15,7 +16,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Scope};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Map, Value as Json, json};
 use tokio::sync::{RwLock, mpsc};
 
@@ -58,8 +59,8 @@ type ManagedIndex = Arc<RwLock<HashMap<ManagedKey, HashSet<ParentKey>>>>;
 
 pub struct Controller {
     client: Client,
-    /// The namespace to watch for definitions and parents; `None`: all.
-    namespace: Option<String>,
+    /// The namespaces to watch for definitions, parents and managed objects; empty: all.
+    namespaces: Vec<String>,
     reports: Option<mpsc::UnboundedSender<Report>>,
     queue: OnceLock<mpsc::UnboundedSender<ParentKey>>,
     /// Which parents manage each object, from their last reconcile.
@@ -70,40 +71,43 @@ pub struct Controller {
     kube_api: KubeApi,
     /// How many reconciles run at once.
     workers: usize,
+    /// Hands background tasks to `run`, which owns them: when `run` stops, they all stop.
+    tasks: OnceLock<mpsc::UnboundedSender<BoxFuture<'static, ()>>>,
 }
 
 /// Reconciles that run at once unless configured otherwise.
 pub const DEFAULT_WORKERS: usize = 16;
 
-const KOREO_KINDS: [(&str, &str); 4] = [
-    ("ResourceTemplate", "resourcetemplates"),
-    ("ValueFunction", "valuefunctions"),
-    ("ResourceFunction", "resourcefunctions"),
-    ("Workflow", "workflows"),
-];
-
-fn koreo_resource(kind: &str, plural: &str) -> ApiResource {
+fn koreo_resource(kind: &str) -> ApiResource {
     ApiResource {
         group: "koreo.dev".into(),
         version: "v1beta1".into(),
         api_version: "koreo.dev/v1beta1".into(),
         kind: kind.into(),
-        plural: plural.into(),
+        plural: format!("{}s", kind.to_lowercase()),
     }
 }
 
 impl Controller {
-    pub fn new(client: Client, namespace: Option<String>) -> Controller {
+    /// A controller for every namespace; see [`Controller::in_namespaces`].
+    pub fn new(client: Client) -> Controller {
         Controller {
             kube_api: KubeApi::new(client.clone()),
             client,
-            namespace,
+            namespaces: Vec::new(),
             reports: None,
             queue: OnceLock::new(),
             managed: ManagedIndex::default(),
             managed_kinds: RwLock::default(),
             workers: DEFAULT_WORKERS,
+            tasks: OnceLock::new(),
         }
+    }
+
+    /// Watch only these namespaces (none: all of them).
+    pub fn in_namespaces(mut self, namespaces: Vec<String>) -> Controller {
+        self.namespaces = namespaces;
+        self
     }
 
     /// How many reconciles may run at once (at least 1).
@@ -118,36 +122,45 @@ impl Controller {
         self
     }
 
-    fn api(&self, resource: &ApiResource, namespaced: bool) -> Api<DynamicObject> {
-        match (&self.namespace, namespaced) {
-            (Some(ns), true) => Api::namespaced_with(self.client.clone(), ns, resource),
-            _ => Api::all_with(self.client.clone(), resource),
-        }
+    /// One API per watched namespace, or one for all namespaces (and for cluster-scoped kinds).
+    fn apis(&self, resource: &ApiResource, namespaced: bool) -> Vec<Api<DynamicObject>> {
+        scoped_apis(&self.client, &self.namespaces, resource, namespaced)
+    }
+
+    /// Events of a kind across the watched namespaces, as one stream.
+    fn watch(
+        &self,
+        resource: &ApiResource,
+        namespaced: bool,
+    ) -> impl futures::Stream<Item = watcher::Result<watcher::Event<DynamicObject>>> + Send + use<>
+    {
+        watch_all(self.apis(resource, namespaced))
     }
 
     /// Every Koreo definition in the watched namespaces, as one workspace.
     async fn load_definitions(&self) -> Workspace {
         let mut ws = Workspace::default();
         let mut statuses = Vec::new();
-        for (kind, plural) in KOREO_KINDS {
-            let api = self.api(&koreo_resource(kind, plural), true);
-            let Ok(list) = api.list(&Default::default()).await else {
-                continue;
-            };
-            for object in list.items {
-                let name = object.metadata.name.clone().unwrap_or_default();
-                let ns = object.metadata.namespace.clone().unwrap_or_default();
-                let mut value = serde_json::to_value(&object).unwrap_or(Json::Null);
-                if let Some(meta) = value["metadata"].as_object_mut() {
-                    meta.remove("managedFields");
+        for kind in koreo_lang::model::KINDS {
+            for api in self.apis(&koreo_resource(kind), true) {
+                let Ok(list) = api.list(&Default::default()).await else {
+                    continue;
+                };
+                for object in list.items {
+                    let name = object.metadata.name.clone().unwrap_or_default();
+                    let ns = object.metadata.namespace.clone().unwrap_or_default();
+                    let mut value = serde_json::to_value(&object).unwrap_or(Json::Null);
+                    if let Some(meta) = value["metadata"].as_object_mut() {
+                        meta.remove("managedFields");
+                    }
+                    value["apiVersion"] = json!("koreo.dev/v1beta1");
+                    value["kind"] = json!(kind);
+                    // JSON is YAML: the definition loads as if it were a file named after it.
+                    let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+                    let path = PathBuf::from(format!("{kind}/{ns}/{name}"));
+                    ws.add_source(&path, text);
+                    statuses.push((koreo_resource(kind), path, object));
                 }
-                value["apiVersion"] = json!("koreo.dev/v1beta1");
-                value["kind"] = json!(kind);
-                // JSON is YAML: the definition loads as if it were a file named after it.
-                let text = serde_json::to_string_pretty(&value).unwrap_or_default();
-                let path = PathBuf::from(format!("{kind}/{ns}/{name}"));
-                ws.add_source(&path, text);
-                statuses.push((koreo_resource(kind, plural), path, object));
             }
         }
         ws.finish();
@@ -173,8 +186,18 @@ impl Controller {
         ws
     }
 
-    /// Runs until the process ends.
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        if let Some(tasks) = self.tasks.get() {
+            let _ = tasks.send(Box::pin(task));
+        }
+    }
+
+    /// Runs until the future is dropped, which stops every watch and reconcile it started (a
+    /// reconcile cut short is finished by the next one: each starts from what the cluster says).
     pub async fn run(self) {
+        let (spawner, mut spawned) = mpsc::unbounded_channel();
+        let _ = self.tasks.set(spawner);
+        let mut tasks = tokio::task::JoinSet::new();
         let this = Arc::new(self);
         let workspace = Arc::new(RwLock::new(Arc::new(this.load_definitions().await)));
         let (queue, mut pending) = mpsc::unbounded_channel::<ParentKey>();
@@ -183,14 +206,13 @@ impl Controller {
 
         // Definitions: reload on any change, then make sure every parent kind is watched and
         // every parent reconciled with the new definitions.
-        for (kind, plural) in KOREO_KINDS {
+        for kind in koreo_lang::model::KINDS {
             let this = this.clone();
             let workspace = workspace.clone();
             let queue = queue.clone();
             let watched = watched.clone();
-            tokio::spawn(async move {
-                let api = this.api(&koreo_resource(kind, plural), true);
-                let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
+            this.clone().spawn(async move {
+                let mut events = this.watch(&koreo_resource(kind), true).boxed();
                 let mut generations: HashMap<(Option<String>, String), Option<i64>> =
                     HashMap::new();
                 while let Some(event) = events.next().await {
@@ -240,7 +262,18 @@ impl Controller {
         let again: Arc<RwLock<HashSet<ParentKey>>> = Arc::default();
         let failures: Arc<RwLock<HashMap<ParentKey, u32>>> = Arc::default();
         let workers = Arc::new(tokio::sync::Semaphore::new(this.workers));
-        while let Some(key) = pending.recv().await {
+        loop {
+            let key = tokio::select! {
+                Some(task) = spawned.recv() => {
+                    tasks.spawn(task);
+                    continue;
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                key = pending.recv() => match key {
+                    Some(key) => key,
+                    None => return,
+                },
+            };
             if !busy.write().await.insert(key.clone()) {
                 again.write().await.insert(key);
                 continue;
@@ -254,7 +287,7 @@ impl Controller {
                 failures.clone(),
             );
             let workers = workers.clone();
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 let Ok(worker) = workers.acquire_owned().await else {
                     return;
                 };
@@ -299,7 +332,7 @@ impl Controller {
                 continue;
             };
             let Some(crd) = &w.crd_ref else { continue };
-            let api_version = format!("{}/{}", crd.api_group, crd.version);
+            let api_version = crd.api_version();
             let gvk = (api_version.clone(), crd.kind.clone());
             if !watched.write().await.insert(gvk.clone()) {
                 // Already watched: requeue its parents so they see the new definitions.
@@ -308,11 +341,11 @@ impl Controller {
             }
             let this = self.clone();
             let queue = queue.clone();
-            tokio::spawn(async move {
-                let Some((api, _)) = this.parent_api(&gvk.0, &gvk.1).await else {
+            self.spawn(async move {
+                let Some((resource, namespaced, _)) = this.parent_kind(&gvk.0, &gvk.1).await else {
                     return;
                 };
-                let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
+                let mut events = this.watch(&resource, namespaced).boxed();
                 let mut seen: HashMap<(Option<String>, String), Json> = HashMap::new();
                 while let Some(event) = events.next().await {
                     let objects = match event {
@@ -351,31 +384,35 @@ impl Controller {
         gvk: &(String, String),
         queue: &mpsc::UnboundedSender<ParentKey>,
     ) -> Option<()> {
-        let (api, _) = self.parent_api(&gvk.0, &gvk.1).await?;
-        for o in api.list(&Default::default()).await.ok()?.items {
-            let _ = queue.send(ParentKey {
-                api_version: gvk.0.clone(),
-                kind: gvk.1.clone(),
-                namespace: o.metadata.namespace.clone(),
-                name: o.metadata.name.clone().unwrap_or_default(),
-            });
+        let (resource, namespaced, _) = self.parent_kind(&gvk.0, &gvk.1).await?;
+        for api in self.apis(&resource, namespaced) {
+            for o in api.list(&Default::default()).await.ok()?.items {
+                let _ = queue.send(ParentKey {
+                    api_version: gvk.0.clone(),
+                    kind: gvk.1.clone(),
+                    namespace: o.metadata.namespace.clone(),
+                    name: o.metadata.name.clone().unwrap_or_default(),
+                });
+            }
         }
         Some(())
     }
 
-    async fn parent_api(
+    /// A parent kind's resource, whether it is namespaced, and whether it has a status
+    /// subresource.
+    async fn parent_kind(
         &self,
         api_version: &str,
         kind: &str,
-    ) -> Option<(Api<DynamicObject>, bool)> {
+    ) -> Option<(ApiResource, bool, bool)> {
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
         let gvk = GroupVersionKind::gvk(group, version, kind);
         let (resource, caps) = kube::discovery::pinned_kind(&self.client, &gvk)
             .await
             .ok()?;
-        let namespaced = caps.scope == Scope::Namespaced;
         Some((
-            self.api(&resource, namespaced),
+            resource,
+            caps.scope == Scope::Namespaced,
             caps.subresources.iter().any(|(r, _)| r.plural == "status"),
         ))
     }
@@ -387,10 +424,9 @@ impl Controller {
         let unreachable = || format!("cannot reach the API for {} {}", key.api_version, key.kind);
         let workflow = ws.definitions.iter().find_map(|d| match d {
             koreo_lang::model::Definition::Workflow(w)
-                if w.crd_ref.as_ref().is_some_and(|c| {
-                    format!("{}/{}", c.api_group, c.version) == key.api_version
-                        && c.kind == key.kind
-                }) =>
+                if w.crd_ref
+                    .as_ref()
+                    .is_some_and(|c| c.api_version() == key.api_version && c.kind == key.kind) =>
             {
                 Some(w.clone())
             }
@@ -400,25 +436,13 @@ impl Controller {
         let Some(workflow) = workflow else {
             return Ok(None);
         };
-        let (api, has_status) = self
-            .parent_api(&key.api_version, &key.kind)
+        let (resource, _, has_status) = self
+            .parent_kind(&key.api_version, &key.kind)
             .await
             .ok_or_else(unreachable)?;
         let api = match &key.namespace {
-            Some(ns) => {
-                let (group, version) = key
-                    .api_version
-                    .split_once('/')
-                    .unwrap_or(("", &key.api_version));
-                let (resource, _) = kube::discovery::pinned_kind(
-                    &self.client,
-                    &GroupVersionKind::gvk(group, version, &key.kind),
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-                Api::namespaced_with(self.client.clone(), ns, &resource)
-            }
-            None => api,
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
+            None => Api::all_with(self.client.clone(), &resource),
         };
         let Some(object) = api.get_opt(&key.name).await.map_err(|e| e.to_string())? else {
             return Ok(None);
@@ -511,7 +535,7 @@ impl Controller {
         all.push(json!(FINALIZER));
         // The resourceVersion makes this a compare-and-swap: others' finalizers are not lost.
         let patch = json!({"metadata": {"finalizers": all, "resourceVersion": parent["metadata"]["resourceVersion"]}});
-        api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        api.patch(name, &as_koreo(), &Patch::Merge(patch))
             .await
             .is_ok()
     }
@@ -523,7 +547,7 @@ impl Controller {
             .map(|f| f.iter().filter(|f| *f != FINALIZER).cloned().collect())
             .unwrap_or_default();
         let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": parent["metadata"]["resourceVersion"]}});
-        api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        api.patch(name, &as_koreo(), &Patch::Merge(patch))
             .await
             .is_ok()
     }
@@ -591,7 +615,7 @@ impl Controller {
                         .map(|r| serde_json::to_value(r).unwrap_or(Json::Null))
                         .collect();
                     let patch = json!({"metadata": {"ownerReferences": rest, "labels": {ABANDONED_LABEL: "true"}}});
-                    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+                    api.patch(name, &as_koreo(), &Patch::Merge(patch))
                         .await
                         .is_ok()
                 }
@@ -631,22 +655,24 @@ impl Controller {
             let Some(queue) = self.queue.get().cloned() else {
                 continue;
             };
-            let (client, namespace, managed) = (
+            let (client, namespaces, managed) = (
                 self.client.clone(),
-                self.namespace.clone(),
+                self.namespaces.clone(),
                 self.managed.clone(),
             );
-            tokio::spawn(async move {
+            self.spawn(async move {
                 let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
                 let gvk = GroupVersionKind::gvk(group, version, &kind);
                 let Ok((resource, caps)) = kube::discovery::pinned_kind(&client, &gvk).await else {
                     return;
                 };
-                let api: Api<DynamicObject> = match (&namespace, caps.scope == Scope::Namespaced) {
-                    (Some(ns), true) => Api::namespaced_with(client, ns, &resource),
-                    _ => Api::all_with(client, &resource),
-                };
-                let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
+                let apis = scoped_apis(
+                    &client,
+                    &namespaces,
+                    &resource,
+                    caps.scope == Scope::Namespaced,
+                );
+                let mut events = watch_all(apis).boxed();
                 while let Some(event) = events.next().await {
                     let o = match event {
                         // The initial listing counts too: the object may have changed before the
@@ -731,18 +757,13 @@ impl Controller {
             == Some(annotation.as_str());
         if !same_annotation {
             let patch = json!({"metadata": {"annotations": {MANAGED_RESOURCES: annotation}}});
-            let _ = api
-                .patch(name, &PatchParams::default(), &Patch::Merge(patch))
-                .await;
+            let _ = api.patch(name, &as_koreo(), &Patch::Merge(patch)).await;
         }
         if same_conditions && same_state && same_errors {
             return None;
         }
         let patch = json!({"status": status});
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..PatchParams::default()
-        };
+        let params = as_koreo();
         if has_status {
             let _ = api.patch_status(name, &params, &Patch::Merge(patch)).await;
         } else {
@@ -750,6 +771,32 @@ impl Controller {
         }
         Some(conditions)
     }
+}
+
+fn scoped_apis(
+    client: &Client,
+    namespaces: &[String],
+    resource: &ApiResource,
+    namespaced: bool,
+) -> Vec<Api<DynamicObject>> {
+    if !namespaced || namespaces.is_empty() {
+        return vec![Api::all_with(client.clone(), resource)];
+    }
+    namespaces
+        .iter()
+        .map(|ns| Api::namespaced_with(client.clone(), ns, resource))
+        .collect()
+}
+
+fn watch_all(
+    apis: Vec<Api<DynamicObject>>,
+) -> impl futures::Stream<Item = watcher::Result<watcher::Event<DynamicObject>>> + Send {
+    // Backoff: a kind that is missing or forbidden is retried calmly, not in a tight loop.
+    futures::stream::select_all(apis.into_iter().map(|api| {
+        watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed()
+    }))
 }
 
 /// The managed-object entries of a tree, in step order.
@@ -873,10 +920,7 @@ async fn write_definition_status(
         return;
     };
     let condition = json!({"type": "Ready", "status": status, "reason": reason, "message": message, "lastTransitionTime": chrono_now()});
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    };
+    let params = as_koreo();
     let _ = api
         .patch_status(
             name,
@@ -894,6 +938,14 @@ fn backoff(n: u32) -> Duration {
     hasher.write_u32(n);
     let jitter = 0.8 + 0.4 * (hasher.finish() % 1000) as f64 / 1000.0;
     base.mul_f64(jitter).min(Duration::from_secs(300))
+}
+
+/// Writes show as koreo's in `managedFields`.
+fn as_koreo() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    }
 }
 
 fn strip_times(conditions: &Json) -> Json {

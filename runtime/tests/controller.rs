@@ -4,56 +4,19 @@
 use std::time::Duration;
 
 mod support;
-use support::{client, documents, eventually, is_ready, resource, writes};
+use support::{create, documents, eventually, is_ready, resource, with_definitions, writes};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use koreo_runtime::controller::Controller;
-use koreo_runtime::crds::koreo_crd;
-use koreo_testkube::TestKube;
-use kube::Client;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value as Json, json};
-
-async fn create(client: &Client, object: &Json) {
-    let api_version = object["apiVersion"].as_str().unwrap();
-    let kind = object["kind"].as_str().unwrap();
-    let r = resource(api_version, kind);
-    let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &r),
-        None => Api::all_with(client.clone(), &r),
-    };
-    api.create(
-        &PostParams::default(),
-        &serde_json::from_value(object.clone()).unwrap(),
-    )
-    .await
-    .unwrap();
-}
-
-/// A server with the Koreo kinds' CRDs and these objects, and a client for it.
-async fn with_definitions(objects: &[Json]) -> (TestKube, Client) {
-    let server = TestKube::start().await.unwrap();
-    let client = client(&server).await;
-    for kind in [
-        "Workflow",
-        "ValueFunction",
-        "ResourceFunction",
-        "ResourceTemplate",
-    ] {
-        create(&client, &koreo_crd(kind)).await;
-    }
-    for object in objects {
-        create(&client, object).await;
-    }
-    (server, client)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hello_converges_stays_quiet_and_corrects_drift() {
     let (server, client) =
         with_definitions(&[documents("hello/crd.yaml"), documents("hello/hello.koreo")].concat())
             .await;
-    tokio::spawn(Controller::new(client.clone(), None).run());
+    tokio::spawn(Controller::new(client.clone()).run());
     for doc in documents("hello/greeting.yaml") {
         create(&client, &doc).await;
     }
@@ -188,7 +151,7 @@ async fn deletion_and_pruning_follow_the_delete_policy_and_touch_only_what_koreo
         )
         .await
         .unwrap();
-    tokio::spawn(Controller::new(client.clone(), None).run());
+    tokio::spawn(Controller::new(client.clone()).run());
     create(&client, &json!({"apiVersion": "example.koreo.dev/v1", "kind": "App",
         "metadata": {"name": "shop", "namespace": "default"}, "spec": {"caches": ["red", "green"]}}))
     .await;
@@ -281,7 +244,7 @@ async fn abandon_leaves_objects_labelled_and_unowned() {
     let (_server, client) =
         with_definitions(&[documents("hello/crd.yaml"), documents("hello/hello.koreo")].concat())
             .await;
-    tokio::spawn(Controller::new(client.clone(), None).run());
+    tokio::spawn(Controller::new(client.clone()).run());
     for doc in documents("hello/greeting.yaml") {
         create(&client, &doc).await;
     }
@@ -320,22 +283,30 @@ async fn definitions_report_whether_they_are_valid() {
     let broken = json!({"apiVersion": "koreo.dev/v1beta1", "kind": "ValueFunction",
         "metadata": {"name": "broken", "namespace": "default"},
         "spec": {"retrun": {"x": "=1 +"}}});
-    let (_server, client) =
-        with_definitions(&[documents("hello/hello.koreo"), vec![broken]].concat()).await;
-    tokio::spawn(Controller::new(client.clone(), None).run());
-    let functions: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "default",
-        &resource("koreo.dev/v1beta1", "ValueFunction"),
-    );
-    let ready = async |name: &str| -> Option<Json> {
-        let f = functions.get(name).await.ok()?;
+    let (_server, client) = with_definitions(
+        &[
+            documents("hello/hello.koreo"),
+            documents("hello/tests.koreo"),
+            vec![broken],
+        ]
+        .concat(),
+    )
+    .await;
+    tokio::spawn(Controller::new(client.clone()).run());
+    let ready_of = async |kind: &str, name: &str| -> Option<Json> {
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            "default",
+            &resource("koreo.dev/v1beta1", kind),
+        );
+        let f = api.get(name).await.ok()?;
         f.data["status"]["conditions"]
             .as_array()?
             .iter()
             .find(|c| c["type"] == "Ready")
             .cloned()
     };
+    let ready = async |name: &str| ready_of("ValueFunction", name).await;
     let broken = eventually(10, "the broken function's status", async || {
         ready("broken").await
     })
@@ -358,6 +329,11 @@ async fn definitions_report_whether_they_are_valid() {
         (good["status"].as_str(), good["reason"].as_str()),
         (Some("True"), Some("Valid"))
     );
+    let test = eventually(10, "a FunctionTest's status", async || {
+        ready_of("FunctionTest", "hello-words-test").await
+    })
+    .await;
+    assert_eq!(test["status"], "True", "{test}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -369,7 +345,7 @@ async fn api_failures_are_retried_with_backoff_until_it_converges() {
     server.fail_next(Some("get"), Some("greetings"), 2, 500);
     server.fail_next(Some("create"), Some("configmaps"), 2, 500);
     server.fail_next(Some("patch"), Some("greetings"), 1, 500);
-    tokio::spawn(Controller::new(client.clone(), None).run());
+    tokio::spawn(Controller::new(client.clone()).run());
     for doc in documents("hello/greeting.yaml") {
         create(&client, &doc).await;
     }
@@ -390,5 +366,163 @@ async fn api_failures_are_retried_with_backoff_until_it_converges() {
     assert!(
         server.request_counts()["get"] > 2,
         "the failed reads were made again"
+    );
+}
+
+/// The hello definitions moved to another namespace.
+/// (With namespaces team-a, team-b and team-c.)
+fn hello_in(namespace: &str) -> Vec<Json> {
+    let namespaces = ["team-a", "team-b", "team-c"]
+        .map(|name| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}));
+    let mut docs = [
+        namespaces.to_vec(),
+        documents("hello/crd.yaml"),
+        documents("hello/hello.koreo"),
+    ]
+    .concat();
+    for doc in docs
+        .iter_mut()
+        .filter(|d| d["apiVersion"] == "koreo.dev/v1beta1")
+    {
+        doc["metadata"]["namespace"] = json!(namespace);
+    }
+    docs
+}
+
+fn greeting(namespace: &str) -> Json {
+    json!({"apiVersion": "example.koreo.dev/v1", "kind": "Greeting",
+        "metadata": {"name": "ada", "namespace": namespace},
+        "spec": {"name": "Ada", "language": "en"}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_namespaces_are_watched_and_the_others_left_alone() {
+    let (_server, client) = with_definitions(&hello_in("team-a")).await;
+    tokio::spawn(
+        Controller::new(client.clone())
+            .in_namespaces(vec!["team-a".into(), "team-b".into()])
+            .run(),
+    );
+    // team-c first: were it watched, it would be reconciled before the others are Ready.
+    for namespace in ["team-c", "team-a", "team-b"] {
+        create(&client, &greeting(namespace)).await;
+    }
+    let greetings = |namespace: &str| -> Api<DynamicObject> {
+        Api::namespaced_with(
+            client.clone(),
+            namespace,
+            &resource("example.koreo.dev/v1", "Greeting"),
+        )
+    };
+    for namespace in ["team-a", "team-b"] {
+        eventually(10, &format!("Ready in {namespace}"), async || {
+            is_ready(&greetings(namespace).get("ada").await.ok()?).then_some(())
+        })
+        .await;
+        let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+        assert!(configmaps.get_opt("ada-greeting").await.unwrap().is_some());
+    }
+    let outside = greetings("team-c").get("ada").await.unwrap();
+    assert!(
+        outside.metadata.finalizers.is_none() && outside.data.get("status").is_none(),
+        "a parent outside the watched namespaces is not touched: {:?}",
+        outside.metadata
+    );
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "team-c");
+    assert!(configmaps.get_opt("ada-greeting").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_stay_within_the_qps_limit() {
+    let (server, client) =
+        with_definitions(&[documents("hello/crd.yaml"), documents("hello/hello.koreo")].concat())
+            .await;
+    for i in 0..30 {
+        let mut parent = greeting("default");
+        parent["metadata"]["name"] = json!(format!("g{i}"));
+        create(&client, &parent).await;
+    }
+    let before: u64 = server.request_counts().values().sum();
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&server.kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    let qps = 20;
+    let limited = koreo_runtime::kube_api::rate_limited_client(config, qps).unwrap();
+    let started = tokio::time::Instant::now();
+    tokio::spawn(Controller::new(limited).run());
+    let greetings: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &resource("example.koreo.dev/v1", "Greeting"),
+    );
+    // 30 parents need about 6 requests each: at 20 a second that cannot be done in 3 seconds.
+    eventually(60, "all Ready", async || {
+        let list = greetings.list(&Default::default()).await.ok()?;
+        list.items.iter().all(is_ready).then_some(())
+    })
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let made = server.request_counts().values().sum::<u64>() - before;
+    // Our own polling above goes through the unlimited client and is counted too: at most one
+    // list per 50 ms.
+    let polls = (elapsed / 0.05).ceil() as u64 + 1;
+    let controller_requests = made.saturating_sub(polls);
+    let allowed = qps as f64 * (elapsed.ceil() + 1.0);
+    assert!(
+        controller_requests as f64 <= allowed,
+        "{controller_requests} requests in {elapsed:.1} s with a limit of {qps}/s"
+    );
+    assert!(
+        elapsed > 3.0,
+        "converged in {elapsed:.1} s: was the limit applied?"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_in_the_middle_of_a_reconcile_converges_without_duplicates() {
+    let (server, client) =
+        with_definitions(&[documents("hello/crd.yaml"), documents("hello/hello.koreo")].concat())
+            .await;
+    // Slow requests, so that the controller can be stopped between its writes.
+    server.set_latency(Duration::from_millis(150));
+    let first = tokio::spawn(Controller::new(client.clone()).run());
+    create(&client, &greeting("default")).await;
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let made = eventually(20, "the ConfigMap", async || {
+        configmaps.get_opt("ada-greeting").await.ok()?
+    })
+    .await;
+    first.abort();
+    let greetings: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &resource("example.koreo.dev/v1", "Greeting"),
+    );
+    let stopped = greetings.get("ada").await.unwrap();
+    assert!(
+        !is_ready(&stopped),
+        "stopped before the reconcile finished (its status not written yet)"
+    );
+    server.set_latency(Duration::ZERO);
+
+    tokio::spawn(Controller::new(client.clone()).run());
+    let parent = eventually(10, "Ready after the restart", async || {
+        let g = greetings.get("ada").await.ok()?;
+        is_ready(&g).then_some(g)
+    })
+    .await;
+    let config = configmaps.get("ada-greeting").await.unwrap();
+    assert_eq!(config.metadata.uid, made.metadata.uid, "not created twice");
+    assert_eq!(config.data.unwrap()["greeting"], "Hello, Ada!");
+    assert_eq!(
+        parent.metadata.finalizers.unwrap(),
+        ["koreo.dev/cleanup"],
+        "one finalizer"
+    );
+    assert_eq!(
+        config.metadata.owner_references.unwrap().len(),
+        1,
+        "one owner reference"
     );
 }

@@ -79,12 +79,7 @@ async fn hello_from_creation_to_cleanup() {
         .await
         .unwrap();
 
-    for kind in [
-        "Workflow",
-        "ValueFunction",
-        "ResourceFunction",
-        "ResourceTemplate",
-    ] {
+    for kind in koreo_lang::model::KINDS {
         apply(&client, &koreo_crd(kind), None).await;
     }
     for doc in documents("hello/crd.yaml") {
@@ -94,7 +89,11 @@ async fn hello_from_creation_to_cleanup() {
     for doc in documents("hello/hello.koreo") {
         apply(&client, &doc, Some(&namespace)).await;
     }
-    tokio::spawn(Controller::new(client.clone(), Some(namespace.clone())).run());
+    tokio::spawn(
+        Controller::new(client.clone())
+            .in_namespaces(vec![namespace.clone()])
+            .run(),
+    );
     for doc in documents("hello/greeting.yaml") {
         apply(&client, &doc, Some(&namespace)).await;
     }

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
+use koreo_runtime::crds::koreo_crd;
 use koreo_testkube::TestKube;
+use kube::api::{Api, DynamicObject, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::ApiResource;
 use kube::{Client, Config};
@@ -22,9 +24,22 @@ pub async fn client(server: &TestKube) -> Client {
 
 /// The documents of a file under `examples/`.
 pub fn documents(path: &str) -> Vec<Json> {
-    let text =
-        std::fs::read_to_string(format!("{}/../examples/{path}", env!("CARGO_MANIFEST_DIR")))
-            .unwrap();
+    read_documents(&format!(
+        "{}/../examples/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+}
+
+/// The documents of a file under `runtime/tests/fixtures/`.
+pub fn fixture(path: &str) -> Vec<Json> {
+    read_documents(&format!(
+        "{}/tests/fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+}
+
+fn read_documents(path: &str) -> Vec<Json> {
+    let text = std::fs::read_to_string(path).unwrap();
     koreo_lang::yaml::parse_documents(&text)
         .unwrap()
         .into_iter()
@@ -84,4 +99,33 @@ pub async fn eventually<T>(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+pub async fn create(client: &Client, object: &Json) {
+    let api_version = object["apiVersion"].as_str().unwrap();
+    let kind = object["kind"].as_str().unwrap();
+    let r = resource(api_version, kind);
+    let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &r),
+        None => Api::all_with(client.clone(), &r),
+    };
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(object.clone()).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
+/// A server with the Koreo kinds' CRDs and these objects, and a client for it.
+pub async fn with_definitions(objects: &[Json]) -> (TestKube, Client) {
+    let server = TestKube::start().await.unwrap();
+    let client = client(&server).await;
+    for kind in koreo_lang::model::KINDS {
+        create(&client, &koreo_crd(kind)).await;
+    }
+    for object in objects {
+        create(&client, object).await;
+    }
+    (server, client)
 }
