@@ -90,6 +90,19 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         qps: u32,
     },
+    /// Print the RBAC objects that the workflows under the paths need: the kinds their
+    /// ResourceFunctions manage or read and their parent kinds (`| kubectl apply -f -`).
+    Rbac {
+        /// Files or directories (searched recursively).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Grant in these namespaces only (Roles); default: cluster-wide (a ClusterRole).
+        #[arg(long = "namespace", short = 'n')]
+        namespaces: Vec<String>,
+        /// The controller's service account, as NAMESPACE/NAME.
+        #[arg(long, default_value = "koreo-system/koreo")]
+        service_account: String,
+    },
     /// Evaluate one Koreo expression and print the result as JSON.
     Eval {
         /// The expression, with or without the leading `=`.
@@ -115,6 +128,11 @@ fn main() -> ExitCode {
             workers,
             qps,
         } => dev::run_controller(kubeconfig.as_deref(), namespaces, workers, qps),
+        Command::Rbac {
+            paths,
+            namespaces,
+            service_account,
+        } => rbac(&paths, &namespaces, &service_account),
         Command::Dev {
             paths,
             port,
@@ -204,6 +222,39 @@ fn test(paths: &[PathBuf], filter: Option<&str>, format: Format) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Documents as one YAML stream.
+fn yaml_documents(documents: &[Json]) -> String {
+    documents
+        .iter()
+        .map(|d| serde_saphyr::to_string(d).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+fn rbac(paths: &[PathBuf], namespaces: &[String], service_account: &str) -> ExitCode {
+    let Some((namespace, name)) = service_account.split_once('/') else {
+        eprintln!("error: --service-account takes NAMESPACE/NAME, e.g. koreo-system/koreo");
+        return ExitCode::from(2);
+    };
+    let ws = Workspace::load_paths(paths);
+    let errors: Vec<_> = ws.diagnostics.iter().filter(|d| d.is_error()).collect();
+    for d in &errors {
+        print_diagnostic(d);
+    }
+    if !errors.is_empty() {
+        eprintln!("error: fix the definitions first: the permissions would be incomplete");
+        return ExitCode::FAILURE;
+    }
+    let subject = koreo_runtime::rbac::Subject {
+        namespace: namespace.to_string(),
+        service_account: name.to_string(),
+    };
+    emit(&yaml_documents(&koreo_runtime::rbac::objects(
+        &ws, namespaces, &subject,
+    )));
+    ExitCode::SUCCESS
 }
 
 fn read_variables(text: &str) -> Result<Json, String> {

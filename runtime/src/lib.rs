@@ -4,3 +4,4 @@ pub mod controller;
 pub mod crds;
 pub mod engine;
 pub mod kube_api;
+pub mod rbac;
