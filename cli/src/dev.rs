@@ -94,7 +94,7 @@ async fn client(server: &TestKube) -> Result<kube::Client, String> {
     kube::Client::try_from(config).map_err(|e| e.to_string())
 }
 
-fn async_runtime() -> Option<tokio::runtime::Runtime> {
+pub(crate) fn async_runtime() -> Option<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -103,12 +103,10 @@ fn async_runtime() -> Option<tokio::runtime::Runtime> {
 }
 
 /// Starts the controller and prints each of its reconciles.
-fn start_controller(client: kube::Client, namespaces: Vec<String>, workers: usize) {
+fn start_controller(client: kube::Client) {
     let (reports, mut received) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(
         koreo_runtime::controller::Controller::new(client)
-            .in_namespaces(namespaces)
-            .with_workers(workers)
             .with_reports(reports)
             .run(),
     );
@@ -117,47 +115,6 @@ fn start_controller(client: kube::Client, namespaces: Vec<String>, workers: usiz
             print_report(&report);
         }
     });
-}
-
-/// `koreo run`: the controller against a real cluster until Ctrl-C.
-pub fn run_controller(
-    kubeconfig: Option<&Path>,
-    namespaces: Vec<String>,
-    workers: usize,
-    qps: u32,
-) -> ExitCode {
-    let Some(runtime) = async_runtime() else {
-        return ExitCode::FAILURE;
-    };
-    runtime.block_on(async {
-        let config = match kubeconfig {
-            Some(path) => match kube::config::Kubeconfig::read_from(path) {
-                Ok(k) => kube::Config::from_custom_kubeconfig(k, &Default::default())
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            },
-            None => kube::Config::infer().await.map_err(|e| e.to_string()),
-        };
-        let client = match config.and_then(|c| {
-            koreo_runtime::kube_api::rate_limited_client(c, qps).map_err(|e| e.to_string())
-        }) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: cannot reach a cluster: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let scope = match namespaces.as_slice() {
-            [] => "all namespaces".to_string(),
-            [one] => format!("namespace {one}"),
-            several => format!("namespaces {}", several.join(", ")),
-        };
-        println!("koreo controller watching {scope}. Ctrl-C stops.");
-        start_controller(client, namespaces, workers);
-        let _ = tokio::signal::ctrl_c().await;
-        ExitCode::SUCCESS
-    })
 }
 
 /// One reconcile, as a person follows it: what each unfinished step is doing, and the
@@ -187,7 +144,12 @@ fn print_report(report: &koreo_runtime::controller::Report) {
     }
 }
 
-pub fn run(paths: &[PathBuf], port: u16, kubeconfig_out: Option<&Path>) -> ExitCode {
+pub fn run(
+    paths: &[PathBuf],
+    port: u16,
+    kubeconfig_out: Option<&Path>,
+    with_controller: bool,
+) -> ExitCode {
     let ws = Workspace::load_paths(paths);
     for d in ws.diagnostics.iter().filter(|d| d.is_error()) {
         crate::print_diagnostic(d);
@@ -244,12 +206,12 @@ pub fn run(paths: &[PathBuf], port: u16, kubeconfig_out: Option<&Path>) -> ExitC
                 return ExitCode::FAILURE;
             }
         };
-        println!("The controller is running. Ctrl-C stops.");
-        start_controller(
-            client,
-            Vec::new(),
-            koreo_runtime::controller::DEFAULT_WORKERS,
-        );
+        if with_controller {
+            println!("The controller is running. Ctrl-C stops.");
+            start_controller(client);
+        } else {
+            println!("No controller (--no-controller). Ctrl-C stops.");
+        }
         let _ = tokio::signal::ctrl_c().await;
         ExitCode::SUCCESS
     })

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod dev;
 mod render;
+mod run;
 
 // Parsing and evaluation allocate many small values, from several threads.
 #[global_allocator]
@@ -72,24 +73,13 @@ enum Command {
         /// Write a kubeconfig for the server here, to look at it with kubectl.
         #[arg(long)]
         kubeconfig_out: Option<PathBuf>,
+        /// Serve the API only, without a controller (to try `koreo run` against it).
+        #[arg(long)]
+        no_controller: bool,
     },
     /// Run the controller against a cluster: the kubeconfig given, else $KUBECONFIG or
     /// ~/.kube/config, else the in-cluster service account.
-    Run {
-        /// Kubeconfig file.
-        #[arg(long)]
-        kubeconfig: Option<PathBuf>,
-        /// Watch definitions, parents and managed objects in this namespace; repeat for several
-        /// (default: all namespaces).
-        #[arg(long = "namespace", short = 'n')]
-        namespaces: Vec<String>,
-        /// How many parents are reconciled at once.
-        #[arg(long, default_value_t = koreo_runtime::controller::DEFAULT_WORKERS)]
-        workers: usize,
-        /// At most this many requests to the API server in any one second.
-        #[arg(long, default_value_t = 50)]
-        qps: u32,
-    },
+    Run(run::Options),
     /// Print the RBAC objects that the workflows under the paths need: the kinds their
     /// ResourceFunctions manage or read and their parent kinds (`| kubectl apply -f -`).
     Rbac {
@@ -122,12 +112,7 @@ fn main() -> ExitCode {
             format,
         } => test(&paths, filter.as_deref(), format),
         Command::Eval { expression, inputs } => eval(&expression, inputs.as_deref()),
-        Command::Run {
-            kubeconfig,
-            namespaces,
-            workers,
-            qps,
-        } => dev::run_controller(kubeconfig.as_deref(), namespaces, workers, qps),
+        Command::Run(options) => run::run(options),
         Command::Rbac {
             paths,
             namespaces,
@@ -137,7 +122,8 @@ fn main() -> ExitCode {
             paths,
             port,
             kubeconfig_out,
-        } => dev::run(&paths, port, kubeconfig_out.as_deref()),
+            no_controller,
+        } => dev::run(&paths, port, kubeconfig_out.as_deref(), !no_controller),
     }
 }
 

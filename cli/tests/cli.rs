@@ -212,7 +212,7 @@ fn dev_runs_the_controller_until_the_parent_is_ready() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let seen = read_lines_until(&mut child, "condition Ready = True", 30);
+    let seen = read_lines_until(child.stdout.take().unwrap(), "condition Ready = True", 30);
     let _ = child.kill();
     let _ = child.wait();
     let text = seen.join("\n");
@@ -228,9 +228,13 @@ fn dev_runs_the_controller_until_the_parent_is_ready() {
 }
 
 /// Lines a child prints, until `until` matches one or the time is up.
-fn read_lines_until(child: &mut std::process::Child, until: &str, seconds: u64) -> Vec<String> {
+fn read_lines_until(
+    output: impl std::io::Read + Send + 'static,
+    until: &str,
+    seconds: u64,
+) -> Vec<String> {
     use std::io::{BufRead, BufReader};
-    let stdout = child.stdout.take().unwrap();
+    let stdout = output;
     let (lines, received) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -263,7 +267,12 @@ fn run_reconciles_a_cluster_from_a_kubeconfig() {
     std::fs::create_dir_all(&dir).unwrap();
     let kubeconfig = dir.join("kubeconfig");
     let mut cluster = Command::new(env!("CARGO_BIN_EXE_koreo"))
-        .args(["dev", "../examples/hello", "--kubeconfig-out"])
+        .args([
+            "dev",
+            "../examples/hello",
+            "--no-controller",
+            "--kubeconfig-out",
+        ])
         .arg(&kubeconfig)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(std::process::Stdio::null())
@@ -275,22 +284,49 @@ fn run_reconciles_a_cluster_from_a_kubeconfig() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let mut controller = Command::new(env!("CARGO_BIN_EXE_koreo"))
-        .args(["run", "-n", "default", "--kubeconfig"])
+        .args([
+            "run",
+            "-n",
+            "default",
+            "--log-format",
+            "json",
+            "--metrics-addr",
+            "off",
+        ])
+        .arg("--kubeconfig")
         .arg(&kubeconfig)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let seen = read_lines_until(&mut controller, "Greeting default/ada (hello): Ok", 30);
+    let stderr = controller.stderr.take().unwrap();
+    let seen = read_lines_until(stderr, "\"outcome\":\"Ok\"", 30);
     for child in [&mut controller, &mut cluster] {
         let _ = child.kill();
         let _ = child.wait();
     }
     std::fs::remove_dir_all(&dir).ok();
+    let lines: Vec<serde_json::Value> = seen
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
     let text = seen.join("\n");
     assert!(
-        text.contains("koreo controller watching namespace default"),
+        lines
+            .iter()
+            .any(|l| l["message"] == "koreo controller starting"
+                && l["namespaces"] == "[\"default\"]"),
         "{text}"
     );
-    assert!(text.contains("Greeting default/ada (hello): Ok"), "{text}");
+    // A write, with the parent, the workflow and the step it belongs to.
+    let created = lines
+        .iter()
+        .find(|l| l["message"] == "create")
+        .unwrap_or_else(|| panic!("no create logged: {text}"));
+    assert_eq!(created["object"], "ConfigMap:default:ada-greeting");
+    assert_eq!(created["level"], "INFO");
+    let spans = created["spans"].as_array().unwrap();
+    assert_eq!(spans[0]["parent"], "Greeting default/ada", "{created}");
+    assert_eq!(spans[0]["workflow"], "hello", "{created}");
+    assert_eq!(spans[1]["step"], "config", "{created}");
 }

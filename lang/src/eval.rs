@@ -120,10 +120,21 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// How the message of an outcome caused by an expression that failed to evaluate begins.
+const EXPRESSION_ERROR: &str = "error evaluating `=";
+
 impl From<EvalError> for Outcome {
     fn from(e: EvalError) -> Outcome {
-        let message = format!("error evaluating `={}`: {}", e.source, e.message);
+        let message = format!("{EXPRESSION_ERROR}{}`: {}", e.source, e.message);
         Outcome::perm_fail(message, Some(e.location))
+    }
+}
+
+impl Outcome {
+    /// Whether an expression failing to evaluate caused this outcome.
+    pub fn is_expression_error(&self) -> bool {
+        self.message()
+            .is_some_and(|m| m.starts_with(EXPRESSION_ERROR))
     }
 }
 

@@ -22,6 +22,10 @@ use tokio::sync::{RwLock, mpsc};
 
 use crate::engine::{Engine, Owner, WorkflowRun, made_for};
 use crate::kube_api::{FIELD_MANAGER, KubeApi};
+use crate::metrics::Metrics;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use tracing::Instrument;
 
 pub const MANAGED_RESOURCES: &str = "koreo.dev/managed-resources";
 /// Keeps a deleted parent until what it manages is handled by its delete policy.
@@ -73,6 +77,9 @@ pub struct Controller {
     workers: usize,
     /// Hands background tasks to `run`, which owns them: when `run` stops, they all stop.
     tasks: OnceLock<mpsc::UnboundedSender<BoxFuture<'static, ()>>>,
+    metrics: Arc<Metrics>,
+    /// Kubernetes Events on parents for what koreo does to their resources.
+    events: Recorder,
 }
 
 /// Reconciles that run at once unless configured otherwise.
@@ -93,7 +100,7 @@ impl Controller {
     pub fn new(client: Client) -> Controller {
         Controller {
             kube_api: KubeApi::new(client.clone()),
-            client,
+            client: client.clone(),
             namespaces: Vec::new(),
             reports: None,
             queue: OnceLock::new(),
@@ -101,6 +108,8 @@ impl Controller {
             managed_kinds: RwLock::default(),
             workers: DEFAULT_WORKERS,
             tasks: OnceLock::new(),
+            metrics: Arc::default(),
+            events: Recorder::new(client.clone(), reporter(None)),
         }
     }
 
@@ -113,6 +122,18 @@ impl Controller {
     /// How many reconciles may run at once (at least 1).
     pub fn with_workers(mut self, workers: usize) -> Controller {
         self.workers = workers.max(1);
+        self
+    }
+
+    /// Record metrics here (to serve them, see [`crate::metrics::serve`]).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Controller {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Name this replica in the Events it reports (e.g. its pod name).
+    pub fn with_instance(mut self, instance: String) -> Controller {
+        self.events = Recorder::new(self.client.clone(), reporter(Some(instance)));
         self
     }
 
@@ -166,6 +187,21 @@ impl Controller {
         ws.finish();
         let mut diagnostics = ws.diagnostics.clone();
         diagnostics.extend(koreo_lang::analysis::check(&ws));
+        let invalid: HashSet<&std::path::Path> = diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.location.path())
+            .collect();
+        self.metrics.set_definitions(
+            statuses.iter().map(|(resource, path, _)| {
+                (resource.kind.clone(), !invalid.contains(path.as_path()))
+            }),
+        );
+        tracing::info!(
+            definitions = statuses.len(),
+            invalid = invalid.len(),
+            "definitions loaded"
+        );
         for (resource, path, object) in statuses {
             let namespace = object.metadata.namespace.clone().unwrap_or_default();
             let api: Api<DynamicObject> =
@@ -256,13 +292,18 @@ impl Controller {
         }
         let initial = workspace.read().await.clone();
         this.watch_parents(&initial, &watched, &queue).await;
+        this.metrics.set_ready();
 
         // Reconciles: one at a time per parent, requeued after their outcome's delay.
         let busy: Arc<RwLock<HashSet<ParentKey>>> = Arc::default();
         let again: Arc<RwLock<HashSet<ParentKey>>> = Arc::default();
         let failures: Arc<RwLock<HashMap<ParentKey, u32>>> = Arc::default();
         let workers = Arc::new(tokio::sync::Semaphore::new(this.workers));
+        let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         loop {
+            this.metrics.set_queue_depth(
+                pending.len() + waiting.load(std::sync::atomic::Ordering::Relaxed),
+            );
             let key = tokio::select! {
                 Some(task) = spawned.recv() => {
                     tasks.spawn(task);
@@ -287,8 +328,12 @@ impl Controller {
                 failures.clone(),
             );
             let workers = workers.clone();
+            let waiting = waiting.clone();
+            waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tasks.spawn(async move {
-                let Ok(worker) = workers.acquire_owned().await else {
+                let worker = workers.acquire_owned().await;
+                waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                let Ok(worker) = worker else {
                     return;
                 };
                 let ws = workspace.read().await.clone();
@@ -299,7 +344,8 @@ impl Controller {
                     }
                     // API failures: back off exponentially, with jitter so that many parents
                     // failing together do not come back together.
-                    Err(_) => {
+                    Err(error) => {
+                        tracing::warn!(parent = %key, %error, "reconcile failed; backing off");
                         let mut failures = failures.write().await;
                         let n = failures.entry(key.clone()).or_insert(0);
                         *n += 1;
@@ -421,6 +467,17 @@ impl Controller {
     /// One reconcile of one parent: when to look again (`None`: only on a change), or why the
     /// API failed (the caller backs off).
     async fn reconcile(&self, ws: &Workspace, key: &ParentKey) -> Result<Option<Duration>, String> {
+        let span =
+            tracing::info_span!("reconcile", parent = %key, workflow = tracing::field::Empty);
+        self.reconcile_parent(ws, key).instrument(span).await
+    }
+
+    async fn reconcile_parent(
+        &self,
+        ws: &Workspace,
+        key: &ParentKey,
+    ) -> Result<Option<Duration>, String> {
+        let started = std::time::Instant::now();
         let unreachable = || format!("cannot reach the API for {} {}", key.api_version, key.kind);
         let workflow = ws.definitions.iter().find_map(|d| match d {
             koreo_lang::model::Definition::Workflow(w)
@@ -436,6 +493,7 @@ impl Controller {
         let Some(workflow) = workflow else {
             return Ok(None);
         };
+        tracing::Span::current().record("workflow", workflow.meta.name.as_str());
         let (resource, _, has_status) = self
             .parent_kind(&key.api_version, &key.kind)
             .await
@@ -452,17 +510,13 @@ impl Controller {
             .as_str()
             .and_then(|a| serde_json::from_str(a).ok())
             .unwrap_or(Json::Null);
-        let uid = parent_json["metadata"]["uid"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
         if parent_json["metadata"]["deletionTimestamp"].is_string() {
             // Deleted: handle what it manages by each function's delete policy, last step first,
             // then let it go.
             let mut entries = Vec::new();
             collect_entries(&previous, &mut entries);
             entries.reverse();
-            let cleaned = self.release(ws, &uid, &entries).await;
+            let cleaned = self.release(ws, &parent_json, &entries).await;
             if cleaned && self.remove_finalizer(&api, &parent_json).await {
                 return Ok(None);
             }
@@ -482,19 +536,36 @@ impl Controller {
         self.track_managed(key, &run.resources).await;
         let gone = no_longer_produced(&previous, &run);
         if !gone.is_empty() {
-            self.release(ws, &uid, &gone).await;
+            self.release(ws, &parent_json, &gone).await;
         }
         let conditions = self
             .write_status(&api, has_status, &parent_json, &run)
             .await;
+        let expression_errors = run
+            .steps
+            .values()
+            .filter(|o| o.is_expression_error())
+            .count()
+            + run.state_errors.len();
+        self.metrics.reconciled(
+            &workflow.meta.name,
+            run.outcome.name(),
+            started.elapsed(),
+            expression_errors as u64,
+        );
+        for (label, outcome) in run.steps.iter().filter(|(_, o)| !o.is_ok()) {
+            tracing::info!(step = %label, outcome = outcome.name(), message = outcome.message().unwrap_or(""), "step not done");
+        }
+        tracing::info!(
+            outcome = run.outcome.name(),
+            writes = run.writes,
+            took_ms = started.elapsed().as_millis() as u64,
+            "reconciled"
+        );
+        self.publish_events(&parent_json, &run).await;
         if let Some(reports) = &self.reports {
             let _ = reports.send(Report {
-                parent: format!(
-                    "{} {}/{}",
-                    key.kind,
-                    key.namespace.as_deref().unwrap_or(""),
-                    key.name
-                ),
+                parent: key.to_string(),
                 workflow: workflow.meta.name.clone(),
                 outcome: run.outcome.clone(),
                 steps: run
@@ -555,7 +626,8 @@ impl Controller {
     /// Applies each object's delete policy: `destroy` deletes it, `abandon` leaves it without
     /// the parent's owner reference and with a label saying so. Only objects this parent owns
     /// (by owner reference) are touched; read-only ones never. True when all went well.
-    async fn release(&self, ws: &Workspace, parent_uid: &str, entries: &[Json]) -> bool {
+    async fn release(&self, ws: &Workspace, parent: &Json, entries: &[Json]) -> bool {
+        let parent_uid = parent["metadata"]["uid"].as_str().unwrap_or("");
         let mut all_done = true;
         for entry in entries {
             if entry["readonly"].as_bool() == Some(true) {
@@ -620,9 +692,74 @@ impl Controller {
                         .is_ok()
                 }
             };
+            let (reason, verb) = match policy {
+                DeletePolicy::Destroy => ("Deleted", "Delete"),
+                DeletePolicy::Abandon => ("Abandoned", "Abandon"),
+            };
+            let object = format!("{kind}:{}:{name}", namespace.unwrap_or(""));
+            tracing::info!(%object, policy = reason, done, "released");
+            let (reason, note) = if done {
+                (reason.to_string(), format!("{reason} {object}"))
+            } else {
+                (
+                    format!("{verb}Failed"),
+                    format!("Could not {} {object}; will retry", verb.to_lowercase()),
+                )
+            };
+            self.event(parent, &reason, verb, note, done).await;
             all_done &= done;
         }
         all_done
+    }
+
+    /// An Event on the parent. Failing to record one changes nothing else.
+    async fn event(&self, parent: &Json, reason: &str, action: &str, note: String, normal: bool) {
+        let regarding = ObjectReference {
+            api_version: parent["apiVersion"].as_str().map(str::to_string),
+            kind: parent["kind"].as_str().map(str::to_string),
+            name: parent["metadata"]["name"].as_str().map(str::to_string),
+            namespace: parent["metadata"]["namespace"].as_str().map(str::to_string),
+            uid: parent["metadata"]["uid"].as_str().map(str::to_string),
+            ..ObjectReference::default()
+        };
+        let event = Event {
+            type_: if normal {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
+            reason: reason.to_string(),
+            note: Some(note),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(error) = self.events.publish(&event, &regarding).await {
+            tracing::debug!(%error, "could not record an event");
+        }
+    }
+
+    /// Events for the writes a reconcile made, and for a workflow that failed for good.
+    async fn publish_events(&self, parent: &Json, run: &WorkflowRun) {
+        for change in &run.changes {
+            let done = match change.verb {
+                "Create" => "Created",
+                "Patch" => "Patched",
+                _ => "Deleted",
+            };
+            let (reason, note) = match &change.error {
+                None => (done.to_string(), format!("{done} {}", change.object)),
+                Some(error) => (
+                    format!("{}Failed", change.verb),
+                    format!("{} {} failed: {error}", change.verb, change.object),
+                ),
+            };
+            self.event(parent, &reason, change.verb, note, change.error.is_none())
+                .await;
+        }
+        if let Outcome::PermFail { message, .. } = &run.outcome {
+            self.event(parent, "Failed", "Reconcile", message.clone(), false)
+                .await;
+        }
     }
 
     /// Remembers what a parent manages, and watches those kinds: a change to a managed object
@@ -797,6 +934,22 @@ fn watch_all(
             .default_backoff()
             .boxed()
     }))
+}
+
+fn reporter(instance: Option<String>) -> Reporter {
+    Reporter {
+        controller: "koreo".into(),
+        instance,
+    }
+}
+
+impl std::fmt::Display for ParentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {ns}/{}", self.kind, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
 }
 
 /// The managed-object entries of a tree, in step order.

@@ -14,6 +14,7 @@ use koreo_lang::eval::{self, Action, Outcome, ResourceId, StepContext, StepPlan}
 use koreo_lang::load::NamespaceView;
 use koreo_lang::model::{LogicKind, LogicRef, ResourceFunction, Step, Workflow};
 use serde_json::{Map, Value as Json, json};
+use tracing::Instrument;
 
 /// Why a write failed, as far as the engine needs to know.
 #[derive(Clone, Debug, PartialEq)]
@@ -112,6 +113,19 @@ pub struct WorkflowRun {
     pub writes: usize,
     /// Requests to the API that failed for a reason that may pass (the controller backs off).
     pub api_errors: usize,
+    /// The writes, in the order they were made, and how each went.
+    pub changes: Vec<Change>,
+}
+
+/// One write to the cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// `Create`, `Patch` or `Delete`.
+    pub verb: &'static str,
+    /// `Kind:namespace:name`.
+    pub object: String,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
 }
 
 type StepFuture<'a> = Pin<Box<dyn Future<Output = (usize, Outcome, Json)> + Send + 'a>>;
@@ -122,6 +136,7 @@ pub struct Engine<'a, A: ResourceApi> {
     pub owner: Option<Owner>,
     writes: AtomicUsize,
     api_errors: AtomicUsize,
+    changes: std::sync::Mutex<Vec<Change>>,
 }
 
 impl<'a, A: ResourceApi> Engine<'a, A> {
@@ -132,6 +147,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             owner,
             writes: AtomicUsize::new(0),
             api_errors: AtomicUsize::new(0),
+            changes: std::sync::Mutex::default(),
         }
     }
 
@@ -173,8 +189,11 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
                         if let Some(skip) = blocked {
                             return (i, skip, Json::Null);
                         }
-                        let (outcome, managed) =
-                            self.run_step(step, parent, &steps_json, namespace).await;
+                        let span = tracing::info_span!("step", step = %step.label);
+                        let (outcome, managed) = self
+                            .run_step(step, parent, &steps_json, namespace)
+                            .instrument(span)
+                            .await;
                         (i, outcome, managed)
                     }));
                 }
@@ -241,6 +260,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             resources: json!({"workflow": workflow.meta.name, "resources": managed}),
             writes: self.writes.load(Ordering::Relaxed),
             api_errors: self.api_errors.load(Ordering::Relaxed),
+            changes: self.changes.lock().map(|c| c.clone()).unwrap_or_default(),
         }
     }
 
@@ -394,7 +414,9 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             Action::Finish(object) => eval::finish_resource(f, inputs, &prepared, &object),
             Action::Wait(outcome) => outcome,
             Action::Create { body, owned, then } => {
-                match self.api.create(id, &self.owned(body, owned, id)).await {
+                let result = self.api.create(id, &self.owned(body, owned, id)).await;
+                self.record("Create", id, &result);
+                match result {
                     Ok(_) => then,
                     Err(WriteError::Conflict(_)) => {
                         Outcome::retry(format!("Waiting on competing creation of {id}."), 30, None)
@@ -403,17 +425,40 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
                 }
             }
             Action::Patch { body, owned, then } => {
-                match self.api.apply(id, &self.owned(body, owned, id)).await {
+                let result = self.api.apply(id, &self.owned(body, owned, id)).await;
+                self.record("Patch", id, &result);
+                match result {
                     Ok(_) => then,
                     Err(e) => self.write_failed("patching", id, e),
                 }
             }
-            Action::Delete { then } => match self.api.delete(id).await {
-                Ok(()) => then,
-                Err(e) => self.write_failed("deleting", id, e),
-            },
+            Action::Delete { then } => {
+                let result = self.api.delete(id).await;
+                self.record("Delete", id, &result);
+                match result {
+                    Ok(()) => then,
+                    Err(e) => self.write_failed("deleting", id, e),
+                }
+            }
         };
         (outcome, managed)
+    }
+
+    fn record<T>(&self, verb: &'static str, id: &ResourceId, result: &Result<T, WriteError>) {
+        let change = Change {
+            verb,
+            object: id.to_string(),
+            error: result.as_ref().err().map(ToString::to_string),
+        };
+        match &change.error {
+            None => tracing::info!(object = %change.object, "{}", verb.to_lowercase()),
+            Some(error) => {
+                tracing::warn!(object = %change.object, %error, "{} failed", verb.to_lowercase())
+            }
+        }
+        if let Ok(mut changes) = self.changes.lock() {
+            changes.push(change);
+        }
     }
 
     /// A refused write is a permanent failure of the step; any other is retried, with backoff.

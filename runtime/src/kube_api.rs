@@ -17,11 +17,16 @@ pub const FIELD_MANAGER: &str = "koreo";
 
 /// A client for the cluster of `config` that sends at most `qps` requests in any one-second
 /// window (watches count when they start), so that a burst of reconciles cannot flood the API
-/// server. Requests over the limit wait their turn.
-pub fn rate_limited_client(config: kube::Config, qps: u32) -> Result<Client, kube::Error> {
+/// server (requests over the limit wait their turn), and counts requests in `metrics`.
+pub fn client(
+    config: kube::Config,
+    qps: u32,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+) -> Result<Client, kube::Error> {
     let limit =
         tower::limit::RateLimitLayer::new(qps.max(1).into(), std::time::Duration::from_secs(1));
     Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&crate::metrics::CountRequests(metrics))
         .with_layer(&limit)
         .build())
 }

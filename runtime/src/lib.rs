@@ -4,4 +4,6 @@ pub mod controller;
 pub mod crds;
 pub mod engine;
 pub mod kube_api;
+pub mod leader;
+pub mod metrics;
 pub mod rbac;

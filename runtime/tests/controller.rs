@@ -448,7 +448,7 @@ async fn requests_stay_within_the_qps_limit() {
         .await
         .unwrap();
     let qps = 20;
-    let limited = koreo_runtime::kube_api::rate_limited_client(config, qps).unwrap();
+    let limited = koreo_runtime::kube_api::client(config, qps, Default::default()).unwrap();
     let started = tokio::time::Instant::now();
     tokio::spawn(Controller::new(limited).run());
     let greetings: Api<DynamicObject> = Api::namespaced_with(
