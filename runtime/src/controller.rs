@@ -20,10 +20,11 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Map, Value as Json, json};
 use tokio::sync::{RwLock, mpsc};
 
-use crate::engine::{Engine, Owner, WorkflowRun, made_for};
+use crate::engine::{Engine, Owner, ResourceApi, WorkflowRun, WriteError, made_for};
 use crate::kube_api::{FIELD_MANAGER, KubeApi};
 use crate::metrics::Metrics;
 use k8s_openapi::api::core::v1::ObjectReference;
+use koreo_lang::eval::ResourceId;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tracing::Instrument;
 
@@ -522,7 +523,11 @@ impl Controller {
             }
             return Err("cleanup of a deleted parent is not finished".into());
         }
-        if !self.ensure_finalizer(&api, &parent_json).await {
+        // A parent that already manages objects needs the finalizer; one that does not gets it
+        // before its first write (a parent a workflow skips is left without it).
+        let mut entries = Vec::new();
+        collect_entries(&previous, &mut entries);
+        if !entries.is_empty() && !self.ensure_finalizer(&api, &parent_json).await {
             return Err("could not add the finalizer".into());
         }
         let parent = json!({
@@ -531,12 +536,20 @@ impl Controller {
             "state": parent_json["status"]["state"],
         });
 
-        let engine = Engine::new(ws, &self.kube_api, Owner::of(&parent));
-        let run = engine.run_workflow(&workflow, &parent).await;
+        let cluster = ForParent {
+            controller: self,
+            parent_api: &api,
+            parent: &parent_json,
+            finalized: tokio::sync::OnceCell::new(),
+        };
+        let engine = Engine::new(ws, &cluster, Owner::of(&parent));
+        let mut run = engine.run_workflow(&workflow, &parent).await;
+        keep_unsettled(&previous, &mut run);
         self.track_managed(key, &run.resources).await;
         let gone = no_longer_produced(&previous, &run);
-        if !gone.is_empty() {
-            self.release(ws, &parent_json, &gone).await;
+        // Until they are released, what is gone stays in the annotation, to be tried again.
+        if !gone.is_empty() && !self.release(ws, &parent_json, &gone).await {
+            return Err("pruning what the workflow no longer produces is not finished".into());
         }
         let conditions = self
             .write_status(&api, has_status, &parent_json, &run)
@@ -871,13 +884,20 @@ impl Controller {
             })
             .collect();
         // `state` is replaced as a whole: keys that are gone are written as null, which removes them.
+        // While the workflow is not Ok, the last good values of keys it did not produce stay.
+        let keep_old = !run.outcome.is_ok();
         let mut state = run.state.clone();
         if let (Some(old_state), Some(new_state)) =
             (old["state"].as_object(), state.as_object_mut())
         {
-            for key in old_state.keys() {
-                new_state.entry(key.clone()).or_insert(Json::Null);
+            for (key, value) in old_state {
+                let kept = if keep_old { value.clone() } else { Json::Null };
+                new_state.entry(key.clone()).or_insert(kept);
             }
+        }
+        let mut effective = state.clone();
+        if let Some(map) = effective.as_object_mut() {
+            map.retain(|_, v| !v.is_null());
         }
         let errors = match &run.outcome {
             Outcome::Retry { message, .. } | Outcome::PermFail { message, .. } => json!(message),
@@ -888,7 +908,7 @@ impl Controller {
         let same_conditions = strip_times(&old["conditions"]) == strip_times(&json!(conditions))
             && old["conditions"].as_array().map(Vec::len) == Some(conditions.len());
         let same_state =
-            old["state"] == run.state || (old["state"].is_null() && run.state == json!({}));
+            old["state"] == effective || (old["state"].is_null() && effective == json!({}));
         let same_errors = old["koreo"]["errors"] == errors;
         let same_annotation = parent["metadata"]["annotations"][MANAGED_RESOURCES].as_str()
             == Some(annotation.as_str());
@@ -936,6 +956,55 @@ fn watch_all(
     }))
 }
 
+/// The cluster as one parent's reconcile sees it: before the first write for a parent, koreo's
+/// finalizer is added to it, so that nothing made for it can outlive it unhandled.
+struct ForParent<'a> {
+    controller: &'a Controller,
+    parent_api: &'a Api<DynamicObject>,
+    parent: &'a Json,
+    finalized: tokio::sync::OnceCell<bool>,
+}
+
+impl ForParent<'_> {
+    async fn finalize(&self) -> Result<(), WriteError> {
+        let done = *self
+            .finalized
+            .get_or_init(|| {
+                self.controller
+                    .ensure_finalizer(self.parent_api, self.parent)
+            })
+            .await;
+        if done {
+            Ok(())
+        } else {
+            Err(WriteError::Transient(
+                "could not add koreo's finalizer to the parent first".into(),
+            ))
+        }
+    }
+}
+
+impl ResourceApi for ForParent<'_> {
+    async fn get(&self, id: &ResourceId) -> Result<Option<Json>, String> {
+        self.controller.kube_api.get(id).await
+    }
+
+    async fn create(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
+        self.finalize().await?;
+        self.controller.kube_api.create(id, body).await
+    }
+
+    async fn apply(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
+        self.finalize().await?;
+        self.controller.kube_api.apply(id, body).await
+    }
+
+    async fn delete(&self, id: &ResourceId) -> Result<(), WriteError> {
+        self.finalize().await?;
+        self.controller.kube_api.delete(id).await
+    }
+}
+
 fn reporter(instance: Option<String>) -> Reporter {
     Reporter {
         controller: "koreo".into(),
@@ -964,8 +1033,22 @@ fn collect_entries(tree: &Json, out: &mut Vec<Json>) {
     }
 }
 
+/// Steps that are waiting or failing did not say what they manage this time: they keep what they
+/// managed before, so that it is neither forgotten nor left to garbage collection.
+fn keep_unsettled(previous: &Json, run: &mut WorkflowRun) {
+    let Some(old_steps) = previous["resources"].as_object() else {
+        return;
+    };
+    for (label, old) in old_steps {
+        let now = &mut run.resources["resources"][label];
+        if run.steps.contains_key(label) && !run.settled.contains(label) && now.is_null() {
+            *now = old.clone();
+        }
+    }
+}
+
 /// Objects the last reconcile managed that this one no longer produces: the step is gone, or it
-/// finished (Ok or Skip) without them (a `forEach` item gone, a skipped step). Steps still
+/// settled (Ok, or skipped) without them (a `forEach` item gone, a skipped step). Steps still
 /// waiting or failing keep theirs.
 fn no_longer_produced(previous: &Json, run: &WorkflowRun) -> Vec<Json> {
     let Some(old_steps) = previous["resources"].as_object() else {
@@ -973,11 +1056,7 @@ fn no_longer_produced(previous: &Json, run: &WorkflowRun) -> Vec<Json> {
     };
     let mut gone = Vec::new();
     for (label, old) in old_steps {
-        let settled = match run.steps.get(label) {
-            None => true,
-            Some(Outcome::Ok(_) | Outcome::Skip { .. }) => true,
-            Some(_) => false,
-        };
+        let settled = !run.steps.contains_key(label) || run.settled.contains(label);
         if !settled {
             continue;
         }

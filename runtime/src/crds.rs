@@ -1,21 +1,9 @@
-//! CRDs for the Koreo kinds, as `koreo dev` and the tests install them: any spec, with a
-//! status subresource. (Generated, validating CRDs replace these when `crds/` lands.)
+//! CRDs for the Koreo kinds, as `koreo dev` and the tests install them: the validating CRDs
+//! generated from `koreo_lang::schema` (the same as `crds/`).
 
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 
+/// The CRD of a koreo.dev kind. Panics if `kind` is not one (see `koreo_lang::schema::KINDS`).
 pub fn koreo_crd(kind: &str) -> Json {
-    let plural = format!("{}s", kind.to_lowercase());
-    json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("{plural}.koreo.dev")},
-        "spec": {
-            "group": "koreo.dev",
-            "scope": "Namespaced",
-            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase()},
-            "versions": [{"name": "v1beta1", "served": true, "storage": true,
-                "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
-        }
-    })
+    koreo_lang::schema::crd(kind)
 }

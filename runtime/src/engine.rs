@@ -115,6 +115,10 @@ pub struct WorkflowRun {
     pub api_errors: usize,
     /// The writes, in the order they were made, and how each went.
     pub changes: Vec<Change>,
+    /// Steps that are done with their objects: Ok, Skip, or DepSkip only because a step they
+    /// depend on was skipped. What they no longer produce can be pruned; what others (waiting,
+    /// failing) produced before is kept.
+    pub settled: std::collections::BTreeSet<String>,
 }
 
 /// One write to the cluster.
@@ -169,6 +173,8 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             let mut values = Map::new();
             let mut running: FuturesUnordered<StepFuture<'r>> = FuturesUnordered::new();
             let mut started = vec![false; workflow.steps.len()];
+            // Steps skipped, or not run because of a skip upstream.
+            let mut skipped = vec![false; workflow.steps.len()];
             loop {
                 // Start every step whose dependencies are done.
                 for (i, step) in workflow.steps.iter().enumerate() {
@@ -181,6 +187,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
                         .find_map(|d| match &outcomes[*d] {
                             Some(Outcome::Ok(_)) | None => None,
                             Some(other) => {
+                                skipped[i] = skipped[*d];
                                 Some(eval::dependency_skip(&workflow.steps[*d].label, other))
                             }
                         });
@@ -204,9 +211,16 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
                     values.insert(workflow.steps[i].label.clone(), value.clone());
                 }
                 resources[i] = managed;
+                skipped[i] |= matches!(outcome, Outcome::Skip { .. });
                 outcomes[i] = Some(outcome);
             }
-            self.finish(workflow, outcomes, resources)
+            let mut run = self.finish(workflow, outcomes, resources);
+            for (step, skipped) in workflow.steps.iter().zip(skipped) {
+                if skipped {
+                    run.settled.insert(step.label.clone());
+                }
+            }
+            run
         })
     }
 
@@ -225,6 +239,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         let mut conditions = Vec::new();
         let mut steps = BTreeMap::new();
         let mut managed = Map::new();
+        let mut settled = std::collections::BTreeSet::new();
         for ((step, outcome), resource) in workflow.steps.iter().zip(&outcomes).zip(resources) {
             if let Outcome::Ok(value) = outcome {
                 match eval::step_state(step, value) {
@@ -240,6 +255,9 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
                 conditions.push(eval::condition_for(&c.kind, &c.name, outcome));
             }
             managed.insert(step.label.clone(), resource);
+            if outcome.is_ok() {
+                settled.insert(step.label.clone());
+            }
             steps.insert(step.label.clone(), outcome.clone());
         }
         let outcome = match eval::combine(outcomes) {
@@ -261,6 +279,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             writes: self.writes.load(Ordering::Relaxed),
             api_errors: self.api_errors.load(Ordering::Relaxed),
             changes: self.changes.lock().map(|c| c.clone()).unwrap_or_default(),
+            settled,
         }
     }
 

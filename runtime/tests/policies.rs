@@ -142,3 +142,121 @@ async fn delete_if_exists_leaves_an_object_koreo_did_not_make() {
         "someone"
     );
 }
+
+fn switch(name: &str, mode: &str) -> serde_json::Value {
+    json!({"apiVersion": "example.koreo.dev/v1", "kind": "Switch",
+        "metadata": {"name": name, "namespace": "default"}, "spec": {"mode": mode}})
+}
+
+async fn set_mode(switches: &Api<DynamicObject>, name: &str, mode: &str) {
+    switches
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"mode": mode}})),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_steps_keep_their_objects_and_skipped_steps_release_them() {
+    let (_server, client) = with_definitions(&fixture("gated.koreo")).await;
+    tokio::spawn(Controller::new(client.clone()).run());
+    let switches: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &resource("example.koreo.dev/v1", "Switch"),
+    );
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let exists = async |name: &str| configmaps.get_opt(name).await.unwrap();
+
+    // Waiting: the steps after the gate do not run, and what they made is kept and remembered.
+    create(&client, &switch("a", "on")).await;
+    eventually(10, "a's ConfigMaps", async || {
+        exists("a-pruned").await.and(exists("a-kept").await)
+    })
+    .await;
+    set_mode(&switches, "a", "wait").await;
+    eventually(10, "a to wait", async || {
+        let a = switches.get("a").await.ok()?;
+        let errors = a.data["status"]["koreo"]["errors"].as_str()?.to_string();
+        errors.contains("waiting").then_some(())
+    })
+    .await;
+    let a = switches.get("a").await.unwrap();
+    let annotation = &a.metadata.annotations.unwrap()["koreo.dev/managed-resources"];
+    assert!(
+        annotation.contains("a-kept") && annotation.contains("a-pruned"),
+        "{annotation}"
+    );
+    assert_eq!(
+        a.data["status"]["state"]["mode"], "on",
+        "the last good state stays while the workflow waits"
+    );
+    assert!(exists("a-pruned").await.is_some() && exists("a-kept").await.is_some());
+    // Deleted while waiting: each object still gets its own policy (not garbage collection).
+    switches.delete("a", &Default::default()).await.unwrap();
+    eventually(10, "a gone", async || {
+        switches.get_opt("a").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert!(exists("a-pruned").await.is_none(), "destroyed");
+    let kept = exists("a-kept").await.expect("abandoned, not collected");
+    assert_eq!(kept.metadata.labels.unwrap()["koreo.dev/abandoned"], "true");
+
+    // Skipped from the start: no finalizer, nothing made.
+    create(&client, &switch("b", "off")).await;
+    eventually(10, "b skipped", async || {
+        let b = switches.get("b").await.ok()?;
+        let conditions = b.data["status"]["conditions"].as_array()?.clone();
+        conditions
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["reason"] == "Skip")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        switches
+            .get("b")
+            .await
+            .unwrap()
+            .metadata
+            .finalizers
+            .is_none(),
+        "a parent that manages nothing gets no finalizer"
+    );
+    // Switched on, then off: the steps after the gate are skipped, so their objects are
+    // released by their policies.
+    set_mode(&switches, "b", "on").await;
+    eventually(10, "b's ConfigMaps", async || exists("b-pruned").await).await;
+    assert!(
+        switches
+            .get("b")
+            .await
+            .unwrap()
+            .metadata
+            .finalizers
+            .is_some_and(|f| f.contains(&"koreo.dev/cleanup".to_string()))
+    );
+    set_mode(&switches, "b", "off").await;
+    eventually(10, "b-pruned destroyed", async || {
+        exists("b-pruned").await.is_none().then_some(())
+    })
+    .await;
+    let kept = eventually(10, "b-kept abandoned", async || {
+        let kept = exists("b-kept").await?;
+        kept.metadata
+            .labels
+            .as_ref()?
+            .contains_key("koreo.dev/abandoned")
+            .then_some(kept)
+    })
+    .await;
+    assert!(
+        kept.metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+    );
+}

@@ -47,20 +47,10 @@ fn read_documents(path: &str) -> Vec<Json> {
         .collect()
 }
 
-/// The API resource of a kind whose plural is its lowercase name plus `s`.
+/// The API resource of a kind, its plural guessed as Kubernetes does.
 pub fn resource(api_version: &str, kind: &str) -> ApiResource {
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let plural = match kind {
-        "CustomResourceDefinition" => "customresourcedefinitions".to_string(),
-        _ => format!("{}s", kind.to_lowercase()),
-    };
-    ApiResource {
-        group: group.into(),
-        version: version.into(),
-        api_version: api_version.into(),
-        kind: kind.into(),
-        plural,
-    }
+    ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(group, version, kind))
 }
 
 /// Whether an object's status has a `Ready` condition that is `True`.
