@@ -9,6 +9,7 @@ pub mod expr;
 pub mod load;
 pub mod model;
 pub mod parallel;
+pub mod schema;
 pub mod source;
 pub mod yaml;
 
