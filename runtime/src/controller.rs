@@ -551,9 +551,17 @@ impl Controller {
         if !gone.is_empty() && !self.release(ws, &parent_json, &gone).await {
             return Err("pruning what the workflow no longer produces is not finished".into());
         }
-        let conditions = self
-            .write_status(&api, has_status, &parent_json, &run)
-            .await;
+        // A parent the workflow skips and never managed is left untouched, status included:
+        // a decorator does not write into every Namespace it does not apply to.
+        let untouched = matches!(run.outcome, Outcome::Skip { .. })
+            && entries.is_empty()
+            && parent_json["status"]["conditions"].is_null();
+        let conditions = if untouched {
+            None
+        } else {
+            self.write_status(&api, has_status, &parent_json, &run)
+                .await
+        };
         let expression_errors = run
             .steps
             .values()

@@ -205,26 +205,19 @@ async fn waiting_steps_keep_their_objects_and_skipped_steps_release_them() {
     let kept = exists("a-kept").await.expect("abandoned, not collected");
     assert_eq!(kept.metadata.labels.unwrap()["koreo.dev/abandoned"], "true");
 
-    // Skipped from the start: no finalizer, nothing made.
+    // Skipped from the start: untouched (no finalizer, no status), nothing made. Created before
+    // "c", which is switched on: once c is Ready, b has been reconciled too.
     create(&client, &switch("b", "off")).await;
-    eventually(10, "b skipped", async || {
-        let b = switches.get("b").await.ok()?;
-        let conditions = b.data["status"]["conditions"].as_array()?.clone();
-        conditions
-            .iter()
-            .any(|c| c["type"] == "Ready" && c["reason"] == "Skip")
-            .then_some(())
+    create(&client, &switch("c", "on")).await;
+    eventually(10, "c Ready", async || {
+        is_ready(&switches.get("c").await.ok()?).then_some(())
     })
     .await;
+    let b = switches.get("b").await.unwrap();
     assert!(
-        switches
-            .get("b")
-            .await
-            .unwrap()
-            .metadata
-            .finalizers
-            .is_none(),
-        "a parent that manages nothing gets no finalizer"
+        b.metadata.finalizers.is_none() && b.data.get("status").is_none(),
+        "a parent the workflow only skips is left untouched: {:?}",
+        b.data
     );
     // Switched on, then off: the steps after the gate are skipped, so their objects are
     // released by their policies.
@@ -242,6 +235,15 @@ async fn waiting_steps_keep_their_objects_and_skipped_steps_release_them() {
     set_mode(&switches, "b", "off").await;
     eventually(10, "b-pruned destroyed", async || {
         exists("b-pruned").await.is_none().then_some(())
+    })
+    .await;
+    eventually(10, "b's status to say it is skipped", async || {
+        let b = switches.get("b").await.ok()?;
+        let conditions = b.data["status"]["conditions"].as_array()?.clone();
+        conditions
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["reason"] == "Skip")
+            .then_some(())
     })
     .await;
     let kept = eventually(10, "b-kept abandoned", async || {
