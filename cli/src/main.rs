@@ -93,6 +93,13 @@ enum Command {
         #[arg(long, default_value = "koreo-system/koreo")]
         service_account: String,
     },
+    /// Print the CRDs of the koreo.dev kinds (`| kubectl apply -f -`), or write one file per
+    /// kind into a directory.
+    Crds {
+        /// Write `koreo.dev_<plural>.yaml` files here instead of printing.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Evaluate one Koreo expression and print the result as JSON.
     Eval {
         /// The expression, with or without the leading `=`.
@@ -113,6 +120,7 @@ fn main() -> ExitCode {
         } => test(&paths, filter.as_deref(), format),
         Command::Eval { expression, inputs } => eval(&expression, inputs.as_deref()),
         Command::Run(options) => run::run(options),
+        Command::Crds { out } => crds(out.as_deref()),
         Command::Rbac {
             paths,
             namespaces,
@@ -217,6 +225,23 @@ fn yaml_documents(documents: &[Json]) -> String {
         .map(|d| serde_saphyr::to_string(d).unwrap_or_default())
         .collect::<Vec<_>>()
         .join("---\n")
+}
+
+fn crds(out: Option<&std::path::Path>) -> ExitCode {
+    use koreo_lang::schema;
+    let Some(dir) = out else {
+        emit(&schema::crds_yaml());
+        return ExitCode::SUCCESS;
+    };
+    for kind in schema::KINDS {
+        let path = dir.join(schema::crd_file_name(kind));
+        if let Err(e) = std::fs::write(&path, schema::crd_yaml(kind)) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        println!("{}", path.display());
+    }
+    ExitCode::SUCCESS
 }
 
 fn rbac(paths: &[PathBuf], namespaces: &[String], service_account: &str) -> ExitCode {

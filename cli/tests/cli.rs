@@ -330,3 +330,38 @@ fn run_reconciles_a_cluster_from_a_kubeconfig() {
     assert_eq!(spans[0]["workflow"], "hello", "{created}");
     assert_eq!(spans[1]["step"], "config", "{created}");
 }
+
+#[test]
+fn crds_prints_and_writes_the_checked_in_crds() {
+    let printed = koreo(&["crds"]);
+    assert!(printed.status.success());
+    let text = stdout(&printed);
+    let docs = koreo_lang::yaml::parse_documents(&text).unwrap();
+    let names: Vec<String> = docs
+        .iter()
+        .map(|d| {
+            d.root.to_json()["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    assert!(names.contains(&"workflows.koreo.dev".to_string()));
+
+    let dir = std::env::temp_dir().join(format!("koreo-crds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = koreo(&["crds", "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success());
+    let checked_in = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            std::fs::read_to_string(checked_in.join(name)).unwrap(),
+            "{name:?} differs from crds/"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
