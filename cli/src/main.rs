@@ -159,6 +159,10 @@ fn diagnostic_json(d: &Diagnostic) -> Json {
 }
 
 fn check(paths: &[PathBuf], format: Format) -> ExitCode {
+    if matches!(format, Format::Junit) {
+        eprintln!("error: `koreo check` reports as text or json; junit is for `koreo test`");
+        return ExitCode::from(2);
+    }
     let ws = Workspace::load_paths(paths);
     let mut diagnostics = ws.diagnostics.clone();
     diagnostics.extend(analysis::check(&ws));

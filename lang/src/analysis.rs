@@ -238,7 +238,33 @@ pub fn check(ws: &Workspace) -> Vec<Diagnostic> {
             _ => {}
         }
     }
+    check_triggers(ws, &mut diags);
     diags
+}
+
+/// One kind, one workflow (as in Koreo): the controller will not guess which of two workflows
+/// a parent belongs to. A warning: Koreo's own test fixtures share trigger kinds.
+fn check_triggers(ws: &Workspace, diags: &mut Vec<Diagnostic>) {
+    let mut first: std::collections::HashMap<(String, String), &str> = Default::default();
+    for definition in &ws.definitions {
+        let Definition::Workflow(w) = definition else {
+            continue;
+        };
+        let Some(crd) = &w.crd_ref else { continue };
+        let key = (crd.api_version(), crd.kind.clone());
+        match first.get(&key) {
+            None => {
+                first.insert(key, &w.meta.name);
+            }
+            Some(other) => diags.push(Diagnostic::warning(
+                w.meta.name_location.clone(),
+                format!(
+                    "workflows `{other}` and `{}` are both triggered by {} {}: the controller runs neither for them",
+                    w.meta.name, key.0, key.1
+                ),
+            ).with_hint("give one of them another `crdRef`, or call one from the other as a step")),
+        }
+    }
 }
 
 fn resolve<'w>(
@@ -438,6 +464,37 @@ fn check_function_test(
                 ),
             )
             .with_hint(format!("add `{missing}:` under `spec.inputs`")),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_workflows_on_one_kind_are_flagged_at_the_second() {
+        let workflow = |name: &str| {
+            format!(
+                "apiVersion: koreo.dev/v1beta1\nkind: Workflow\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  crdRef: {{apiGroup: example.dev, version: v1, kind: App}}\n  steps:\n  - label: one\n    ref: {{kind: ValueFunction, name: f}}\n"
+            )
+        };
+        let text = format!(
+            "{}---\n{}---\napiVersion: koreo.dev/v1beta1\nkind: ValueFunction\nmetadata: {{name: f, namespace: default}}\nspec:\n  return: {{a: 1}}\n",
+            workflow("first"),
+            workflow("second")
+        );
+        let ws = Workspace::load_str("w.koreo", text);
+        let found: Vec<Diagnostic> = check(&ws)
+            .into_iter()
+            .filter(|d| d.message.contains("both triggered"))
+            .collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(!found[0].is_error());
+        assert!(found[0].message.contains("`first` and `second`"));
+        assert_eq!(
+            found[0].location.span.start.line, 12,
+            "at the second's name"
         );
     }
 }

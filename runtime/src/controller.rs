@@ -11,7 +11,7 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use koreo_lang::Workspace;
 use koreo_lang::eval::Outcome;
-use koreo_lang::model::DeletePolicy;
+use koreo_lang::model::{DeletePolicy, Workflow};
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
@@ -480,18 +480,22 @@ impl Controller {
     ) -> Result<Option<Duration>, String> {
         let started = std::time::Instant::now();
         let unreachable = || format!("cannot reach the API for {} {}", key.api_version, key.kind);
-        let workflow = ws.definitions.iter().find_map(|d| match d {
-            koreo_lang::model::Definition::Workflow(w)
-                if w.crd_ref
-                    .as_ref()
-                    .is_some_and(|c| c.api_version() == key.api_version && c.kind == key.kind) =>
-            {
-                Some(w.clone())
-            }
-            _ => None,
-        });
+        let workflows: Vec<&Arc<Workflow>> = ws
+            .definitions
+            .iter()
+            .filter_map(|d| match d {
+                koreo_lang::model::Definition::Workflow(w)
+                    if w.crd_ref.as_ref().is_some_and(|c| {
+                        c.api_version() == key.api_version && c.kind == key.kind
+                    }) =>
+                {
+                    Some(w)
+                }
+                _ => None,
+            })
+            .collect();
         // No workflow for this kind (any more): nothing to do until one appears.
-        let Some(workflow) = workflow else {
+        let Some(workflow) = workflows.first().map(|w| Arc::clone(w)) else {
             return Ok(None);
         };
         tracing::Span::current().record("workflow", workflow.meta.name.as_str());
@@ -522,6 +526,25 @@ impl Controller {
                 return Ok(None);
             }
             return Err("cleanup of a deleted parent is not finished".into());
+        }
+        if workflows.len() > 1 {
+            let names: Vec<&str> = workflows.iter().map(|w| w.meta.name.as_str()).collect();
+            let message = format!(
+                "workflows {} are all triggered by {} {}: koreo runs none of them until only one is",
+                names.join(", "),
+                key.api_version,
+                key.kind
+            );
+            tracing::warn!("{message}");
+            self.event(
+                &parent_json,
+                "MultipleWorkflows",
+                "Reconcile",
+                message,
+                false,
+            )
+            .await;
+            return Ok(None);
         }
         // A parent that already manages objects needs the finalizer; one that does not gets it
         // before its first write (a parent a workflow skips is left without it).

@@ -526,3 +526,34 @@ async fn a_restart_in_the_middle_of_a_reconcile_converges_without_duplicates() {
         "one owner reference"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workflows_for_one_kind_run_neither_and_say_why() {
+    let mut docs = hello_in("default");
+    let mut second = docs
+        .iter()
+        .find(|d| d["kind"] == "Workflow")
+        .unwrap()
+        .clone();
+    second["metadata"]["name"] = json!("hello-again");
+    docs.push(second);
+    let (_server, client) = with_definitions(&docs).await;
+    tokio::spawn(Controller::new(client.clone()).run());
+    create(&client, &greeting("default")).await;
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), "default");
+    let note = eventually(10, "a MultipleWorkflows event", async || {
+        events
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("MultipleWorkflows"))?
+            .note
+    })
+    .await;
+    assert!(note.contains("hello, hello-again"), "{note}");
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    assert!(configmaps.get_opt("ada-greeting").await.unwrap().is_none());
+}

@@ -717,7 +717,7 @@ fn event_line(kind: &str, object: &Json) -> Bytes {
 async fn watch(shared: Arc<Shared>, route: Route, q: BTreeMap<String, String>) -> Reply {
     let mut live = shared.events.subscribe();
     let mut dropped = shared.drop_watches.subscribe();
-    let (initial, gone, kind_group, kind_plural, api_version, since) = {
+    let (initial, gone, kind_group, kind_plural, kind, api_version, since) = {
         let store = lock(&shared.store);
         let kind = match find_kind(&store, &route) {
             Ok(k) => k,
@@ -769,6 +769,7 @@ async fn watch(shared: Arc<Shared>, route: Route, q: BTreeMap<String, String>) -
             gone,
             t.group.clone(),
             t.plural.clone(),
+            t.kind.clone(),
             t.api_version(&route.version),
             store.resource_version(),
         )
@@ -806,7 +807,8 @@ async fn watch(shared: Arc<Shared>, route: Route, q: BTreeMap<String, String>) -
                 _ = sleep => return,
                 _ = dropped.recv() => return,
                 _ = tick.tick(), if bookmarks => {
-                    let mark = json!({"kind": "", "apiVersion": api_version, "metadata": {"resourceVersion": last_rv.to_string()}});
+                    // kubectl decodes bookmarks as objects of the watched kind.
+                    let mark = json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": last_rv.to_string()}});
                     if tx.send(event_line("BOOKMARK", &mark)).await.is_err() { return; }
                 }
                 event = live.recv() => match event {
