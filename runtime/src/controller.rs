@@ -301,6 +301,11 @@ impl Controller {
         let failures: Arc<RwLock<HashMap<ParentKey, u32>>> = Arc::default();
         let workers = Arc::new(tokio::sync::Semaphore::new(this.workers));
         let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // One timer per parent: the latest reconcile's delay replaces any earlier one, so a
+        // parent that changes often does not pile up follow-up reconciles.
+        let (schedule, mut scheduled) = mpsc::unbounded_channel::<(ParentKey, Duration)>();
+        let mut timers = tokio_util::time::DelayQueue::<ParentKey>::new();
+        let mut timer_of: HashMap<ParentKey, tokio_util::time::delay_queue::Key> = HashMap::new();
         loop {
             this.metrics.set_queue_depth(
                 pending.len() + waiting.load(std::sync::atomic::Ordering::Relaxed),
@@ -309,6 +314,21 @@ impl Controller {
                 Some(task) = spawned.recv() => {
                     tasks.spawn(task);
                     continue;
+                }
+                Some((key, delay)) = scheduled.recv() => {
+                    match timer_of.get(&key) {
+                        Some(timer) => timers.reset(timer, delay),
+                        None => {
+                            let timer = timers.insert(key.clone(), delay);
+                            timer_of.insert(key, timer);
+                        }
+                    }
+                    continue;
+                }
+                Some(due) = timers.next(), if !timers.is_empty() => {
+                    let key = due.into_inner();
+                    timer_of.remove(&key);
+                    key
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
                 key = pending.recv() => match key {
@@ -320,6 +340,7 @@ impl Controller {
                 again.write().await.insert(key);
                 continue;
             }
+            let schedule = schedule.clone();
             let (this, workspace, queue, busy, again, failures) = (
                 this.clone(),
                 workspace.clone(),
@@ -360,8 +381,7 @@ impl Controller {
                     let _ = queue.send(key.clone());
                 }
                 if let Some(delay) = delay {
-                    tokio::time::sleep(delay).await;
-                    let _ = queue.send(key);
+                    let _ = schedule.send((key, delay));
                 }
             });
         }

@@ -262,3 +262,37 @@ async fn waiting_steps_keep_their_objects_and_skipped_steps_release_them() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_has_one_timer_however_often_it_changes() {
+    let (_server, client) = with_definitions(&fixture("gated.koreo")).await;
+    let (reports, mut received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(Controller::new(client.clone()).with_reports(reports).run());
+    create(&client, &switch("d", "soon")).await;
+    let switches: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &resource("example.koreo.dev/v1", "Switch"),
+    );
+    // Each change is reconciled, and each of those reconciles asks to look again in 1 s.
+    for i in 0..10 {
+        switches
+            .patch(
+                "d",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"change": i.to_string()}}})),
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    while received.try_recv().is_ok() {}
+    // Over the next 3 s: one reconcile a second, not one per change.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let mut count = 0;
+    while received.try_recv().is_ok() {
+        count += 1;
+    }
+    assert!((2..=4).contains(&count), "{count} reconciles in 3 s");
+}
