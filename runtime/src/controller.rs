@@ -11,30 +11,23 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use koreo_lang::Workspace;
 use koreo_lang::eval::Outcome;
-use koreo_lang::model::{DeletePolicy, Workflow};
 use kube::Client;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Scope};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Map, Value as Json, json};
 use tokio::sync::{RwLock, mpsc};
 
-use crate::engine::{Engine, Owner, ResourceApi, WorkflowRun, WriteError, made_for};
-use crate::kube_api::{FIELD_MANAGER, KubeApi};
+use crate::kube_api::{KubeApi, as_koreo};
 use crate::metrics::Metrics;
+use crate::pass::Notice;
 use k8s_openapi::api::core::v1::ObjectReference;
 use koreo_lang::eval::ResourceId;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tracing::Instrument;
 
-pub const MANAGED_RESOURCES: &str = "koreo.dev/managed-resources";
-/// Keeps a deleted parent until what it manages is handled by its delete policy.
-pub const FINALIZER: &str = "koreo.dev/cleanup";
-/// Set on objects a parent left behind (delete policy `abandon`).
-pub const ABANDONED_LABEL: &str = "koreo.dev/abandoned";
-/// How often a parent that is Ok is reconciled again, to catch what no event reports.
-pub const RESYNC: Duration = Duration::from_secs(20 * 60);
+pub use crate::pass::{ABANDONED_LABEL, FINALIZER, MANAGED_RESOURCES, RESYNC};
 
 /// What a reconcile did, for whoever is watching (`koreo dev` prints it).
 #[derive(Clone, Debug)]
@@ -499,112 +492,23 @@ impl Controller {
         key: &ParentKey,
     ) -> Result<Option<Duration>, String> {
         let started = std::time::Instant::now();
-        let unreachable = || format!("cannot reach the API for {} {}", key.api_version, key.kind);
-        let workflows: Vec<&Arc<Workflow>> = ws
-            .definitions
-            .iter()
-            .filter_map(|d| match d {
-                koreo_lang::model::Definition::Workflow(w)
-                    if w.crd_ref.as_ref().is_some_and(|c| {
-                        c.api_version() == key.api_version && c.kind == key.kind
-                    }) =>
-                {
-                    Some(w)
-                }
-                _ => None,
-            })
-            .collect();
-        // No workflow for this kind (any more): nothing to do until one appears.
-        let Some(workflow) = workflows.first().map(|w| Arc::clone(w)) else {
-            return Ok(None);
+        let id = ResourceId {
+            api_version: key.api_version.clone(),
+            kind: key.kind.clone(),
+            plural: None,
+            name: key.name.clone(),
+            namespace: key.namespace.clone(),
         };
-        tracing::Span::current().record("workflow", workflow.meta.name.as_str());
-        let (resource, _, has_status) = self
-            .parent_kind(&key.api_version, &key.kind)
-            .await
-            .ok_or_else(unreachable)?;
-        let api = match &key.namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
-            None => Api::all_with(self.client.clone(), &resource),
-        };
-        let Some(object) = api.get_opt(&key.name).await.map_err(|e| e.to_string())? else {
-            return Ok(None);
-        };
-        let parent_json = serde_json::to_value(&object).map_err(|e| e.to_string())?;
-        let previous: Json = parent_json["metadata"]["annotations"][MANAGED_RESOURCES]
-            .as_str()
-            .and_then(|a| serde_json::from_str(a).ok())
-            .unwrap_or(Json::Null);
-        if parent_json["metadata"]["deletionTimestamp"].is_string() {
-            // Deleted: handle what it manages by each function's delete policy, last step first,
-            // then let it go.
-            let mut entries = Vec::new();
-            collect_entries(&previous, &mut entries);
-            entries.reverse();
-            let cleaned = self.release(ws, &parent_json, &entries).await;
-            if cleaned && self.remove_finalizer(&api, &parent_json).await {
-                return Ok(None);
+        let pass = crate::pass::reconcile(ws, &self.kube_api, &id).await;
+        if let Some(parent) = &pass.parent {
+            for notice in &pass.notices {
+                self.event(parent, notice).await;
             }
-            return Err("cleanup of a deleted parent is not finished".into());
         }
-        if workflows.len() > 1 {
-            let names: Vec<&str> = workflows.iter().map(|w| w.meta.name.as_str()).collect();
-            let message = format!(
-                "workflows {} are all triggered by {} {}: koreo runs none of them until only one is",
-                names.join(", "),
-                key.api_version,
-                key.kind
-            );
-            tracing::warn!("{message}");
-            self.event(
-                &parent_json,
-                "MultipleWorkflows",
-                "Reconcile",
-                message,
-                false,
-            )
-            .await;
-            return Ok(None);
-        }
-        // A parent that already manages objects needs the finalizer; one that does not gets it
-        // before its first write (a parent a workflow skips is left without it).
-        let mut entries = Vec::new();
-        collect_entries(&previous, &mut entries);
-        if !entries.is_empty() && !self.ensure_finalizer(&api, &parent_json).await {
-            return Err("could not add the finalizer".into());
-        }
-        let parent = json!({
-            "apiVersion": key.api_version, "kind": key.kind,
-            "metadata": parent_json["metadata"], "spec": parent_json["spec"],
-            "state": parent_json["status"]["state"],
-        });
-
-        let cluster = ForParent {
-            controller: self,
-            parent_api: &api,
-            parent: &parent_json,
-            finalized: tokio::sync::OnceCell::new(),
+        let (Some(workflow), Some(run)) = (&pass.workflow, &pass.run) else {
+            return pass.next;
         };
-        let engine = Engine::new(ws, &cluster, Owner::of(&parent));
-        let mut run = engine.run_workflow(&workflow, &parent).await;
-        keep_unsettled(&previous, &mut run);
         self.track_managed(key, &run.resources).await;
-        let gone = no_longer_produced(&previous, &run);
-        // Until they are released, what is gone stays in the annotation, to be tried again.
-        if !gone.is_empty() && !self.release(ws, &parent_json, &gone).await {
-            return Err("pruning what the workflow no longer produces is not finished".into());
-        }
-        // A parent the workflow skips and never managed is left untouched, status included:
-        // a decorator does not write into every Namespace it does not apply to.
-        let untouched = matches!(run.outcome, Outcome::Skip { .. })
-            && entries.is_empty()
-            && parent_json["status"]["conditions"].is_null();
-        let conditions = if untouched {
-            None
-        } else {
-            self.write_status(&api, has_status, &parent_json, &run)
-                .await
-        };
         let expression_errors = run
             .steps
             .values()
@@ -612,25 +516,21 @@ impl Controller {
             .count()
             + run.state_errors.len();
         self.metrics.reconciled(
-            &workflow.meta.name,
+            workflow,
             run.outcome.name(),
             started.elapsed(),
             expression_errors as u64,
         );
-        for (label, outcome) in run.steps.iter().filter(|(_, o)| !o.is_ok()) {
-            tracing::info!(step = %label, outcome = outcome.name(), message = outcome.message().unwrap_or(""), "step not done");
-        }
         tracing::info!(
             outcome = run.outcome.name(),
             writes = run.writes,
             took_ms = started.elapsed().as_millis() as u64,
             "reconciled"
         );
-        self.publish_events(&parent_json, &run).await;
         if let Some(reports) = &self.reports {
             let _ = reports.send(Report {
                 parent: key.to_string(),
-                workflow: workflow.meta.name.clone(),
+                workflow: workflow.clone(),
                 outcome: run.outcome.clone(),
                 steps: run
                     .steps
@@ -638,146 +538,14 @@ impl Controller {
                     .filter(|(_, o)| !o.is_ok())
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
-                conditions,
+                conditions: pass.conditions.clone(),
             });
         }
-        // After writing, look again soon: writes are checked as soon as they land, whatever
-        // delay the function asked for (watches usually get there first).
-        if run.api_errors > 0 {
-            return Err(format!("{} request(s) to the API failed", run.api_errors));
-        }
-        if run.writes > 0 {
-            return Ok(Some(Duration::from_secs(1)));
-        }
-        Ok(match &run.outcome {
-            Outcome::Retry { delay, .. } => Some(Duration::from_secs((*delay).max(1) as u64)),
-            Outcome::PermFail { .. } => None,
-            _ => Some(RESYNC),
-        })
-    }
-
-    /// Adds koreo's finalizer, so a deleted parent waits for its cleanup. False if that failed.
-    async fn ensure_finalizer(&self, api: &Api<DynamicObject>, parent: &Json) -> bool {
-        let finalizers: Vec<Json> = parent["metadata"]["finalizers"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if finalizers.iter().any(|f| f == FINALIZER) {
-            return true;
-        }
-        let name = parent["metadata"]["name"].as_str().unwrap_or("");
-        let mut all = finalizers;
-        all.push(json!(FINALIZER));
-        // The resourceVersion makes this a compare-and-swap: others' finalizers are not lost.
-        let patch = json!({"metadata": {"finalizers": all, "resourceVersion": parent["metadata"]["resourceVersion"]}});
-        api.patch(name, &as_koreo(), &Patch::Merge(patch))
-            .await
-            .is_ok()
-    }
-
-    async fn remove_finalizer(&self, api: &Api<DynamicObject>, parent: &Json) -> bool {
-        let name = parent["metadata"]["name"].as_str().unwrap_or("");
-        let rest: Vec<Json> = parent["metadata"]["finalizers"]
-            .as_array()
-            .map(|f| f.iter().filter(|f| *f != FINALIZER).cloned().collect())
-            .unwrap_or_default();
-        let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": parent["metadata"]["resourceVersion"]}});
-        api.patch(name, &as_koreo(), &Patch::Merge(patch))
-            .await
-            .is_ok()
-    }
-
-    /// Applies each object's delete policy: `destroy` deletes it, `abandon` leaves it without
-    /// the parent's owner reference and with a label saying so. Only objects this parent owns
-    /// (by owner reference) are touched; read-only ones never. True when all went well.
-    async fn release(&self, ws: &Workspace, parent: &Json, entries: &[Json]) -> bool {
-        let parent_uid = parent["metadata"]["uid"].as_str().unwrap_or("");
-        let mut all_done = true;
-        for entry in entries {
-            if entry["readonly"].as_bool() == Some(true) {
-                continue;
-            }
-            let (Some(api_version), Some(kind), Some(name)) = (
-                entry["apiVersion"].as_str(),
-                entry["kind"].as_str(),
-                entry["name"].as_str(),
-            ) else {
-                continue;
-            };
-            let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-            let Ok((resource, caps)) = kube::discovery::pinned_kind(
-                &self.client,
-                &GroupVersionKind::gvk(group, version, kind),
-            )
-            .await
-            else {
-                all_done = false;
-                continue;
-            };
-            let api: Api<DynamicObject> =
-                match (entry["namespace"].as_str(), caps.scope == Scope::Namespaced) {
-                    (Some(ns), true) => Api::namespaced_with(self.client.clone(), ns, &resource),
-                    _ => Api::all_with(self.client.clone(), &resource),
-                };
-            let object = match api.get_opt(name).await {
-                Ok(Some(o)) => o,
-                Ok(None) => continue,
-                Err(_) => {
-                    all_done = false;
-                    continue;
-                }
-            };
-            let refs = object.metadata.owner_references.clone().unwrap_or_default();
-            if !made_for(
-                &serde_json::to_value(&object).unwrap_or(Json::Null),
-                parent_uid,
-            ) {
-                continue;
-            }
-            let namespace = entry["namespace"].as_str();
-            let policy = entry["resourceFunction"]
-                .as_str()
-                .and_then(|f| ws.resource_function(f, namespace))
-                .map(|f| f.delete)
-                .unwrap_or_default();
-            let done = match policy {
-                DeletePolicy::Destroy => {
-                    api.delete(name, &DeleteParams::background()).await.is_ok()
-                }
-                DeletePolicy::Abandon => {
-                    let rest: Vec<Json> = refs
-                        .iter()
-                        .filter(|r| r.uid != parent_uid)
-                        .map(|r| serde_json::to_value(r).unwrap_or(Json::Null))
-                        .collect();
-                    let patch = json!({"metadata": {"ownerReferences": rest, "labels": {ABANDONED_LABEL: "true"}}});
-                    api.patch(name, &as_koreo(), &Patch::Merge(patch))
-                        .await
-                        .is_ok()
-                }
-            };
-            let (reason, verb) = match policy {
-                DeletePolicy::Destroy => ("Deleted", "Delete"),
-                DeletePolicy::Abandon => ("Abandoned", "Abandon"),
-            };
-            let object = format!("{kind}:{}:{name}", namespace.unwrap_or(""));
-            tracing::info!(%object, policy = reason, done, "released");
-            let (reason, note) = if done {
-                (reason.to_string(), format!("{reason} {object}"))
-            } else {
-                (
-                    format!("{verb}Failed"),
-                    format!("Could not {} {object}; will retry", verb.to_lowercase()),
-                )
-            };
-            self.event(parent, &reason, verb, note, done).await;
-            all_done &= done;
-        }
-        all_done
+        pass.next
     }
 
     /// An Event on the parent. Failing to record one changes nothing else.
-    async fn event(&self, parent: &Json, reason: &str, action: &str, note: String, normal: bool) {
+    async fn event(&self, parent: &Json, notice: &Notice) {
         let regarding = ObjectReference {
             api_version: parent["apiVersion"].as_str().map(str::to_string),
             kind: parent["kind"].as_str().map(str::to_string),
@@ -787,42 +555,18 @@ impl Controller {
             ..ObjectReference::default()
         };
         let event = Event {
-            type_: if normal {
+            type_: if notice.normal {
                 EventType::Normal
             } else {
                 EventType::Warning
             },
-            reason: reason.to_string(),
-            note: Some(note),
-            action: action.to_string(),
+            reason: notice.reason.clone(),
+            note: Some(notice.note.clone()),
+            action: notice.action.to_string(),
             secondary: None,
         };
         if let Err(error) = self.events.publish(&event, &regarding).await {
             tracing::debug!(%error, "could not record an event");
-        }
-    }
-
-    /// Events for the writes a reconcile made, and for a workflow that failed for good.
-    async fn publish_events(&self, parent: &Json, run: &WorkflowRun) {
-        for change in &run.changes {
-            let done = match change.verb {
-                "Create" => "Created",
-                "Patch" => "Patched",
-                _ => "Deleted",
-            };
-            let (reason, note) = match &change.error {
-                None => (done.to_string(), format!("{done} {}", change.object)),
-                Some(error) => (
-                    format!("{}Failed", change.verb),
-                    format!("{} {} failed: {error}", change.verb, change.object),
-                ),
-            };
-            self.event(parent, &reason, change.verb, note, change.error.is_none())
-                .await;
-        }
-        if let Outcome::PermFail { message, .. } = &run.outcome {
-            self.event(parent, "Failed", "Reconcile", message.clone(), false)
-                .await;
         }
     }
 
@@ -904,81 +648,6 @@ impl Controller {
             });
         }
     }
-
-    /// Writes conditions, state and errors to the parent's status, and the managed-resources
-    /// annotation, only when they differ from what is there. Returns the conditions if written.
-    async fn write_status(
-        &self,
-        api: &Api<DynamicObject>,
-        has_status: bool,
-        parent: &Json,
-        run: &WorkflowRun,
-    ) -> Option<Vec<Json>> {
-        let name = parent["metadata"]["name"].as_str()?;
-        let old = &parent["status"];
-        let now = chrono_now();
-        let conditions: Vec<Json> = run
-            .conditions
-            .iter()
-            .map(|c| {
-                let previous = old["conditions"]
-                    .as_array()
-                    .and_then(|cs| cs.iter().find(|p| p["type"] == c["type"]));
-                let mut c = c.clone();
-                // lastTransitionTime changes only when the status does.
-                let since = match previous {
-                    Some(p) if p["status"] == c["status"] => p["lastTransitionTime"].clone(),
-                    _ => json!(now),
-                };
-                c["lastTransitionTime"] = since;
-                c
-            })
-            .collect();
-        // `state` is replaced as a whole: keys that are gone are written as null, which removes them.
-        // While the workflow is not Ok, the last good values of keys it did not produce stay.
-        let keep_old = !run.outcome.is_ok();
-        let mut state = run.state.clone();
-        if let (Some(old_state), Some(new_state)) =
-            (old["state"].as_object(), state.as_object_mut())
-        {
-            for (key, value) in old_state {
-                let kept = if keep_old { value.clone() } else { Json::Null };
-                new_state.entry(key.clone()).or_insert(kept);
-            }
-        }
-        let mut effective = state.clone();
-        if let Some(map) = effective.as_object_mut() {
-            map.retain(|_, v| !v.is_null());
-        }
-        let errors = match &run.outcome {
-            Outcome::Retry { message, .. } | Outcome::PermFail { message, .. } => json!(message),
-            _ => Json::Null,
-        };
-        let status = json!({"conditions": conditions, "state": state, "koreo": {"errors": errors}});
-        let annotation = run.resources.to_string();
-        let same_conditions = strip_times(&old["conditions"]) == strip_times(&json!(conditions))
-            && old["conditions"].as_array().map(Vec::len) == Some(conditions.len());
-        let same_state =
-            old["state"] == effective || (old["state"].is_null() && effective == json!({}));
-        let same_errors = old["koreo"]["errors"] == errors;
-        let same_annotation = parent["metadata"]["annotations"][MANAGED_RESOURCES].as_str()
-            == Some(annotation.as_str());
-        if !same_annotation {
-            let patch = json!({"metadata": {"annotations": {MANAGED_RESOURCES: annotation}}});
-            let _ = api.patch(name, &as_koreo(), &Patch::Merge(patch)).await;
-        }
-        if same_conditions && same_state && same_errors {
-            return None;
-        }
-        let patch = json!({"status": status});
-        let params = as_koreo();
-        if has_status {
-            let _ = api.patch_status(name, &params, &Patch::Merge(patch)).await;
-        } else {
-            let _ = api.patch(name, &params, &Patch::Merge(patch)).await;
-        }
-        Some(conditions)
-    }
 }
 
 fn scoped_apis(
@@ -1007,55 +676,6 @@ fn watch_all(
     }))
 }
 
-/// The cluster as one parent's reconcile sees it: before the first write for a parent, koreo's
-/// finalizer is added to it, so that nothing made for it can outlive it unhandled.
-struct ForParent<'a> {
-    controller: &'a Controller,
-    parent_api: &'a Api<DynamicObject>,
-    parent: &'a Json,
-    finalized: tokio::sync::OnceCell<bool>,
-}
-
-impl ForParent<'_> {
-    async fn finalize(&self) -> Result<(), WriteError> {
-        let done = *self
-            .finalized
-            .get_or_init(|| {
-                self.controller
-                    .ensure_finalizer(self.parent_api, self.parent)
-            })
-            .await;
-        if done {
-            Ok(())
-        } else {
-            Err(WriteError::Transient(
-                "could not add koreo's finalizer to the parent first".into(),
-            ))
-        }
-    }
-}
-
-impl ResourceApi for ForParent<'_> {
-    async fn get(&self, id: &ResourceId) -> Result<Option<Json>, String> {
-        self.controller.kube_api.get(id).await
-    }
-
-    async fn create(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
-        self.finalize().await?;
-        self.controller.kube_api.create(id, body).await
-    }
-
-    async fn apply(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
-        self.finalize().await?;
-        self.controller.kube_api.apply(id, body).await
-    }
-
-    async fn delete(&self, id: &ResourceId) -> Result<(), WriteError> {
-        self.finalize().await?;
-        self.controller.kube_api.delete(id).await
-    }
-}
-
 fn reporter(instance: Option<String>) -> Reporter {
     Reporter {
         controller: "koreo".into(),
@@ -1070,64 +690,6 @@ impl std::fmt::Display for ParentKey {
             None => write!(f, "{} {}", self.kind, self.name),
         }
     }
-}
-
-/// The managed-object entries of a tree, in step order.
-fn collect_entries(tree: &Json, out: &mut Vec<Json>) {
-    match tree {
-        Json::Object(map) if map.contains_key("kind") && map.contains_key("name") => {
-            out.push(tree.clone())
-        }
-        Json::Object(map) => map.values().for_each(|v| collect_entries(v, out)),
-        Json::Array(items) => items.iter().for_each(|v| collect_entries(v, out)),
-        _ => {}
-    }
-}
-
-/// Steps that are waiting or failing did not say what they manage this time: they keep what they
-/// managed before, so that it is neither forgotten nor left to garbage collection.
-fn keep_unsettled(previous: &Json, run: &mut WorkflowRun) {
-    let Some(old_steps) = previous["resources"].as_object() else {
-        return;
-    };
-    for (label, old) in old_steps {
-        let now = &mut run.resources["resources"][label];
-        if run.steps.contains_key(label) && !run.settled.contains(label) && now.is_null() {
-            *now = old.clone();
-        }
-    }
-}
-
-/// Objects the last reconcile managed that this one no longer produces: the step is gone, or it
-/// settled (Ok, or skipped) without them (a `forEach` item gone, a skipped step). Steps still
-/// waiting or failing keep theirs.
-fn no_longer_produced(previous: &Json, run: &WorkflowRun) -> Vec<Json> {
-    let Some(old_steps) = previous["resources"].as_object() else {
-        return Vec::new();
-    };
-    let mut gone = Vec::new();
-    for (label, old) in old_steps {
-        let settled = !run.steps.contains_key(label) || run.settled.contains(label);
-        if !settled {
-            continue;
-        }
-        let mut before = Vec::new();
-        collect_entries(old, &mut before);
-        let mut now = Vec::new();
-        collect_entries(&run.resources["resources"][label], &mut now);
-        let same = |a: &Json, b: &Json| {
-            ["apiVersion", "kind", "namespace", "name"]
-                .iter()
-                .all(|k| a[k] == b[k])
-        };
-        gone.extend(
-            before
-                .into_iter()
-                .filter(|b| !now.iter().any(|n| same(b, n))),
-        );
-    }
-    gone.reverse();
-    gone
 }
 
 /// The objects in a managed-resources tree (`{"workflow", "resources": {label: id | [id] | tree}}`).
@@ -1202,7 +764,7 @@ async fn write_definition_status(
     let Some(name) = object.metadata.name.as_deref() else {
         return;
     };
-    let condition = json!({"type": "Ready", "status": status, "reason": reason, "message": message, "lastTransitionTime": chrono_now()});
+    let condition = json!({"type": "Ready", "status": status, "reason": reason, "message": message, "lastTransitionTime": crate::pass::now()});
     let params = as_koreo();
     let _ = api
         .patch_status(
@@ -1221,35 +783,6 @@ fn backoff(n: u32) -> Duration {
     hasher.write_u32(n);
     let jitter = 0.8 + 0.4 * (hasher.finish() % 1000) as f64 / 1000.0;
     base.mul_f64(jitter).min(Duration::from_secs(300))
-}
-
-/// Writes show as koreo's in `managedFields`.
-fn as_koreo() -> PatchParams {
-    PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    }
-}
-
-fn strip_times(conditions: &Json) -> Json {
-    let Some(list) = conditions.as_array() else {
-        return Json::Null;
-    };
-    Json::Array(
-        list.iter()
-            .map(|c| {
-                let mut c: Map<String, Json> = c.as_object().cloned().unwrap_or_default();
-                c.remove("lastTransitionTime");
-                Json::Object(c)
-            })
-            .collect(),
-    )
-}
-
-fn chrono_now() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
 }
 
 #[cfg(test)]

@@ -51,6 +51,18 @@ pub trait ResourceApi: Sync {
         id: &ResourceId,
         body: &Json,
     ) -> impl Future<Output = Result<Json, WriteError>> + Send;
+    /// A JSON merge patch (the finalizer and annotation of a parent; abandoning an object).
+    fn merge_patch(
+        &self,
+        id: &ResourceId,
+        patch: &Json,
+    ) -> impl Future<Output = Result<Json, WriteError>> + Send;
+    /// A JSON merge patch of the status: through the status subresource when the kind has one.
+    fn patch_status(
+        &self,
+        id: &ResourceId,
+        patch: &Json,
+    ) -> impl Future<Output = Result<Json, WriteError>> + Send;
     fn delete(&self, id: &ResourceId) -> impl Future<Output = Result<(), WriteError>> + Send;
 }
 

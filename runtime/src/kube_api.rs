@@ -31,9 +31,13 @@ pub fn client(
         .build())
 }
 
+/// A kind as discovery found it: its resource, whether it is namespaced, whether it has a
+/// status subresource.
+type Discovered = (ApiResource, bool, bool);
+
 pub struct KubeApi {
     client: Client,
-    kinds: Mutex<HashMap<(String, String), (ApiResource, bool)>>,
+    kinds: Mutex<HashMap<(String, String), Discovered>>,
 }
 
 impl KubeApi {
@@ -46,9 +50,14 @@ impl KubeApi {
 
     /// The API for an object's kind, discovered once per kind.
     async fn api(&self, id: &ResourceId) -> Result<Api<DynamicObject>, String> {
+        Ok(self.api_and_status(id).await?.0)
+    }
+
+    /// The API, and whether the kind has a status subresource.
+    async fn api_and_status(&self, id: &ResourceId) -> Result<(Api<DynamicObject>, bool), String> {
         let key = (id.api_version.clone(), id.kind.clone());
         let known = self.kinds.lock().await.get(&key).cloned();
-        let (resource, namespaced) = match known {
+        let (resource, namespaced, has_status) = match known {
             Some(k) => k,
             None => {
                 let (group, version) = id
@@ -64,12 +73,13 @@ impl KubeApi {
                             id.api_version, id.kind
                         )
                     })?;
-                let found = (resource, caps.scope == Scope::Namespaced);
+                let has_status = caps.subresources.iter().any(|(r, _)| r.plural == "status");
+                let found = (resource, caps.scope == Scope::Namespaced, has_status);
                 self.kinds.lock().await.insert(key, found.clone());
                 found
             }
         };
-        Ok(match (namespaced, &id.namespace) {
+        let api = match (namespaced, &id.namespace) {
             (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &resource),
             (true, None) => {
                 return Err(format!(
@@ -78,7 +88,16 @@ impl KubeApi {
                 ));
             }
             (false, _) => Api::all_with(self.client.clone(), &resource),
-        })
+        };
+        Ok((api, has_status))
+    }
+}
+
+/// Writes show as koreo's in `managedFields`.
+pub fn as_koreo() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
     }
 }
 
@@ -132,6 +151,28 @@ impl ResourceApi for KubeApi {
             .await
             .map(|o| to_json(&o))
             .map_err(write_error)
+    }
+
+    async fn merge_patch(&self, id: &ResourceId, patch: &Json) -> Result<Json, WriteError> {
+        let api = self.api(id).await.map_err(WriteError::Transient)?;
+        api.patch(&id.name, &as_koreo(), &Patch::Merge(patch))
+            .await
+            .map(|o| to_json(&o))
+            .map_err(write_error)
+    }
+
+    async fn patch_status(&self, id: &ResourceId, patch: &Json) -> Result<Json, WriteError> {
+        let (api, has_status) = self
+            .api_and_status(id)
+            .await
+            .map_err(WriteError::Transient)?;
+        let written = if has_status {
+            api.patch_status(&id.name, &as_koreo(), &Patch::Merge(patch))
+                .await
+        } else {
+            api.patch(&id.name, &as_koreo(), &Patch::Merge(patch)).await
+        };
+        written.map(|o| to_json(&o)).map_err(write_error)
     }
 
     async fn delete(&self, id: &ResourceId) -> Result<(), WriteError> {

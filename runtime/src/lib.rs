@@ -6,4 +6,5 @@ pub mod engine;
 pub mod kube_api;
 pub mod leader;
 pub mod metrics;
+pub mod pass;
 pub mod rbac;

@@ -1,0 +1,559 @@
+//! One reconcile pass of one parent, over any [`ResourceApi`]: what the controller runs against
+//! a cluster, and what a WorkflowTest runs against an in-memory one. Everything a pass does to
+//! the cluster goes through the API given; what it wants told (Events) it returns as notices.
+
+use std::time::Duration;
+
+use koreo_lang::Workspace;
+use koreo_lang::eval::{Outcome, ResourceId};
+use koreo_lang::model::{Definition, DeletePolicy, Workflow};
+use serde_json::{Map, Value as Json, json};
+use tokio::sync::OnceCell;
+
+use crate::engine::{Engine, Owner, ResourceApi, WorkflowRun, WriteError, made_for};
+
+/// Koreo's annotation listing what a parent manages, by step.
+pub const MANAGED_RESOURCES: &str = "koreo.dev/managed-resources";
+/// Keeps a deleted parent until what it manages is handled by its delete policy.
+pub const FINALIZER: &str = "koreo.dev/cleanup";
+/// Set on objects a parent left behind (delete policy `abandon`).
+pub const ABANDONED_LABEL: &str = "koreo.dev/abandoned";
+/// How often a parent that is Ok is reconciled again, to catch what no event reports.
+pub const RESYNC: Duration = Duration::from_secs(20 * 60);
+
+/// Something worth an Event on the parent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notice {
+    pub reason: String,
+    pub action: &'static str,
+    pub note: String,
+    /// Normal, or a Warning.
+    pub normal: bool,
+}
+
+impl Notice {
+    fn new(reason: impl Into<String>, action: &'static str, note: String, normal: bool) -> Notice {
+        Notice {
+            reason: reason.into(),
+            action,
+            note,
+            normal,
+        }
+    }
+}
+
+/// What one pass did.
+pub struct Pass {
+    /// The workflow that ran (or would have).
+    pub workflow: Option<String>,
+    /// The parent as the pass read it.
+    pub parent: Option<Json>,
+    /// The workflow's run, when it ran.
+    pub run: Option<WorkflowRun>,
+    /// The parent's conditions, when they were written.
+    pub conditions: Option<Vec<Json>>,
+    pub notices: Vec<Notice>,
+    /// When to look again (`None`: only on a change), or why the API failed (back off).
+    pub next: Result<Option<Duration>, String>,
+}
+
+impl Default for Pass {
+    fn default() -> Pass {
+        Pass {
+            workflow: None,
+            parent: None,
+            run: None,
+            conditions: None,
+            notices: Vec::new(),
+            next: Ok(None),
+        }
+    }
+}
+
+/// The workflows triggered by a parent kind.
+pub fn workflows_for<'w>(
+    ws: &'w Workspace,
+    api_version: &str,
+    kind: &str,
+) -> Vec<&'w std::sync::Arc<Workflow>> {
+    ws.definitions
+        .iter()
+        .filter_map(|d| match d {
+            Definition::Workflow(w)
+                if w.crd_ref
+                    .as_ref()
+                    .is_some_and(|c| c.api_version() == api_version && c.kind == kind) =>
+            {
+                Some(w)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reconciles the parent `parent_id` once with the workflow its kind triggers.
+pub async fn reconcile<A: ResourceApi>(ws: &Workspace, api: &A, parent_id: &ResourceId) -> Pass {
+    let mut pass = Pass::default();
+    pass.next = run(ws, api, parent_id, &mut pass).await;
+    pass
+}
+
+async fn run<A: ResourceApi>(
+    ws: &Workspace,
+    api: &A,
+    parent_id: &ResourceId,
+    pass: &mut Pass,
+) -> Result<Option<Duration>, String> {
+    let workflows = workflows_for(ws, &parent_id.api_version, &parent_id.kind);
+    // No workflow for this kind (any more): nothing to do until one appears.
+    let Some(workflow) = workflows.first().map(|w| std::sync::Arc::clone(w)) else {
+        return Ok(None);
+    };
+    pass.workflow = Some(workflow.meta.name.clone());
+    tracing::Span::current().record("workflow", workflow.meta.name.as_str());
+    let Some(mut parent) = api.get(parent_id).await? else {
+        return Ok(None);
+    };
+    // What the API returns may lack its type; events and the engine need it.
+    parent["apiVersion"] = json!(parent_id.api_version);
+    parent["kind"] = json!(parent_id.kind);
+    pass.parent = Some(parent.clone());
+    let previous: Json = parent["metadata"]["annotations"][MANAGED_RESOURCES]
+        .as_str()
+        .and_then(|a| serde_json::from_str(a).ok())
+        .unwrap_or(Json::Null);
+    let mut entries = Vec::new();
+    collect_entries(&previous, &mut entries);
+
+    if parent["metadata"]["deletionTimestamp"].is_string() {
+        // Deleted: handle what it manages by each function's delete policy, last step first,
+        // then let it go.
+        entries.reverse();
+        let cleaned = release(ws, api, &parent, &entries, &mut pass.notices).await;
+        if cleaned && remove_finalizer(api, parent_id, &parent).await {
+            return Ok(None);
+        }
+        return Err("cleanup of a deleted parent is not finished".into());
+    }
+    if workflows.len() > 1 {
+        let names: Vec<&str> = workflows.iter().map(|w| w.meta.name.as_str()).collect();
+        let message = format!(
+            "workflows {} are all triggered by {} {}: koreo runs none of them until only one is",
+            names.join(", "),
+            parent_id.api_version,
+            parent_id.kind
+        );
+        tracing::warn!("{message}");
+        pass.notices.push(Notice::new(
+            "MultipleWorkflows",
+            "Reconcile",
+            message,
+            false,
+        ));
+        return Ok(None);
+    }
+    // A parent that already manages objects needs the finalizer; one that does not gets it
+    // before its first write (a parent a workflow skips is left without it).
+    if !entries.is_empty() && !ensure_finalizer(api, parent_id, &parent).await {
+        return Err("could not add the finalizer".into());
+    }
+    let input = json!({
+        "apiVersion": parent_id.api_version, "kind": parent_id.kind,
+        "metadata": parent["metadata"], "spec": parent["spec"],
+        "state": parent["status"]["state"],
+    });
+    let cluster = ForParent {
+        api,
+        parent_id,
+        parent: &parent,
+        finalized: OnceCell::new(),
+    };
+    let engine = Engine::new(ws, &cluster, Owner::of(&input));
+    let mut run = engine.run_workflow(&workflow, &input).await;
+    keep_unsettled(&previous, &mut run);
+    let gone = no_longer_produced(&previous, &run);
+    for change in &run.changes {
+        pass.notices.push(change_notice(change));
+    }
+    if let Outcome::PermFail { message, .. } = &run.outcome {
+        pass.notices
+            .push(Notice::new("Failed", "Reconcile", message.clone(), false));
+    }
+    // Until they are released, what is gone stays in the annotation, to be tried again.
+    if !gone.is_empty() && !release(ws, api, &parent, &gone, &mut pass.notices).await {
+        pass.run = Some(run);
+        return Err("pruning what the workflow no longer produces is not finished".into());
+    }
+    // A parent the workflow skips and never managed is left untouched, status included: a
+    // decorator does not write into every Namespace it does not apply to.
+    let untouched = matches!(run.outcome, Outcome::Skip { .. })
+        && entries.is_empty()
+        && parent["status"]["conditions"].is_null();
+    let status_failed = if untouched {
+        false
+    } else {
+        match write_status(api, parent_id, &parent, &run).await {
+            Ok(conditions) => {
+                pass.conditions = conditions;
+                false
+            }
+            Err(_) => true,
+        }
+    };
+    for (label, outcome) in run.steps.iter().filter(|(_, o)| !o.is_ok()) {
+        tracing::info!(step = %label, outcome = outcome.name(), message = outcome.message().unwrap_or(""), "step not done");
+    }
+    let next = next_look(&run, status_failed);
+    pass.run = Some(run);
+    next
+}
+
+/// When to reconcile again after a run.
+fn next_look(run: &WorkflowRun, status_failed: bool) -> Result<Option<Duration>, String> {
+    if run.api_errors > 0 || status_failed {
+        return Err(format!(
+            "{} request(s) to the API failed",
+            run.api_errors + usize::from(status_failed)
+        ));
+    }
+    // After writing, look again soon: writes are checked as soon as they land, whatever delay
+    // the function asked for (watches usually get there first).
+    if run.writes > 0 {
+        return Ok(Some(Duration::from_secs(1)));
+    }
+    Ok(match &run.outcome {
+        Outcome::Retry { delay, .. } => Some(Duration::from_secs((*delay).max(1) as u64)),
+        Outcome::PermFail { .. } => None,
+        _ => Some(RESYNC),
+    })
+}
+
+fn change_notice(change: &crate::engine::Change) -> Notice {
+    let done = match change.verb {
+        "Create" => "Created",
+        "Patch" => "Patched",
+        _ => "Deleted",
+    };
+    match &change.error {
+        None => Notice::new(done, change.verb, format!("{done} {}", change.object), true),
+        Some(error) => Notice::new(
+            format!("{}Failed", change.verb),
+            change.verb,
+            format!("{} {} failed: {error}", change.verb, change.object),
+            false,
+        ),
+    }
+}
+
+/// Adds koreo's finalizer, so a deleted parent waits for its cleanup. False if that failed.
+async fn ensure_finalizer<A: ResourceApi>(api: &A, id: &ResourceId, parent: &Json) -> bool {
+    let finalizers: Vec<Json> = parent["metadata"]["finalizers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if finalizers.iter().any(|f| f == FINALIZER) {
+        return true;
+    }
+    let mut all = finalizers;
+    all.push(json!(FINALIZER));
+    // The resourceVersion makes this a compare-and-swap: others' finalizers are not lost.
+    let patch = json!({"metadata": {"finalizers": all, "resourceVersion": parent["metadata"]["resourceVersion"]}});
+    api.merge_patch(id, &patch).await.is_ok()
+}
+
+async fn remove_finalizer<A: ResourceApi>(api: &A, id: &ResourceId, parent: &Json) -> bool {
+    let rest: Vec<Json> = parent["metadata"]["finalizers"]
+        .as_array()
+        .map(|f| f.iter().filter(|f| *f != FINALIZER).cloned().collect())
+        .unwrap_or_default();
+    let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": parent["metadata"]["resourceVersion"]}});
+    api.merge_patch(id, &patch).await.is_ok()
+}
+
+/// Applies each object's delete policy: `destroy` deletes it, `abandon` leaves it without the
+/// parent's owner reference and with a label saying so. Only objects koreo made for this parent
+/// are touched; read-only ones never. True when all went well.
+async fn release<A: ResourceApi>(
+    ws: &Workspace,
+    api: &A,
+    parent: &Json,
+    entries: &[Json],
+    notices: &mut Vec<Notice>,
+) -> bool {
+    let parent_uid = parent["metadata"]["uid"].as_str().unwrap_or("");
+    let mut all_done = true;
+    for entry in entries {
+        if entry["readonly"].as_bool() == Some(true) {
+            continue;
+        }
+        let (Some(api_version), Some(kind), Some(name)) = (
+            entry["apiVersion"].as_str(),
+            entry["kind"].as_str(),
+            entry["name"].as_str(),
+        ) else {
+            continue;
+        };
+        let namespace = entry["namespace"].as_str();
+        let id = ResourceId {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            plural: None,
+            name: name.into(),
+            namespace: namespace.map(str::to_string),
+        };
+        let object = match api.get(&id).await {
+            Ok(Some(o)) => o,
+            Ok(None) => continue,
+            Err(_) => {
+                all_done = false;
+                continue;
+            }
+        };
+        if !made_for(&object, parent_uid) {
+            continue;
+        }
+        let policy = entry["resourceFunction"]
+            .as_str()
+            .and_then(|f| ws.resource_function(f, namespace))
+            .map(|f| f.delete)
+            .unwrap_or_default();
+        let done = match policy {
+            DeletePolicy::Destroy => api.delete(&id).await.is_ok(),
+            DeletePolicy::Abandon => {
+                let rest: Vec<Json> = object["metadata"]["ownerReferences"]
+                    .as_array()
+                    .map(|refs| {
+                        refs.iter()
+                            .filter(|r| r["uid"].as_str() != Some(parent_uid))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let patch = json!({"metadata": {"ownerReferences": rest, "labels": {ABANDONED_LABEL: "true"}}});
+                api.merge_patch(&id, &patch).await.is_ok()
+            }
+        };
+        let (reason, verb) = match policy {
+            DeletePolicy::Destroy => ("Deleted", "Delete"),
+            DeletePolicy::Abandon => ("Abandoned", "Abandon"),
+        };
+        tracing::info!(object = %id, policy = reason, done, "released");
+        notices.push(if done {
+            Notice::new(reason, verb, format!("{reason} {id}"), true)
+        } else {
+            Notice::new(
+                format!("{verb}Failed"),
+                verb,
+                format!("Could not {} {id}; will retry", verb.to_lowercase()),
+                false,
+            )
+        });
+        all_done &= done;
+    }
+    all_done
+}
+
+/// Writes conditions, state and errors to the parent's status, and the managed-resources
+/// annotation, only when they differ from what is there. Returns the conditions if written.
+async fn write_status<A: ResourceApi>(
+    api: &A,
+    id: &ResourceId,
+    parent: &Json,
+    run: &WorkflowRun,
+) -> Result<Option<Vec<Json>>, WriteError> {
+    let annotation = run.resources.to_string();
+    if parent["metadata"]["annotations"][MANAGED_RESOURCES].as_str() != Some(annotation.as_str()) {
+        let patch = json!({"metadata": {"annotations": {MANAGED_RESOURCES: annotation}}});
+        api.merge_patch(id, &patch).await?;
+    }
+    let Some((status, conditions)) = status_update(&parent["status"], run, &now()) else {
+        return Ok(None);
+    };
+    api.patch_status(id, &json!({ "status": status })).await?;
+    Ok(Some(conditions))
+}
+
+/// The status patch for a run given the status there is (`None`: nothing to change), and the
+/// conditions in it. `lastTransitionTime` changes only with a condition's status; `state` is
+/// replaced as a whole (keys gone are written as null, which removes them), except that while
+/// the workflow is not Ok the last good values of keys it did not produce stay.
+pub fn status_update(old: &Json, run: &WorkflowRun, now: &str) -> Option<(Json, Vec<Json>)> {
+    let conditions: Vec<Json> = run
+        .conditions
+        .iter()
+        .map(|c| {
+            let previous = old["conditions"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|p| p["type"] == c["type"]));
+            let mut c = c.clone();
+            c["lastTransitionTime"] = match previous {
+                Some(p) if p["status"] == c["status"] => p["lastTransitionTime"].clone(),
+                _ => json!(now),
+            };
+            c
+        })
+        .collect();
+    let keep_old = !run.outcome.is_ok();
+    let mut state = run.state.clone();
+    if let (Some(old_state), Some(new_state)) = (old["state"].as_object(), state.as_object_mut()) {
+        for (key, value) in old_state {
+            let kept = if keep_old { value.clone() } else { Json::Null };
+            new_state.entry(key.clone()).or_insert(kept);
+        }
+    }
+    let mut effective = state.clone();
+    if let Some(map) = effective.as_object_mut() {
+        map.retain(|_, v| !v.is_null());
+    }
+    let errors = match &run.outcome {
+        Outcome::Retry { message, .. } | Outcome::PermFail { message, .. } => json!(message),
+        _ => Json::Null,
+    };
+    let same_conditions = strip_times(&old["conditions"]) == strip_times(&json!(conditions))
+        && old["conditions"].as_array().map(Vec::len) == Some(conditions.len());
+    let same_state =
+        old["state"] == effective || (old["state"].is_null() && effective == json!({}));
+    let same_errors = old["koreo"]["errors"] == errors;
+    if same_conditions && same_state && same_errors {
+        return None;
+    }
+    Some((
+        json!({"conditions": conditions, "state": state, "koreo": {"errors": errors}}),
+        conditions,
+    ))
+}
+
+/// The cluster as one parent's reconcile sees it: before the first write for a parent, koreo's
+/// finalizer is added to it, so that nothing made for it can outlive it unhandled.
+struct ForParent<'a, A: ResourceApi> {
+    api: &'a A,
+    parent_id: &'a ResourceId,
+    parent: &'a Json,
+    finalized: OnceCell<bool>,
+}
+
+impl<A: ResourceApi> ForParent<'_, A> {
+    async fn finalize(&self) -> Result<(), WriteError> {
+        let done = *self
+            .finalized
+            .get_or_init(|| ensure_finalizer(self.api, self.parent_id, self.parent))
+            .await;
+        if done {
+            Ok(())
+        } else {
+            Err(WriteError::Transient(
+                "could not add koreo's finalizer to the parent first".into(),
+            ))
+        }
+    }
+}
+
+impl<A: ResourceApi> ResourceApi for ForParent<'_, A> {
+    async fn get(&self, id: &ResourceId) -> Result<Option<Json>, String> {
+        self.api.get(id).await
+    }
+
+    async fn create(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
+        self.finalize().await?;
+        self.api.create(id, body).await
+    }
+
+    async fn apply(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
+        self.finalize().await?;
+        self.api.apply(id, body).await
+    }
+
+    async fn merge_patch(&self, id: &ResourceId, patch: &Json) -> Result<Json, WriteError> {
+        self.finalize().await?;
+        self.api.merge_patch(id, patch).await
+    }
+
+    async fn patch_status(&self, id: &ResourceId, patch: &Json) -> Result<Json, WriteError> {
+        self.api.patch_status(id, patch).await
+    }
+
+    async fn delete(&self, id: &ResourceId) -> Result<(), WriteError> {
+        self.finalize().await?;
+        self.api.delete(id).await
+    }
+}
+
+/// The managed-object entries of a tree, in step order.
+pub fn collect_entries(tree: &Json, out: &mut Vec<Json>) {
+    match tree {
+        Json::Object(map) if map.contains_key("kind") && map.contains_key("name") => {
+            out.push(tree.clone())
+        }
+        Json::Object(map) => map.values().for_each(|v| collect_entries(v, out)),
+        Json::Array(items) => items.iter().for_each(|v| collect_entries(v, out)),
+        _ => {}
+    }
+}
+
+/// Steps that are waiting or failing did not say what they manage this time: they keep what they
+/// managed before, so that it is neither forgotten nor left to garbage collection.
+fn keep_unsettled(previous: &Json, run: &mut WorkflowRun) {
+    let Some(old_steps) = previous["resources"].as_object() else {
+        return;
+    };
+    for (label, old) in old_steps {
+        let now = &mut run.resources["resources"][label];
+        if run.steps.contains_key(label) && !run.settled.contains(label) && now.is_null() {
+            *now = old.clone();
+        }
+    }
+}
+
+/// Objects the last reconcile managed that this one no longer produces: the step is gone, or it
+/// settled (Ok, or skipped) without them (a `forEach` item gone, a skipped step). Steps still
+/// waiting or failing keep theirs.
+fn no_longer_produced(previous: &Json, run: &WorkflowRun) -> Vec<Json> {
+    let Some(old_steps) = previous["resources"].as_object() else {
+        return Vec::new();
+    };
+    let mut gone = Vec::new();
+    for (label, old) in old_steps {
+        let settled = !run.steps.contains_key(label) || run.settled.contains(label);
+        if !settled {
+            continue;
+        }
+        let mut before = Vec::new();
+        collect_entries(old, &mut before);
+        let mut now = Vec::new();
+        collect_entries(&run.resources["resources"][label], &mut now);
+        let same = |a: &Json, b: &Json| {
+            ["apiVersion", "kind", "namespace", "name"]
+                .iter()
+                .all(|k| a[k] == b[k])
+        };
+        gone.extend(
+            before
+                .into_iter()
+                .filter(|b| !now.iter().any(|n| same(b, n))),
+        );
+    }
+    gone.reverse();
+    gone
+}
+
+fn strip_times(conditions: &Json) -> Json {
+    let Some(list) = conditions.as_array() else {
+        return Json::Null;
+    };
+    Json::Array(
+        list.iter()
+            .map(|c| {
+                let mut c: Map<String, Json> = c.as_object().cloned().unwrap_or_default();
+                c.remove("lastTransitionTime");
+                Json::Object(c)
+            })
+            .collect(),
+    )
+}
+
+/// Now, as Kubernetes writes times.
+pub fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
