@@ -212,7 +212,10 @@ fn test(paths: &[PathBuf], filter: Option<&str>, format: Format) -> ExitCode {
         )),
         Format::Junit => emit(&report::junit(&reports)),
     }
-    let rejected_tests = ws.rejected.iter().any(|(kind, _)| kind == "FunctionTest");
+    let rejected_tests = ws
+        .rejected
+        .iter()
+        .any(|(kind, _)| kind == "FunctionTest" || kind == "WorkflowTest");
     if !ws.failed_files.is_empty() || rejected_tests || reports.iter().any(|r| r.error.is_some()) {
         ExitCode::from(2)
     } else if reports.iter().all(koreo_testing::TestReport::passed) {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::expr::{Expr, ExprCache, Template, is_expression};
+use crate::schema::{Expression, Field, Type};
 use crate::source::{Diagnostic, FileRef, Location, Span};
 use crate::yaml::{Key, Node, Value};
 
@@ -351,6 +352,119 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+impl Decoder<'_> {
+    /// Checks a node against its field in [`crate::schema`]: known keys (with did-you-mean),
+    /// required keys, one-of groups, types, enums, patterns and limits. Kinds decoded this way
+    /// cannot disagree with their CRD. True when it conforms.
+    pub fn conform(&mut self, node: &Node, field: &'static Field, path: &str) -> bool {
+        let errors = self.errors();
+        if matches!(node.value, Value::Null) {
+            // Kept where nullable (it removes a key in a merge patch); elsewhere absent, as the
+            // API server prunes it.
+            return true;
+        }
+        match field.ty {
+            Type::Object => self.conform_object(node, field, path),
+            Type::Array => {
+                let max = field.max_items.map_or(usize::MAX, |m| m as usize);
+                let items = self.seq(node, path, max);
+                if let Some(min) = field.min_items
+                    && node.as_seq().is_some()
+                    && items.len() < min as usize
+                {
+                    self.error(node.span, format!("`{path}` needs at least {min} item(s)"));
+                }
+                if let Some(item) = field.items {
+                    for (i, n) in items.iter().enumerate() {
+                        self.conform(n, item, &format!("{path}[{i}]"));
+                    }
+                }
+            }
+            Type::String => {
+                if let Some(text) = self.string(node, path) {
+                    self.conform_text(node, field, path, &text);
+                }
+            }
+            Type::Boolean => {
+                self.bool(node, path);
+            }
+            Type::Integer => {
+                self.int(node, path);
+            }
+            Type::IntOrString | Type::Any => {}
+        }
+        self.errors() == errors
+    }
+
+    fn conform_object(&mut self, node: &Node, field: &'static Field, path: &str) {
+        let keys: Vec<&str> = field.keys().collect();
+        let fields = if field.free_form || (keys.is_empty() && field.values.is_some()) {
+            self.any_map(node, path)
+        } else {
+            self.fields(node, path, &keys)
+        };
+        let Some(fields) = fields else { return };
+        for child in field.fields {
+            let at = format!("{path}.{}", child.name);
+            match fields.get(child.name) {
+                Some(n) => {
+                    self.conform(n, child, &at);
+                }
+                None if child.required => {
+                    self.required(&fields, child.name, path);
+                }
+                None => {}
+            }
+        }
+        if let Some(values) = field.values.filter(|_| keys.is_empty()) {
+            for (key, value) in fields.entries {
+                self.conform(value, values, &format!("{path}.{}", key.text));
+            }
+        }
+        if !field.one_of.is_empty() {
+            self.one_of(&fields, field.one_of, path);
+        }
+    }
+
+    fn conform_text(&mut self, node: &Node, field: &'static Field, path: &str, text: &str) {
+        if !field.enum_values.is_empty() && !field.enum_values.contains(&text) {
+            let suggestion = closest(text, field.enum_values)
+                .map(|s| format!("did you mean `{s}`? "))
+                .unwrap_or_default();
+            self.error_hint(
+                node.span,
+                format!("`{path}` cannot be `{text}`"),
+                format!("{suggestion}one of: {}", field.enum_values.join(", ")),
+            );
+        }
+        if field.expression == Expression::Forbidden && text.starts_with('=') {
+            self.error(node.span, format!("`{path}` may not be an expression"));
+        }
+        if let Some(pattern) = field.pattern.filter(|p| !p.matches(text)) {
+            self.error(node.span, format!("`{path}` {}", pattern.rule().message));
+        }
+        let length = text.chars().count() as u32;
+        if field.min_length.is_some_and(|m| length < m)
+            || field.max_length.is_some_and(|m| length > m)
+        {
+            self.error(
+                node.span,
+                format!(
+                    "`{path}` must be {} to {} characters long",
+                    field.min_length.unwrap_or(0),
+                    field
+                        .max_length
+                        .map_or("any".to_string(), |m| m.to_string())
+                ),
+            );
+        }
+    }
+
+    fn errors(&self) -> usize {
+        self.diags.iter().filter(|d| d.is_error()).count()
+    }
 }
 
 #[cfg(test)]

@@ -11,12 +11,13 @@ use crate::source::{Diagnostic, FileRef, Location};
 use crate::yaml::Node;
 
 pub const API_VERSION: &str = "koreo.dev/v1beta1";
-pub const KINDS: [&str; 5] = [
+pub const KINDS: [&str; 6] = [
     "Workflow",
     "ResourceFunction",
     "ValueFunction",
     "ResourceTemplate",
     "FunctionTest",
+    "WorkflowTest",
 ];
 const MAX_CONDITIONS: usize = 20;
 const MAX_STEPS: usize = 20;
@@ -300,6 +301,46 @@ pub struct FunctionTest {
     pub test_cases: Vec<TestCase>,
 }
 
+/// A step's expected outcome in a WorkflowTest case.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExpectedStep {
+    pub outcome: String,
+    pub message_contains: Option<String>,
+}
+
+/// One reconcile pass of a WorkflowTest: what changes before it, what must hold after it.
+/// Objects are literal JSON, as written.
+#[derive(Clone, Debug)]
+pub struct WorkflowTestCase {
+    pub label: String,
+    pub variant: bool,
+    pub skip: bool,
+    pub parent_overrides: Option<Json>,
+    pub apply_resources: Vec<Json>,
+    pub overlay_resources: Vec<Json>,
+    pub delete_resources: Vec<Json>,
+    pub expect_resources: Vec<Json>,
+    pub expect_resources_exact: Vec<Json>,
+    pub expect_missing: Vec<Json>,
+    pub expect_status: Option<Json>,
+    pub expect_steps: Vec<(String, ExpectedStep)>,
+    pub expect_outcome: Option<String>,
+    pub expect_no_writes: bool,
+    pub location: Location,
+}
+
+/// A whole workflow tested offline over several reconcile passes.
+#[derive(Debug)]
+pub struct WorkflowTest {
+    pub meta: Meta,
+    pub workflow_name: String,
+    pub workflow_location: Location,
+    /// `metadata` and `spec` of the parent.
+    pub parent: Json,
+    pub current_resources: Vec<Json>,
+    pub test_cases: Vec<WorkflowTestCase>,
+}
+
 /// A loaded Koreo definition.
 #[derive(Clone, Debug)]
 pub enum Definition {
@@ -308,6 +349,7 @@ pub enum Definition {
     ResourceTemplate(Arc<ResourceTemplate>),
     Workflow(Arc<Workflow>),
     FunctionTest(Arc<FunctionTest>),
+    WorkflowTest(Arc<WorkflowTest>),
 }
 
 impl Definition {
@@ -318,6 +360,7 @@ impl Definition {
             Definition::ResourceTemplate(d) => &d.meta,
             Definition::Workflow(d) => &d.meta,
             Definition::FunctionTest(d) => &d.meta,
+            Definition::WorkflowTest(d) => &d.meta,
         }
     }
 
@@ -328,6 +371,7 @@ impl Definition {
             Definition::ResourceTemplate(_) => "ResourceTemplate",
             Definition::Workflow(_) => "Workflow",
             Definition::FunctionTest(_) => "FunctionTest",
+            Definition::WorkflowTest(_) => "WorkflowTest",
         }
     }
 }
@@ -361,6 +405,9 @@ pub fn decode(
             "Workflow" => workflow(&mut d, meta, spec).map(|w| Definition::Workflow(Arc::new(w))),
             "FunctionTest" => {
                 function_test(&mut d, meta, spec).map(|t| Definition::FunctionTest(Arc::new(t)))
+            }
+            "WorkflowTest" => {
+                workflow_test(&mut d, meta, spec).map(|t| Definition::WorkflowTest(Arc::new(t)))
             }
             _ => None,
         };
@@ -1034,6 +1081,78 @@ fn function_test(d: &mut Decoder, meta: Meta, spec: &Node) -> Option<FunctionTes
         inputs_location: f.get("inputs").map(|n| d.location(n.span)),
         inputs,
         current_resource,
+        test_cases,
+    })
+}
+
+/// A WorkflowTest is checked against its schema (which is its CRD), then read as data.
+fn workflow_test(d: &mut Decoder, meta: Meta, spec: &Node) -> Option<WorkflowTest> {
+    let schema = crate::schema::lookup("WorkflowTest", "spec")?;
+    if !d.conform(spec, schema, "spec") {
+        return None;
+    }
+    let value = spec.to_json();
+    let list =
+        |key: &str, from: &Json| -> Vec<Json> { from[key].as_array().cloned().unwrap_or_default() };
+    let workflow_node = spec.get("workflowRef").and_then(|r| r.get("name"))?;
+    let cases = spec
+        .get("testCases")
+        .and_then(Node::as_seq)
+        .unwrap_or_default();
+    let test_cases = cases
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let case = node.to_json();
+            let variant = case["variant"].as_bool().unwrap_or(false);
+            let label = case["label"]
+                .as_str()
+                .map_or_else(|| format!("Test Case {}", i + 1), str::to_string);
+            WorkflowTestCase {
+                label: if variant && !label.contains("variant") {
+                    format!("[variant] {label}")
+                } else {
+                    label
+                },
+                variant,
+                skip: case["skip"].as_bool().unwrap_or(false),
+                parent_overrides: Some(case["parentOverrides"].clone()).filter(|v| !v.is_null()),
+                apply_resources: list("applyResources", &case),
+                overlay_resources: list("overlayResources", &case),
+                delete_resources: list("deleteResources", &case),
+                expect_resources: list("expectResources", &case),
+                expect_resources_exact: list("expectResourcesExact", &case),
+                expect_missing: list("expectMissing", &case),
+                expect_status: Some(case["expectStatus"].clone()).filter(|v| !v.is_null()),
+                expect_steps: case["expectSteps"]
+                    .as_object()
+                    .map(|steps| {
+                        steps
+                            .iter()
+                            .map(|(label, e)| {
+                                let step = ExpectedStep {
+                                    outcome: e["outcome"].as_str().unwrap_or("").to_string(),
+                                    message_contains: e["messageContains"]
+                                        .as_str()
+                                        .map(str::to_string),
+                                };
+                                (label.clone(), step)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                expect_outcome: case["expectOutcome"].as_str().map(str::to_string),
+                expect_no_writes: case["expectNoWrites"].as_bool().unwrap_or(false),
+                location: d.location(node.span),
+            }
+        })
+        .collect();
+    Some(WorkflowTest {
+        meta,
+        workflow_name: workflow_node.as_str()?.to_string(),
+        workflow_location: d.location(workflow_node.span),
+        parent: value["parent"].clone(),
+        current_resources: list("currentResources", &value),
         test_cases,
     })
 }

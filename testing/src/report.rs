@@ -118,7 +118,13 @@ pub fn text(reports: &[TestReport], color: bool) -> String {
                     differences,
                 } => {
                     let _ = writeln!(out, "  {} {}", style.red("✗"), case.label);
-                    let _ = writeln!(out, "      {}: {message}", case.location);
+                    // One problem per line, under the case's location.
+                    let mut lines = message.lines();
+                    let first = lines.next().unwrap_or("");
+                    let _ = writeln!(out, "      {}: {first}", case.location);
+                    for line in lines {
+                        let _ = writeln!(out, "      {line}");
+                    }
                     for d in differences {
                         let _ = writeln!(out, "        {d}");
                     }

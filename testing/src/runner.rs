@@ -8,8 +8,8 @@ use koreo_lang::eval::{self, Action, Outcome};
 use koreo_lang::expr::Scope;
 use koreo_lang::load::NamespaceView;
 use koreo_lang::model::{
-    Expectation, ExpectedOutcome, FunctionKind, FunctionTest, ResourceFunction, TestCase,
-    ValueFunction,
+    Definition, Expectation, ExpectedOutcome, FunctionKind, FunctionTest, ResourceFunction,
+    TestCase, ValueFunction,
 };
 use koreo_lang::source::Location;
 use koreo_lang::{Workspace, analysis};
@@ -439,13 +439,20 @@ fn missing_inputs(ws: &Workspace, test: &FunctionTest, kind: &'static str) -> Ve
         .collect()
 }
 
-/// Runs the tests whose name contains `filter` (all when `None`), in parallel.
+/// Runs the FunctionTests and WorkflowTests whose name contains `filter` (all when `None`), in
+/// parallel.
 pub fn run_all(ws: &Workspace, filter: Option<&str>) -> Vec<TestReport> {
-    let tests: Vec<&Arc<FunctionTest>> = ws
-        .function_tests()
-        .filter(|t| filter.is_none_or(|f| t.meta.name.contains(f)))
+    let tests: Vec<&Definition> = ws
+        .definitions
+        .iter()
+        .filter(|d| matches!(d, Definition::FunctionTest(_) | Definition::WorkflowTest(_)))
+        .filter(|d| filter.is_none_or(|f| d.meta().name.contains(f)))
         .collect();
-    koreo_lang::parallel::map(&tests, |t| run_function_test(ws, t))
+    koreo_lang::parallel::map(&tests, |d| match d {
+        Definition::WorkflowTest(t) => crate::workflow_test::run_workflow_test(ws, t),
+        Definition::FunctionTest(t) => run_function_test(ws, t),
+        _ => unreachable!("only tests were selected"),
+    })
 }
 
 #[cfg(test)]

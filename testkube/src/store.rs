@@ -69,6 +69,8 @@ pub struct Target<'a> {
 
 type Key = (String, String, String, String); // group, plural, namespace, name
 
+/// Cloning gives a snapshot (a WorkflowTest `variant` case runs on one).
+#[derive(Clone)]
 pub struct Store {
     pub types: Vec<ResourceType>,
     objects: BTreeMap<Key, Json>,
@@ -170,6 +172,11 @@ impl Store {
         }
         store.pending.clear();
         store
+    }
+
+    /// Every object stored, in no particular order.
+    pub fn objects(&self) -> impl Iterator<Item = &Json> {
+        self.objects.values()
     }
 
     pub fn resource_version(&self) -> u64 {
