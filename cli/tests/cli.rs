@@ -121,6 +121,28 @@ fn conformance_corpus_passes_through_the_cli() {
 }
 
 #[test]
+fn the_examples_check_clean_and_their_tests_pass() {
+    let check = koreo(&["check", "../examples"]);
+    let report = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(0), "{report}");
+    assert!(report.contains(": 0 errors, 0 warnings"), "{report}");
+    let test = koreo(&["test", "../examples"]);
+    let text = stdout(&test);
+    assert_eq!(test.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("(Workflow hello)"),
+        "WorkflowTests run too: {text}"
+    );
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .ends_with("0 failed, 0 skipped"),
+        "{text}"
+    );
+}
+
+#[test]
 fn eval_prints_json() {
     let out = koreo(&[
         "eval",

@@ -10,7 +10,7 @@ use crate::expr::Expr;
 use crate::load::Workspace;
 use crate::model::{
     Definition, FunctionKind, FunctionTest, LogicKind, LogicRef, OverlaySource, ResourceFunction,
-    Step, StepLogic, TargetSource, ValueFunction, Workflow,
+    Step, StepLogic, TargetSource, ValueFunction, Workflow, WorkflowTest,
 };
 use crate::source::Diagnostic;
 
@@ -235,6 +235,7 @@ pub fn check(ws: &Workspace) -> Vec<Diagnostic> {
                 check_resource_function(ws, f, namespace, &mut diags)
             }
             Definition::FunctionTest(t) => check_function_test(ws, t, namespace, &mut diags),
+            Definition::WorkflowTest(t) => check_workflow_test(ws, t, namespace, &mut diags),
             _ => {}
         }
     }
@@ -420,6 +421,34 @@ fn check_resource_function(
     }
 }
 
+/// The workflow under test exists and can be triggered (has a `crdRef`).
+fn check_workflow_test(
+    ws: &Workspace,
+    t: &WorkflowTest,
+    namespace: Option<&str>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let r = LogicRef {
+        kind: LogicKind::Workflow,
+        name: t.workflow_name.clone(),
+        location: t.workflow_location.clone(),
+    };
+    if let Some(Definition::Workflow(w)) = resolve(ws, &r, namespace, diags)
+        && w.crd_ref.is_none()
+    {
+        diags.push(
+            Diagnostic::error(
+                t.workflow_location.clone(),
+                format!(
+                    "Workflow `{}` has no `crdRef`: a WorkflowTest needs the kind of parent that triggers it",
+                    w.meta.name
+                ),
+            )
+            .with_hint("test it through a workflow that calls it as a step"),
+        );
+    }
+}
+
 fn check_function_test(
     ws: &Workspace,
     t: &FunctionTest,
@@ -496,5 +525,16 @@ mod tests {
             found[0].location.span.start.line, 12,
             "at the second's name"
         );
+    }
+
+    #[test]
+    fn a_workflow_test_names_a_workflow_that_exists() {
+        let text = "apiVersion: koreo.dev/v1beta1\nkind: WorkflowTest\nmetadata: {name: t, namespace: default}\nspec:\n  workflowRef: {name: helo}\n  parent: {metadata: {name: p}}\n  testCases: [{label: one}]\n";
+        let ws = Workspace::load_str("t.koreo", text);
+        assert!(ws.diagnostics.is_empty(), "{:?}", ws.diagnostics);
+        let found = check(&ws);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].message.contains("`helo`"), "{}", found[0].message);
+        assert_eq!(found[0].location.span.start.line, 5);
     }
 }
