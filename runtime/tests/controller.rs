@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 mod support;
-use support::{create, documents, eventually, is_ready, resource, with_definitions, writes};
+use support::{create, documents, event, eventually, is_ready, resource, with_definitions, writes};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use koreo_runtime::controller::Controller;
@@ -540,16 +540,9 @@ async fn two_workflows_for_one_kind_run_neither_and_say_why() {
     let (_server, client) = with_definitions(&docs).await;
     tokio::spawn(Controller::new(client.clone()).run());
     create(&client, &greeting("default")).await;
-    let events: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(client.clone(), "default");
     let note = eventually(10, "a MultipleWorkflows event", async || {
-        events
-            .list(&Default::default())
-            .await
-            .ok()?
-            .items
-            .into_iter()
-            .find(|e| e.reason.as_deref() == Some("MultipleWorkflows"))?
+        event(&client, "default", "MultipleWorkflows", None)
+            .await?
             .note
     })
     .await;

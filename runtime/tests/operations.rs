@@ -4,10 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod support;
-use support::{create, documents, eventually, is_ready, resource, with_definitions};
+use support::{create, documents, event, eventually, is_ready, resource, with_definitions};
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::events::v1::Event;
 use koreo_runtime::controller::{Controller, Report};
 use koreo_runtime::leader::{LeaseConfig, run_while_leading};
 use koreo_runtime::metrics::{Metrics, serve_on};
@@ -253,19 +252,8 @@ async fn events_on_the_parent_tell_what_koreo_did() {
     )
     .await;
     create(&client, &greeting("nobody", json!({"language": "en"}))).await;
-    let events: Api<Event> = Api::namespaced(client.clone(), "default");
-    let about = async |name: &str, reason: &str| -> Option<Event> {
-        events
-            .list(&Default::default())
-            .await
-            .ok()?
-            .items
-            .into_iter()
-            .find(|e| {
-                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
-                    && e.reason.as_deref() == Some(reason)
-            })
-    };
+    let about =
+        async |name: &str, reason: &str| event(&client, "default", reason, Some(name)).await;
     let created = eventually(10, "a Created event", async || {
         about("ada", "Created").await
     })

@@ -15,21 +15,26 @@ fn config_map(name: &str, data: serde_json::Value) -> serde_json::Value {
         "metadata": {"name": name, "namespace": "default"}, "data": data})
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readonly_waits_delete_if_exists_removes_recreate_replaces() {
-    let (_server, client) = with_definitions(&fixture("policies.koreo")).await;
-    tokio::spawn(Controller::new(client.clone()).run());
+/// Creates the Site `blog` (blue); the API for Sites.
+async fn blog(client: &kube::Client) -> Api<DynamicObject> {
     create(
-        &client,
+        client,
         &json!({"apiVersion": "example.koreo.dev/v1", "kind": "Site",
         "metadata": {"name": "blog", "namespace": "default"}, "spec": {"color": "blue"}}),
     )
     .await;
-    let sites: Api<DynamicObject> = Api::namespaced_with(
+    Api::namespaced_with(
         client.clone(),
         "default",
         &resource("example.koreo.dev/v1", "Site"),
-    );
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readonly_waits_delete_if_exists_removes_recreate_replaces() {
+    let (_server, client) = with_definitions(&fixture("policies.koreo")).await;
+    tokio::spawn(Controller::new(client.clone()).run());
+    let sites = blog(&client).await;
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
 
     // Read-only: the settings do not exist yet, so the workflow waits and creates nothing.
@@ -116,17 +121,7 @@ async fn delete_if_exists_leaves_an_object_koreo_did_not_make() {
     )
     .await;
     tokio::spawn(Controller::new(client.clone()).run());
-    create(
-        &client,
-        &json!({"apiVersion": "example.koreo.dev/v1", "kind": "Site",
-        "metadata": {"name": "blog", "namespace": "default"}, "spec": {"color": "blue"}}),
-    )
-    .await;
-    let sites: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "default",
-        &resource("example.koreo.dev/v1", "Site"),
-    );
+    let sites = blog(&client).await;
     let message = eventually(10, "the step to explain", async || {
         let site = sites.get("blog").await.ok()?;
         let message = site.data["status"]["koreo"]["errors"].as_str()?.to_string();

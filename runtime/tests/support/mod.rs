@@ -119,3 +119,26 @@ pub async fn with_definitions(objects: &[Json]) -> (TestKube, Client) {
     }
     (server, client)
 }
+
+/// The first Event in `namespace` with this reason (and about this object, if named).
+pub async fn event(
+    client: &Client,
+    namespace: &str,
+    reason: &str,
+    about: Option<&str>,
+) -> Option<k8s_openapi::api::events::v1::Event> {
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), namespace);
+    events
+        .list(&Default::default())
+        .await
+        .ok()?
+        .items
+        .into_iter()
+        .find(|e| {
+            e.reason.as_deref() == Some(reason)
+                && about.is_none_or(|name| {
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                })
+        })
+}
