@@ -1229,7 +1229,7 @@ const WORKFLOW_TEST_CASE: Field = object(
         ),
         list(
             "overlayResources",
-            "Partial objects merged onto existing ones before the pass, for example a status.",
+            "Partial objects merged onto existing ones before the pass as a JSON merge patch (lists are replaced whole), for example a status.",
             &PARTIAL_OBJECT,
         ),
         list(

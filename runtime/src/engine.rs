@@ -16,6 +16,8 @@ use koreo_lang::model::{LogicKind, LogicRef, ResourceFunction, Step, Workflow};
 use serde_json::{Map, Value as Json, json};
 use tracing::Instrument;
 
+use crate::pass::ABANDONED_LABEL;
+
 /// Why a write failed, as far as the engine needs to know.
 #[derive(Clone, Debug, PartialEq)]
 pub enum WriteError {
@@ -433,6 +435,24 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
                     owner.kind, owner.name
                 );
                 return (Outcome::retry(message, 60, None), managed);
+            }
+        }
+        // An object this parent abandoned earlier (its step was pruned, then came back) is
+        // taken back: the label goes, the owner reference returns. A difference check would
+        // not see this: neither is part of the resource the function describes.
+        if let (Some(owner), Some(live)) = (&self.owner, &live)
+            && !matches!(action, Action::Delete { .. })
+            && live["metadata"]["labels"][ABANDONED_LABEL].is_string()
+            && made_for(live, &owner.uid)
+        {
+            let mut patch = json!({"metadata": {"labels": {ABANDONED_LABEL: null},
+                "ownerReferences": live["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default()}});
+            patch = self.owned(patch, f.api_config.owned, id);
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            let result = self.api.merge_patch(id, &patch).await;
+            self.record("Patch", id, &result);
+            if let Err(e) = result {
+                return (self.write_failed("taking back", id, e), managed);
             }
         }
         if matches!(

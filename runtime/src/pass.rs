@@ -376,7 +376,8 @@ async fn write_status<A: ResourceApi>(
 /// The status patch for a run given the status there is (`None`: nothing to change), and the
 /// conditions in it. `lastTransitionTime` changes only with a condition's status; `state` is
 /// replaced as a whole (keys gone are written as null, which removes them), except that while
-/// the workflow is not Ok the last good values of keys it did not produce stay.
+/// the workflow waits or fails (Retry, PermFail) the last good values of keys it did not
+/// produce stay.
 pub fn status_update(old: &Json, run: &WorkflowRun, now: &str) -> Option<(Json, Vec<Json>)> {
     let conditions: Vec<Json> = run
         .conditions
@@ -393,7 +394,11 @@ pub fn status_update(old: &Json, run: &WorkflowRun, now: &str) -> Option<(Json, 
             c
         })
         .collect();
-    let keep_old = !run.outcome.is_ok();
+    // Waiting or failing: keep. Ok or skipped: what the steps produced is all there is.
+    let keep_old = matches!(
+        run.outcome,
+        Outcome::Retry { .. } | Outcome::PermFail { .. }
+    );
     let mut state = run.state.clone();
     if let (Some(old_state), Some(new_state)) = (old["state"].as_object(), state.as_object_mut()) {
         for (key, value) in old_state {

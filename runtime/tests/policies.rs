@@ -256,6 +256,28 @@ async fn waiting_steps_keep_their_objects_and_skipped_steps_release_them() {
             .unwrap_or_default()
             .is_empty()
     );
+    let b = switches.get("b").await.unwrap();
+    assert!(
+        b.data["status"]["state"].get("mode").is_none(),
+        "skipped: the state says no more than the steps that ran: {}",
+        b.data["status"]
+    );
+
+    // On again: the abandoned ConfigMap is taken back.
+    set_mode(&switches, "b", "on").await;
+    let taken = eventually(10, "b-kept taken back", async || {
+        let kept = exists("b-kept").await?;
+        let labelled = kept
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key("koreo.dev/abandoned"));
+        (!labelled).then_some(kept)
+    })
+    .await;
+    let owners = taken.metadata.owner_references.unwrap_or_default();
+    assert_eq!(owners.len(), 1, "{owners:?}");
+    assert_eq!(owners[0].name, "b");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

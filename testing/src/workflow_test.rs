@@ -115,6 +115,32 @@ impl MemoryCluster {
         .map_err(|e| format!("{}: {e}", id))
     }
 
+    /// A namespaced object without a namespace lands in the test's; a cluster-scoped one has
+    /// none.
+    fn placed(&self, object: &Json, namespace: Option<&str>) -> Json {
+        let mut object = object.clone();
+        let id = id_of(&object);
+        let namespaced = {
+            let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+            store
+                .kind_of(&id.api_version, &id.kind)
+                .is_none_or(|(i, _)| store.types[i].namespaced)
+        };
+        let Some(meta) = object["metadata"].as_object_mut() else {
+            // An object reference (deleteResources, expectMissing) names its namespace flat.
+            if namespaced && object["namespace"].is_null() {
+                object["namespace"] = json!(namespace.unwrap_or("default"));
+            }
+            return object;
+        };
+        if !namespaced {
+            meta.remove("namespace");
+        } else if meta.get("namespace").is_none_or(Json::is_null) {
+            meta.insert("namespace".into(), json!(namespace.unwrap_or("default")));
+        }
+        object
+    }
+
     fn snapshot(&self) -> Store {
         self.store.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -290,12 +316,23 @@ pub fn run_workflow_test(ws: &Workspace, test: &WorkflowTest) -> TestReport {
 
 fn run_cases(ws: &Workspace, test: &WorkflowTest) -> Result<Vec<CaseResult>, String> {
     let namespace = test.meta.namespace.as_deref();
+    let rejected = ws
+        .rejected
+        .iter()
+        .any(|(kind, name)| kind == "Workflow" && *name == test.workflow_name);
     let workflow = ws.workflow(&test.workflow_name, namespace).ok_or_else(|| {
-        format!(
-            "there is no Workflow named `{}` in namespace `{}`",
-            test.workflow_name,
-            namespace.unwrap_or("default")
-        )
+        if rejected {
+            format!(
+                "Workflow `{}` is not valid (see its errors above), so it cannot be tested",
+                test.workflow_name
+            )
+        } else {
+            format!(
+                "there is no Workflow named `{}` in namespace `{}`",
+                test.workflow_name,
+                namespace.unwrap_or("default")
+            )
+        }
     })?;
     let errors: Vec<String> = koreo_lang::analysis::check(ws)
         .into_iter()
@@ -319,13 +356,14 @@ fn run_cases(ws: &Workspace, test: &WorkflowTest) -> Result<Vec<CaseResult>, Str
     let api_version = crd.api_version();
     let cluster = cluster_for(ws, (&api_version, &crd.kind))?;
     for object in &test.current_resources {
-        cluster.put(&in_namespace(object, namespace))?;
+        cluster.put(&cluster.placed(object, namespace))?;
     }
     let mut parent = json!({"apiVersion": api_version, "kind": crd.kind,
-        "metadata": test.parent["metadata"], "spec": test.parent["spec"]});
-    if parent["metadata"]["namespace"].is_null() {
-        parent["metadata"]["namespace"] = json!(namespace.unwrap_or("default"));
+        "metadata": test.parent["metadata"]});
+    if let Some(spec) = test.parent.get("spec").filter(|s| !s.is_null()) {
+        parent["spec"] = spec.clone();
     }
+    let parent = cluster.placed(&parent, namespace);
     cluster.put(&parent)?;
     let parent_id = id_of(&parent);
 
@@ -370,15 +408,6 @@ fn within(inner: &Location, outer: &Location) -> bool {
     inner.file.path == outer.file.path
         && inner.span.start >= outer.span.start
         && inner.span.end <= outer.span.end
-}
-
-/// Objects without a namespace land in the test's.
-fn in_namespace(object: &Json, namespace: Option<&str>) -> Json {
-    let mut object = object.clone();
-    if object["metadata"]["namespace"].is_null() {
-        object["metadata"]["namespace"] = json!(namespace.unwrap_or("default"));
-    }
-    object
 }
 
 fn reconcile(ws: &Workspace, cluster: &MemoryCluster, parent: &ResourceId) -> Pass {
@@ -437,10 +466,10 @@ fn prepare(
         block(cluster.merge_patch(parent, overrides)).map_err(|e| e.to_string())?;
     }
     for object in &case.apply_resources {
-        cluster.put(&in_namespace(object, namespace))?;
+        cluster.put(&cluster.placed(object, namespace))?;
     }
     for overlay in &case.overlay_resources {
-        let overlay = in_namespace(overlay, namespace);
+        let overlay = cluster.placed(overlay, namespace);
         let id = id_of(&overlay);
         let mut patch = overlay.clone();
         if let Some(map) = patch.as_object_mut() {
@@ -459,7 +488,7 @@ fn prepare(
         }
     }
     for object in &case.delete_resources {
-        let id = id_of(&in_namespace(object, namespace));
+        let id = id_of(&cluster.placed(object, namespace));
         block(cluster.delete(&id)).map_err(|e| format!("{id}: {e}"))?;
     }
     Ok(())
@@ -473,7 +502,7 @@ fn check_objects(
     diffs: &mut Vec<Difference>,
 ) {
     for expected in &case.expect_resources {
-        let expected = in_namespace(expected, namespace);
+        let expected = cluster.placed(expected, namespace);
         let id = id_of(&expected);
         match cluster.get_object(&expected) {
             None => problems.push(format!("{id} does not exist")),
@@ -487,7 +516,7 @@ fn check_objects(
         }
     }
     for expected in &case.expect_resources_exact {
-        let expected = in_namespace(expected, namespace);
+        let expected = cluster.placed(expected, namespace);
         let id = id_of(&expected);
         match cluster.get_object(&expected) {
             None => problems.push(format!("{id} does not exist")),
@@ -501,7 +530,7 @@ fn check_objects(
         }
     }
     for missing in &case.expect_missing {
-        let missing = in_namespace(missing, namespace);
+        let missing = cluster.placed(missing, namespace);
         if cluster.get_object(&missing).is_some() {
             problems.push(format!("{} exists, but should not", id_of(&missing)));
         }

@@ -217,3 +217,18 @@ spec:
         report.cases[1]
     );
 }
+
+#[test]
+fn cluster_scoped_objects_are_expected_without_a_namespace() {
+    let fixture = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/cluster-scoped.koreo",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let report = run(std::slice::from_ref(&fixture));
+    assert!(report.passed(), "{report:#?}");
+    // Expecting the parent Namespace gone: the failure names it as Kubernetes does.
+    let gone = "  - label: must be gone\n    expectMissing:\n    - {apiVersion: v1, kind: Namespace, name: team-a}\n";
+    let failed = failure(&run(&[fixture + gone]), "must be gone");
+    assert_eq!(failed, "Namespace:team-a exists, but should not");
+}
