@@ -76,6 +76,22 @@ fn identity() -> String {
     format!("{host}-{}", std::process::id())
 }
 
+/// Ctrl-C, or SIGTERM (what Kubernetes sends a pod it stops).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 async fn client(options: &Options, metrics: Arc<Metrics>) -> Result<kube::Client, String> {
     let config = match &options.kubeconfig {
         Some(path) => {
@@ -149,15 +165,16 @@ pub fn run(options: Options) -> ExitCode {
                     std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into())
                 });
                 let lease = LeaseConfig::new(&options.lease_name, &namespace, &identity);
-                run_while_leading(client.clone(), lease, controller).await;
+                run_while_leading(client.clone(), lease, controller, stop_signal()).await;
             } else {
-                controller().await;
+                tokio::select! {
+                    () = controller() => {}
+                    () = stop_signal() => {}
+                }
             }
         };
-        tokio::select! {
-            () = work => {}
-            _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
-        }
+        work.await;
+        tracing::info!("stopped");
         ExitCode::SUCCESS
     })
 }

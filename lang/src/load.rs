@@ -160,7 +160,7 @@ impl Workspace {
         let kind = root.get("kind").and_then(Node::as_str).unwrap_or("");
         let is_koreo_group = api_version.split('/').next() == Some("koreo.dev");
         if !is_koreo_group || !model::KINDS.contains(&kind) {
-            if is_koreo_group && !kind.is_empty() && kind != "WorkflowTest" {
+            if is_koreo_group && !kind.is_empty() {
                 self.diagnostics.push(
                     Diagnostic::warning(location.clone(), format!("`{kind}` is not a Koreo kind"))
                         .with_hint(format!("Koreo kinds: {}", model::KINDS.join(", "))),

@@ -448,18 +448,11 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             let mut patch = json!({"metadata": {"labels": {ABANDONED_LABEL: null},
                 "ownerReferences": live["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default()}});
             patch = self.owned(patch, f.api_config.owned, id);
-            self.writes.fetch_add(1, Ordering::Relaxed);
             let result = self.api.merge_patch(id, &patch).await;
             self.record("Patch", id, &result);
             if let Err(e) = result {
                 return (self.write_failed("taking back", id, e), managed);
             }
-        }
-        if matches!(
-            action,
-            Action::Create { .. } | Action::Patch { .. } | Action::Delete { .. }
-        ) {
-            self.writes.fetch_add(1, Ordering::Relaxed);
         }
         let outcome = match action {
             Action::Finish(object) => eval::finish_resource(f, inputs, &prepared, &object),
@@ -501,6 +494,10 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             object: id.to_string(),
             error: result.as_ref().err().map(ToString::to_string),
         };
+        // Only writes that landed count: a refused one changes nothing to look at again.
+        if change.error.is_none() {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
         match &change.error {
             None => tracing::info!(object = %change.object, "{}", verb.to_lowercase()),
             Some(error) => {

@@ -144,10 +144,14 @@ impl Elector {
 
 /// Runs `work` while this replica holds the lease, starting it anew each time it becomes
 /// leader. When renewing fails for longer than the lease lasts, `work` is dropped (stopping
-/// everything it started) and this replica waits its turn again. Returns when `work` does,
-/// after giving the lease up.
-pub async fn run_while_leading<F, Fut>(client: Client, config: LeaseConfig, mut work: F)
-where
+/// everything it started) and this replica waits its turn again. Returns when `work` does or
+/// `shutdown` completes, after giving the lease up so that a standby takes over at once.
+pub async fn run_while_leading<F, Fut>(
+    client: Client,
+    config: LeaseConfig,
+    mut work: F,
+    shutdown: impl Future<Output = ()>,
+) where
     F: FnMut() -> Fut,
     Fut: Future<Output = ()>,
 {
@@ -159,9 +163,16 @@ where
             at: Instant::now(),
         },
     };
+    let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        while !elector.try_acquire_or_renew().await {
-            tokio::time::sleep(elector.config.retry).await;
+        let acquire = async {
+            while !elector.try_acquire_or_renew().await {
+                tokio::time::sleep(elector.config.retry).await;
+            }
+        };
+        tokio::select! {
+            () = acquire => {}
+            () = &mut shutdown => return,
         }
         tracing::info!(identity = %elector.config.identity, lease = %elector.config.name, "leading");
         let holding = async {
@@ -176,14 +187,15 @@ where
                 }
             }
         };
-        tokio::select! {
-            () = work() => {
-                elector.release().await;
-                return;
-            }
-            () = holding => {
-                tracing::warn!(identity = %elector.config.identity, "lost the lease: stopped reconciling");
-            }
+        let lost = tokio::select! {
+            () = work() => false,
+            () = &mut shutdown => false,
+            () = holding => true,
+        };
+        if !lost {
+            elector.release().await;
+            return;
         }
+        tracing::warn!(identity = %elector.config.identity, "lost the lease: stopped reconciling");
     }
 }

@@ -129,7 +129,7 @@ async fn run<A: ResourceApi>(
         // Deleted: handle what it manages by each function's delete policy, last step first,
         // then let it go.
         entries.reverse();
-        let cleaned = release(ws, api, &parent, &entries, &mut pass.notices).await;
+        let cleaned = release(ws, &workflow, api, &parent, &entries, &mut pass.notices).await;
         if cleaned && remove_finalizer(api, parent_id, &parent).await {
             return Ok(None);
         }
@@ -180,7 +180,7 @@ async fn run<A: ResourceApi>(
             .push(Notice::new("Failed", "Reconcile", message.clone(), false));
     }
     // Until they are released, what is gone stays in the annotation, to be tried again.
-    if !gone.is_empty() && !release(ws, api, &parent, &gone, &mut pass.notices).await {
+    if !gone.is_empty() && !release(ws, &workflow, api, &parent, &gone, &mut pass.notices).await {
         pass.run = Some(run);
         return Err("pruning what the workflow no longer produces is not finished".into());
     }
@@ -201,7 +201,7 @@ async fn run<A: ResourceApi>(
         }
     };
     for (label, outcome) in run.steps.iter().filter(|(_, o)| !o.is_ok()) {
-        tracing::info!(step = %label, outcome = outcome.name(), message = outcome.message().unwrap_or(""), "step not done");
+        tracing::info!(step = %label, outcome = outcome.name(), detail = outcome.message().unwrap_or(""), "step not done");
     }
     let next = next_look(&run, status_failed);
     pass.run = Some(run);
@@ -275,6 +275,7 @@ async fn remove_finalizer<A: ResourceApi>(api: &A, id: &ResourceId, parent: &Jso
 /// are touched; read-only ones never. True when all went well.
 async fn release<A: ResourceApi>(
     ws: &Workspace,
+    workflow: &Workflow,
     api: &A,
     parent: &Json,
     entries: &[Json],
@@ -312,9 +313,10 @@ async fn release<A: ResourceApi>(
         if !made_for(&object, parent_uid) {
             continue;
         }
+        // Functions are found where the workflow is, as when it ran them.
         let policy = entry["resourceFunction"]
             .as_str()
-            .and_then(|f| ws.resource_function(f, namespace))
+            .and_then(|f| ws.resource_function(f, workflow.meta.namespace.as_deref()))
             .map(|f| f.delete)
             .unwrap_or_default();
         let done = match policy {

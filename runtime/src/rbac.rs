@@ -78,21 +78,22 @@ fn needs(ws: &Workspace) -> Needs {
                     &crd.kind,
                 ))
                 .plural;
-                add(&api_version, &crd.kind, Some(&plural), false, PARENT);
+                let cluster = defined_cluster_scoped(ws, &crd.api_group, &crd.kind);
+                add(&api_version, &crd.kind, Some(&plural), cluster, PARENT);
                 // Status is written through its subresource; owner references that block
                 // deletion need the finalizers subresource.
                 add(
                     &api_version,
                     &crd.kind,
                     Some(&format!("{plural}/status")),
-                    false,
+                    cluster,
                     &["get", "patch"],
                 );
                 add(
                     &api_version,
                     &crd.kind,
                     Some(&format!("{plural}/finalizers")),
-                    false,
+                    cluster,
                     &["update"],
                 );
             }
@@ -100,6 +101,17 @@ fn needs(ws: &Workspace) -> Needs {
         }
     }
     needs
+}
+
+/// Whether a CRD among the loaded files makes this kind cluster-scoped.
+fn defined_cluster_scoped(ws: &Workspace, group: &str, kind: &str) -> bool {
+    ws.objects.iter().any(|o| {
+        let spec = &o.value["spec"];
+        o.kind() == "CustomResourceDefinition"
+            && spec["group"] == group
+            && spec["names"]["kind"] == kind
+            && spec["scope"] == "Cluster"
+    })
 }
 
 fn rules<'a>(

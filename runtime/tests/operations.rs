@@ -35,11 +35,16 @@ fn replica(
     lease.retry = Duration::from_millis(200);
     let client = client.clone();
     let handle = tokio::spawn(async move {
-        run_while_leading(client.clone(), lease, || {
-            Controller::new(client.clone())
-                .with_reports(reports.clone())
-                .run()
-        })
+        run_while_leading(
+            client.clone(),
+            lease,
+            || {
+                Controller::new(client.clone())
+                    .with_reports(reports.clone())
+                    .run()
+            },
+            std::future::pending(),
+        )
         .await
     });
     (handle, received)
@@ -286,5 +291,42 @@ async fn events_on_the_parent_tell_what_koreo_did() {
     assert_eq!(
         abandoned.note.as_deref(),
         Some("Abandoned ConfigMap:default:ada-greeting")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_shuts_down_gives_the_lease_up() {
+    let (_server, client) = with_definitions(&hello()).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut lease = LeaseConfig::new("koreo", "default", "replica-a");
+    lease.retry = Duration::from_millis(200);
+    let leading = tokio::spawn(run_while_leading(
+        client.clone(),
+        lease,
+        {
+            let client = client.clone();
+            move || Controller::new(client.clone()).run()
+        },
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    let holder = async || -> Option<Option<String>> {
+        Some(leases.get_opt("koreo").await.ok()??.spec?.holder_identity)
+    };
+    eventually(10, "replica-a to lead", async || {
+        (holder().await? == Some("replica-a".into())).then_some(())
+    })
+    .await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), leading)
+        .await
+        .expect("it stops")
+        .unwrap();
+    assert_eq!(
+        holder().await,
+        Some(None),
+        "the lease is free for a standby at once"
     );
 }

@@ -313,3 +313,42 @@ async fn a_parent_has_one_timer_however_often_it_changes() {
     }
     assert!((2..=4).contains(&count), "{count} reconciles in 3 s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_write_fails_for_good_instead_of_retrying_every_second() {
+    let documents = r#"
+apiVersion: koreo.dev/v1beta1
+kind: Workflow
+metadata: {name: lost, namespace: default}
+spec:
+  crdRef: {apiGroup: example.koreo.dev, version: v1, kind: Site}
+  steps:
+  - label: config
+    ref: {kind: ResourceFunction, name: lost-config}
+---
+apiVersion: koreo.dev/v1beta1
+kind: ResourceFunction
+metadata: {name: lost-config, namespace: default}
+spec:
+  apiConfig: {apiVersion: v1, kind: ConfigMap, name: lost, namespace: nowhere}
+  resource: {data: {a: b}}
+"#;
+    let parsed: Vec<serde_json::Value> = koreo_lang::yaml::parse_documents(documents)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.root.to_json())
+        .collect();
+    let crd = fixture("policies.koreo").remove(0);
+    let (_server, client) = with_definitions(&[vec![crd], parsed].concat()).await;
+    let (reports, mut received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(Controller::new(client.clone()).with_reports(reports).run());
+    blog(&client).await;
+    let first = eventually(10, "the first reconcile", async || received.try_recv().ok()).await;
+    assert_eq!(first.outcome.name(), "PermFail", "{:?}", first.outcome);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let mut more = 0;
+    while received.try_recv().is_ok() {
+        more += 1;
+    }
+    assert_eq!(more, 0, "a PermFail waits for a change");
+}

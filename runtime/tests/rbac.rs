@@ -130,3 +130,47 @@ spec:
         ["create", "delete", "get", "list", "patch", "watch"]
     );
 }
+
+#[test]
+fn a_cluster_scoped_parent_kind_goes_into_the_cluster_role() {
+    let ws = Workspace::load_str(
+        "cluster.koreo",
+        r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: tenants.example.dev}
+spec:
+  group: example.dev
+  scope: Cluster
+  names: {kind: Tenant, plural: tenants}
+  versions: [{name: v1, served: true, storage: true}]
+---
+apiVersion: koreo.dev/v1beta1
+kind: Workflow
+metadata: {name: tenant, namespace: default}
+spec:
+  crdRef: {apiGroup: example.dev, version: v1, kind: Tenant}
+  steps:
+  - label: hello
+    ref: {kind: ValueFunction, name: hello}
+---
+apiVersion: koreo.dev/v1beta1
+kind: ValueFunction
+metadata: {name: hello, namespace: default}
+spec:
+  return: {a: 1}
+"#,
+    );
+    let out = objects(&ws, &["team-a".into()], &subject());
+    let role = out.iter().find(|o| o["kind"] == "Role").unwrap();
+    assert!(verbs(role, "example.dev", "tenants").is_empty(), "{role}");
+    let cluster_role = out.iter().find(|o| o["kind"] == "ClusterRole").unwrap();
+    assert_eq!(
+        verbs(cluster_role, "example.dev", "tenants"),
+        ["get", "list", "patch", "watch"]
+    );
+    assert_eq!(
+        verbs(cluster_role, "example.dev", "tenants/status"),
+        ["get", "patch"]
+    );
+}

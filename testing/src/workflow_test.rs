@@ -302,7 +302,7 @@ pub fn run_workflow_test(ws: &Workspace, test: &WorkflowTest) -> TestReport {
     let mut report = TestReport {
         name: test.meta.name.clone(),
         function: format!("Workflow {}", test.workflow_name),
-        location: test.meta.location.clone(),
+        location: test.meta.name_location.clone(),
         cases: Vec::new(),
         error: None,
         warnings: Vec::new(),
@@ -398,7 +398,7 @@ fn run_cases(ws: &Workspace, test: &WorkflowTest) -> Result<Vec<CaseResult>, Str
         results.push(CaseResult {
             label: "[settles] no writes once nothing changes".into(),
             status: settles(ws, &cluster, &parent_id),
-            location: test.meta.location.clone(),
+            location: test.meta.name_location.clone(),
         });
     }
     Ok(results)
@@ -546,6 +546,16 @@ fn check_parent(
     diffs: &mut Vec<Difference>,
 ) {
     let run = pass.run.as_ref();
+    let expects_a_run = case.expect_outcome.is_some() || !case.expect_steps.is_empty();
+    if run.is_none() && expects_a_run {
+        let why: Vec<&str> = pass.notices.iter().map(|n| n.note.as_str()).collect();
+        problems.push(if why.is_empty() {
+            "the workflow did not run".to_string()
+        } else {
+            format!("the workflow did not run: {}", why.join("; "))
+        });
+        return;
+    }
     if let Some(expected) = &case.expect_outcome {
         match run.map(|r| &r.outcome) {
             Some(outcome) if outcome.name() == expected => {}
@@ -642,7 +652,9 @@ fn prefixed(id: &ResourceId, found: Vec<Difference>) -> Vec<Difference> {
         .collect()
 }
 
-/// `actual` restricted to what `expected` mentions: objects by key, lists item by item.
+/// `actual` restricted to what `expected` mentions: objects by key; in a list of the same
+/// length, each expected item paired with an actual item that contains it wherever it is (a
+/// list read as a set or map need not keep its order), else with the item at its position.
 fn project(actual: &Json, expected: &Json) -> Json {
     match (actual, expected) {
         (Json::Object(a), Json::Object(e)) => Json::Object(
@@ -651,7 +663,15 @@ fn project(actual: &Json, expected: &Json) -> Json {
                 .collect(),
         ),
         (Json::Array(a), Json::Array(e)) if a.len() == e.len() => {
-            Json::Array(a.iter().zip(e).map(|(a, e)| project(a, e)).collect())
+            let mut unused: Vec<&Json> = a.iter().collect();
+            let items = e.iter().enumerate().map(|(i, e)| {
+                let found = unused.iter().position(|a| project(a, e) == *e);
+                match found {
+                    Some(at) => project(unused.remove(at), e),
+                    None => project(&a[i], e),
+                }
+            });
+            Json::Array(items.collect())
         }
         _ => actual.clone(),
     }

@@ -232,3 +232,61 @@ fn cluster_scoped_objects_are_expected_without_a_namespace() {
     let failed = failure(&run(&[fixture + gone]), "must be gone");
     assert_eq!(failed, "Namespace:team-a exists, but should not");
 }
+
+#[test]
+fn subsets_match_list_items_in_any_order_and_a_workflow_that_cannot_run_says_why() {
+    let workflow = r#"
+apiVersion: koreo.dev/v1beta1
+kind: Workflow
+metadata: {name: fight, namespace: default}
+spec:
+  crdRef: {apiGroup: example.dev, version: v1, kind: Fighter}
+  steps:
+  - label: ports
+    ref: {kind: ResourceFunction, name: ports}
+---
+apiVersion: koreo.dev/v1beta1
+kind: ResourceFunction
+metadata: {name: ports, namespace: default}
+spec:
+  apiConfig: {apiVersion: v1, kind: Service, name: web, namespace: default}
+  resource:
+    spec:
+      ports: [{name: http, port: 80}, {name: https, port: 443}]
+"#;
+    let test = r#"
+apiVersion: koreo.dev/v1beta1
+kind: WorkflowTest
+metadata: {name: ports, namespace: default}
+spec:
+  workflowRef: {name: fight}
+  parent: {metadata: {name: p}}
+  testCases:
+  - label: https first
+    expectResources:
+    - apiVersion: v1
+      kind: Service
+      metadata: {name: web}
+      spec:
+        ports: [{port: 443}, {name: http}]
+"#;
+    let report = run(&[workflow.to_string(), test.to_string()]);
+    assert!(report.passed(), "{report:#?}");
+
+    // A second workflow on the same kind: neither runs, and the test says so.
+    let twin = workflow
+        .split("---")
+        .next()
+        .unwrap()
+        .replace("name: fight,", "name: twin,");
+    let expecting = test.replace(
+        "  - label: https first\n",
+        "  - label: https first\n    expectOutcome: Ok\n",
+    );
+    let report = run(&[workflow.to_string(), twin, expecting]);
+    let message = failure(&report, "https first");
+    assert!(
+        message.contains("the workflow did not run: workflows fight, twin are all triggered"),
+        "{message}"
+    );
+}
