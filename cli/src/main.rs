@@ -37,10 +37,10 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the FunctionTests found under the paths.
+    /// Run the FunctionTests and WorkflowTests found under the paths.
     ///
     /// Exit status: 0 when every case passed, 1 when a case failed, 2 when a file could not be
-    /// loaded or a test (or the function it tests) did not validate.
+    /// loaded or a test (or what it tests) did not validate.
     Test {
         /// Files or directories (searched recursively).
         #[arg(required = true)]
@@ -100,6 +100,8 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Serve the Language Server Protocol over stdio (for editors).
+    Lsp,
     /// Evaluate one Koreo expression and print the result as JSON.
     Eval {
         /// The expression, with or without the leading `=`.
@@ -119,6 +121,7 @@ fn main() -> ExitCode {
             format,
         } => test(&paths, filter.as_deref(), format),
         Command::Eval { expression, inputs } => eval(&expression, inputs.as_deref()),
+        Command::Lsp => koreo_lsp::run(),
         Command::Run(options) => run::run(options),
         Command::Crds { out } => crds(out.as_deref()),
         Command::Rbac {

@@ -1,0 +1,532 @@
+//! The analysed workspace, kept up to date one file at a time.
+//!
+//! An edit re-parses only the edited file. Cross-file checks re-run only for the definitions
+//! that can see a difference: the edited file's, and those elsewhere that refer to a name the
+//! file defined before or defines now. FunctionTests and WorkflowTests re-run when anything
+//! they reach through references changed. The combined [`Workspace`] that lang's checks and the test runner read is
+//! re-assembled from the parsed files, which costs a clone of each definition's `Arc`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use koreo_lang::load::{EXTENSIONS, Object};
+use koreo_lang::model::Definition;
+use koreo_lang::source::{Diagnostic, FileRef, Span};
+use koreo_lang::{Workspace, analysis};
+use koreo_testing::TestReport;
+
+use crate::document::DocumentInfo;
+use crate::text::LineIndex;
+
+/// Extensions of files that are Koreo files whatever they hold.
+const KOREO_EXTENSIONS: [&str; 4] = [".koreo", ".k", ".k.yaml", ".k.yml"];
+
+/// Directories never searched for definitions: dependencies and build output.
+const SKIPPED_DIRS: [&str; 2] = ["node_modules", "target"];
+
+/// One file: its text, lang's reading of it, and the editor's view of its documents.
+#[derive(Debug)]
+pub struct FileState {
+    pub file: FileRef,
+    pub lines: LineIndex,
+    pub definitions: Vec<Definition>,
+    pub objects: Vec<Object>,
+    /// What lang found in this file alone: YAML, schema, expression syntax, scopes.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Koreo documents that did not validate, by kind and name.
+    rejected: Vec<(String, String)>,
+    pub docs: Vec<DocumentInfo>,
+    /// The YAML did not parse: `docs` are from the last text that did (good above the edit).
+    pub stale: bool,
+    /// The editor's version, while the editor has the file open.
+    pub version: Option<i32>,
+    /// Diagnostics are shown for Koreo files and for YAML files that hold Koreo documents;
+    /// other YAML (CI configs, Helm templates) is read for its objects but never flagged.
+    pub publish: bool,
+}
+
+impl FileState {
+    fn parse(path: &Path, text: String, previous: Option<&FileState>) -> FileState {
+        let text = match text.strip_prefix('\u{feff}') {
+            Some(rest) => rest.to_string(),
+            None => text,
+        };
+        let publish = is_koreo_file(path) || text.contains("koreo.dev/");
+        let mut part = Workspace::default();
+        part.add_source(path, text);
+        let file = part.files.remove(0);
+        let chars: Vec<char> = file.text.chars().collect();
+        let (docs, stale) = match koreo_lang::yaml::parse_documents(&file.text) {
+            Ok(docs) => (
+                docs.into_iter()
+                    .map(|d| DocumentInfo::new(d.root, &chars))
+                    .collect(),
+                false,
+            ),
+            Err(_) => (previous.map(|p| p.docs.clone()).unwrap_or_default(), true),
+        };
+        let mut state = FileState {
+            lines: LineIndex::new(&file.text),
+            file,
+            definitions: part.definitions,
+            objects: part.objects,
+            diagnostics: part.diagnostics,
+            rejected: part.rejected,
+            docs,
+            stale,
+            version: None,
+            publish,
+        };
+        if !stale {
+            state.link_definitions();
+        }
+        state
+    }
+
+    /// Ties each document to its decoded definition (documents that did not validate have none).
+    fn link_definitions(&mut self) {
+        for doc in &mut self.docs {
+            doc.definition = self
+                .definitions
+                .iter()
+                .position(|d| d.meta().location.span.start == doc.root.span.start);
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.file.text
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.file.path
+    }
+
+    /// The document holding a character offset.
+    pub fn doc_at(&self, offset: u32) -> Option<&DocumentInfo> {
+        self.docs.iter().find(|d| {
+            let (start, end) = self.lines.span_offsets(self.text(), d.root.span);
+            (start..=end).contains(&offset)
+        })
+    }
+
+    /// The document of a decoded definition.
+    pub fn doc_of(&self, definition: usize) -> Option<&DocumentInfo> {
+        self.docs.iter().find(|d| d.definition == Some(definition))
+    }
+}
+
+fn is_koreo_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    KOREO_EXTENSIONS.iter().any(|ext| name.ends_with(ext))
+}
+
+fn is_yaml_or_koreo(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    EXTENSIONS.iter().any(|ext| name.ends_with(ext))
+}
+
+/// What a dependency is on. References resolve by name whatever the kind asked for, because
+/// lang's "not found" hint looks at the other kinds too.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Key {
+    Name(String),
+    /// A `resourceTemplateRef` whose name is an expression reads every ResourceTemplate.
+    AnyTemplate,
+    /// Workflows triggered by one kind (`apiVersion kind`) warn about each other.
+    Trigger(String),
+}
+
+/// A definition of the combined workspace: which file, and which of its definitions.
+pub type DefId = (PathBuf, usize);
+
+/// Everything the editor asks about.
+#[derive(Debug, Default)]
+pub struct Analysis {
+    files: BTreeMap<PathBuf, FileState>,
+    workspace: Workspace,
+    /// For each definition of `workspace`.
+    ids: Vec<DefId>,
+    provides: Vec<Vec<Key>>,
+    uses: Vec<Vec<Key>>,
+    /// Cross-file findings, by the definition they are about.
+    checks: HashMap<DefId, Vec<Diagnostic>>,
+    tests: HashMap<DefId, TestReport>,
+    /// Definitions defined twice (found over the whole workspace at every change: it is cheap).
+    duplicates: Vec<Diagnostic>,
+}
+
+impl Analysis {
+    pub fn file(&self, path: &Path) -> Option<&FileState> {
+        self.files.get(path)
+    }
+
+    pub fn files(&self) -> impl Iterator<Item = &FileState> {
+        self.files.values()
+    }
+
+    pub fn test_report(&self, path: &Path, index: usize) -> Option<&TestReport> {
+        self.tests.get(&(path.to_path_buf(), index))
+    }
+
+    /// Loads every Koreo and YAML file under the roots (files the editor has open keep the
+    /// editor's text). Returns the files loaded.
+    pub fn load_roots(&mut self, roots: &[PathBuf]) -> Vec<PathBuf> {
+        let mut paths = Vec::new();
+        for root in roots {
+            collect_files(root, &mut paths);
+        }
+        paths.retain(|p| self.files.get(p).is_none_or(|f| f.version.is_none()));
+        let texts: Vec<(PathBuf, String)> = paths
+            .into_iter()
+            .filter_map(|p| Some((p.clone(), std::fs::read_to_string(&p).ok()?)))
+            .collect();
+        let parsed =
+            koreo_lang::parallel::map(&texts, |(p, t)| FileState::parse(p, t.clone(), None));
+        let loaded: Vec<PathBuf> = texts.into_iter().map(|(p, _)| p).collect();
+        let old = self.keys_of(&loaded);
+        for (path, state) in loaded.iter().zip(parsed) {
+            self.files.insert(path.clone(), state);
+        }
+        self.refresh(&loaded, old)
+    }
+
+    /// Sets a file's text (an editor change, or the file read from disk when `version` is
+    /// `None`). Returns the files whose diagnostics may have changed.
+    pub fn set_text(&mut self, path: &Path, text: String, version: Option<i32>) -> Vec<PathBuf> {
+        let changed = [path.to_path_buf()];
+        let old = self.keys_of(&changed);
+        let mut state = FileState::parse(path, text, self.files.get(path));
+        state.version = version;
+        self.files.insert(path.to_path_buf(), state);
+        self.refresh(&changed, old)
+    }
+
+    /// Forgets a file (deleted, or closed and not on disk). Returns the files whose diagnostics
+    /// may have changed, this one included.
+    pub fn remove(&mut self, path: &Path) -> Vec<PathBuf> {
+        let changed = [path.to_path_buf()];
+        let old = self.keys_of(&changed);
+        self.files.remove(path);
+        let mut dirty = self.refresh(&changed, old);
+        if !dirty.iter().any(|p| p == path) {
+            dirty.push(path.to_path_buf());
+        }
+        dirty
+    }
+
+    /// Re-runs one test (the "Run test" lens) and gives its report.
+    pub fn rerun_test(&mut self, path: &Path, index: usize) -> Option<&TestReport> {
+        let i = self
+            .ids
+            .iter()
+            .position(|id| id.0 == path && id.1 == index)?;
+        let report = run_test(&self.workspace, &self.workspace.definitions[i])?;
+        let id = self.ids[i].clone();
+        self.tests.insert(id.clone(), report);
+        self.tests.get(&id)
+    }
+
+    fn keys_of(&self, paths: &[PathBuf]) -> HashSet<Key> {
+        let paths: HashSet<&Path> = paths.iter().map(PathBuf::as_path).collect();
+        let mut keys = HashSet::new();
+        for (i, id) in self.ids.iter().enumerate() {
+            if paths.contains(id.0.as_path()) {
+                keys.extend(self.provides[i].iter().cloned());
+            }
+        }
+        keys
+    }
+
+    /// Re-assembles the workspace after `changed` files were re-parsed, and re-runs the checks
+    /// and tests that depend on them. `old` are the keys the files provided before.
+    fn refresh(&mut self, changed: &[PathBuf], old: HashSet<Key>) -> Vec<PathBuf> {
+        let before: BTreeSet<PathBuf> = self.duplicate_files();
+        self.assemble();
+        let changed_set: HashSet<&Path> = changed.iter().map(PathBuf::as_path).collect();
+        let in_changed = |id: &DefId| changed_set.contains(id.0.as_path());
+        let mut keys = old;
+        for (i, id) in self.ids.iter().enumerate() {
+            if in_changed(id) {
+                keys.extend(self.provides[i].iter().cloned());
+            }
+        }
+        self.checks.retain(|id, _| !in_changed(id));
+        self.tests.retain(|id, _| !in_changed(id));
+
+        let checked: Vec<usize> = (0..self.ids.len())
+            .filter(|&i| in_changed(&self.ids[i]) || self.uses_any(i, &keys))
+            .collect();
+        self.run_checks(&checked);
+        let tested: Vec<usize> = self
+            .dependents(keys)
+            .into_iter()
+            .chain((0..self.ids.len()).filter(|&i| in_changed(&self.ids[i])))
+            .filter(|&i| is_test(&self.workspace.definitions[i]))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        self.run_tests(&tested);
+
+        let mut dirty: BTreeSet<PathBuf> = changed.iter().cloned().collect();
+        dirty.extend(
+            checked
+                .iter()
+                .chain(&tested)
+                .map(|&i| self.ids[i].0.clone()),
+        );
+        dirty.extend(before);
+        dirty.extend(self.duplicate_files());
+        dirty.into_iter().collect()
+    }
+
+    fn duplicate_files(&self) -> BTreeSet<PathBuf> {
+        self.duplicates
+            .iter()
+            .map(|d| d.location.path().to_path_buf())
+            .collect()
+    }
+
+    /// Builds the combined workspace from the files, in path order as `koreo check` loads them.
+    fn assemble(&mut self) {
+        let mut ws = Workspace::default();
+        self.ids.clear();
+        self.provides.clear();
+        self.uses.clear();
+        for (path, state) in &self.files {
+            ws.files.push(state.file.clone());
+            ws.rejected.extend(state.rejected.iter().cloned());
+            for (i, definition) in state.definitions.iter().enumerate() {
+                let (provides, uses) = keys(definition, state.doc_of(i));
+                self.ids.push((path.clone(), i));
+                self.provides.push(provides);
+                self.uses.push(uses);
+                ws.definitions.push(definition.clone());
+            }
+        }
+        ws.finish();
+        self.duplicates = std::mem::take(&mut ws.diagnostics);
+        self.workspace = ws;
+    }
+
+    fn uses_any(&self, i: usize, keys: &HashSet<Key>) -> bool {
+        self.uses[i].iter().any(|k| keys.contains(k))
+    }
+
+    /// Definitions that reach a key through references, directly or through other definitions.
+    fn dependents(&self, mut keys: HashSet<Key>) -> BTreeSet<usize> {
+        let mut found = BTreeSet::new();
+        loop {
+            let more: Vec<usize> = (0..self.ids.len())
+                .filter(|i| !found.contains(i) && self.uses_any(*i, &keys))
+                .collect();
+            if more.is_empty() {
+                return found;
+            }
+            for i in more {
+                keys.extend(self.provides[i].iter().cloned());
+                found.insert(i);
+            }
+        }
+    }
+
+    /// Runs lang's cross-file checks for some definitions. They run over a workspace of those
+    /// definitions and every definition with a name they refer to (all of them, so that
+    /// namespace preference and order resolve as in the whole workspace); what the checks say
+    /// about the other definitions is dropped.
+    fn run_checks(&mut self, checked: &[usize]) {
+        if checked.is_empty() {
+            return;
+        }
+        let mut needed: BTreeSet<usize> = checked.iter().copied().collect();
+        let wanted: HashSet<&Key> = checked.iter().flat_map(|&i| &self.uses[i]).collect();
+        needed.extend(
+            (0..self.ids.len()).filter(|&i| self.provides[i].iter().any(|k| wanted.contains(k))),
+        );
+        let mut part = Workspace::default();
+        part.definitions = needed
+            .iter()
+            .map(|&i| self.workspace.definitions[i].clone())
+            .collect();
+        part.finish();
+        for &i in checked {
+            self.checks.insert(self.ids[i].clone(), Vec::new());
+        }
+        for diagnostic in analysis::check(&part) {
+            let owner = checked
+                .iter()
+                .find(|&&i| contains(&self.workspace.definitions[i], &diagnostic));
+            if let Some(&i) = owner {
+                self.checks
+                    .entry(self.ids[i].clone())
+                    .or_default()
+                    .push(diagnostic);
+            }
+        }
+    }
+
+    fn run_tests(&mut self, tested: &[usize]) {
+        let ws = &self.workspace;
+        let reports = koreo_lang::parallel::map(tested, |&i| run_test(ws, &ws.definitions[i]));
+        for (&i, report) in tested.iter().zip(reports) {
+            if let Some(report) = report {
+                self.tests.insert(self.ids[i].clone(), report);
+            }
+        }
+    }
+
+    /// Every finding about one file: its own, cross-file, duplicates, and failing test cases.
+    pub fn diagnostics(&self, path: &Path) -> Vec<&Diagnostic> {
+        let Some(state) = self.files.get(path) else {
+            return Vec::new();
+        };
+        let mut out: Vec<&Diagnostic> = state.diagnostics.iter().collect();
+        out.extend(self.duplicates.iter().filter(|d| d.location.path() == path));
+        for i in 0..state.definitions.len() {
+            if let Some(found) = self.checks.get(&(path.to_path_buf(), i)) {
+                out.extend(found);
+            }
+        }
+        out
+    }
+
+    /// The test reports of one file, with the definition index of each.
+    pub fn reports(&self, path: &Path) -> Vec<(usize, &TestReport)> {
+        let Some(state) = self.files.get(path) else {
+            return Vec::new();
+        };
+        (0..state.definitions.len())
+            .filter_map(|i| Some((i, self.tests.get(&(path.to_path_buf(), i))?)))
+            .collect()
+    }
+}
+
+pub fn is_test(definition: &Definition) -> bool {
+    matches!(
+        definition,
+        Definition::FunctionTest(_) | Definition::WorkflowTest(_)
+    )
+}
+
+fn run_test(ws: &Workspace, definition: &Definition) -> Option<TestReport> {
+    match definition {
+        Definition::FunctionTest(t) => Some(koreo_testing::run_function_test(ws, t)),
+        Definition::WorkflowTest(t) => Some(koreo_testing::run_workflow_test(ws, t)),
+        _ => None,
+    }
+}
+
+/// What a definition provides to others and what it uses, from its document's references.
+fn keys(definition: &Definition, doc: Option<&DocumentInfo>) -> (Vec<Key>, Vec<Key>) {
+    let mut provides = vec![Key::Name(definition.meta().name.clone())];
+    let mut uses: Vec<Key> = doc
+        .map(|d| d.references.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            if r.dynamic {
+                Key::AnyTemplate
+            } else {
+                Key::Name(r.name.clone())
+            }
+        })
+        .collect();
+    match definition {
+        Definition::ResourceTemplate(_) => provides.push(Key::AnyTemplate),
+        Definition::Workflow(w) => {
+            if let Some(crd) = &w.crd_ref {
+                let trigger = Key::Trigger(format!("{} {}", crd.api_version(), crd.kind));
+                provides.push(trigger.clone());
+                uses.push(trigger);
+            }
+        }
+        _ => {}
+    }
+    (provides, uses)
+}
+
+/// Whether a diagnostic points inside a definition's document.
+fn contains(definition: &Definition, diagnostic: &Diagnostic) -> bool {
+    let location = &definition.meta().location;
+    let Span { start, end } = location.span;
+    let at = diagnostic.location.span.start;
+    Arc::ptr_eq(&location.file, &diagnostic.location.file)
+        && (start.line, start.col) <= (at.line, at.col)
+        && (at.line, at.col) <= (end.line, end.col)
+}
+
+/// Files under `path` that may hold Koreo documents; hidden entries, dependencies and build
+/// output are skipped.
+fn collect_files(path: &Path, out: &mut Vec<PathBuf>) {
+    if path.is_dir() {
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let child = entry.path();
+            let name = child.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if !name.starts_with('.') && !SKIPPED_DIRS.contains(&name) {
+                collect_files(&child, out);
+            }
+        }
+    } else if is_yaml_or_koreo(path) {
+        out.push(path.to_path_buf());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "apiVersion: koreo.dev/v1beta1\nmetadata:";
+
+    fn function(name: &str, text: &str) -> String {
+        format!("{HEAD} {{name: {name}}}\nkind: ValueFunction\nspec:\n  return: {{text: {text}}}\n")
+    }
+
+    fn files(dirty: Vec<PathBuf>) -> Vec<String> {
+        dirty.iter().map(|p| p.display().to_string()).collect()
+    }
+
+    #[test]
+    fn an_edit_reaches_only_what_depends_on_it() {
+        let mut analysis = Analysis::default();
+        analysis.set_text(
+            Path::new("f.koreo"),
+            function("greet", "=inputs.name"),
+            None,
+        );
+        analysis.set_text(Path::new("other.koreo"), function("other", "x"), None);
+        let workflow = format!(
+            "{HEAD} {{name: w}}\nkind: Workflow\nspec:\n  steps:\n  - label: one\n    ref: {{kind: ValueFunction, name: greet}}\n    inputs: {{name: =parent.x}}\n"
+        );
+        analysis.set_text(Path::new("w.koreo"), workflow, None);
+        let test = format!(
+            "{HEAD} {{name: t}}\nkind: FunctionTest\nspec:\n  functionRef: {{kind: ValueFunction, name: greet}}\n  inputs: {{name: a}}\n  testCases:\n  - expectReturn: {{text: a}}\n"
+        );
+        analysis.set_text(Path::new("t.koreo"), test, None);
+        assert!(analysis.reports(Path::new("t.koreo"))[0].1.passed());
+
+        // Nothing refers to `other`: only its own file is looked at again.
+        let dirty = analysis.set_text(Path::new("other.koreo"), function("other", "y"), None);
+        assert_eq!(files(dirty), ["other.koreo"]);
+
+        // `greet` changes: the workflow is checked again and the test re-runs.
+        let dirty = analysis.set_text(
+            Path::new("f.koreo"),
+            function("greet", "=inputs.name + '!'"),
+            None,
+        );
+        assert_eq!(files(dirty), ["f.koreo", "t.koreo", "w.koreo"]);
+        assert!(!analysis.reports(Path::new("t.koreo"))[0].1.passed());
+
+        // Renamed away: callers lose it.
+        analysis.set_text(Path::new("f.koreo"), function("greeting", "x"), None);
+        let found: Vec<&str> = analysis
+            .diagnostics(Path::new("w.koreo"))
+            .iter()
+            .map(|d| d.message.as_str())
+            .collect();
+        assert_eq!(found, ["ValueFunction `greet` not found"]);
+    }
+}
