@@ -102,9 +102,10 @@ impl Expr {
             Ok(Ok(program)) => program,
             Ok(Err(errors)) => {
                 let first = errors.errors.first();
-                let (line, col) = first.map_or((1, 1), |e| (e.pos.0.max(1), e.pos.1.max(0)));
+                let (line, col) = first.map_or((1, 1), |e| (e.pos.0.max(1), e.pos.1.max(1)));
                 let message = first.map_or_else(|| errors.to_string(), |e| e.msg.clone());
-                let at = position_in(&location, style, line as u32, col as u32 + 1);
+                let col = char_column(&source, line as usize, col as usize);
+                let at = position_in(&location, style, line as u32, col);
                 return Err(Diagnostic::error(
                     Location::new(&location.file, Span::point(at)),
                     format!("invalid expression `={source}`: {message}"),
@@ -218,6 +219,17 @@ impl Expr {
 }
 
 /// Maps a 1-based line/column inside the expression text (after `=`) to the file.
+/// The 1-based character column of a 1-based byte column (what CEL reports) on a line of
+/// `source`.
+fn char_column(source: &str, line: usize, byte_col: usize) -> u32 {
+    let text = source.lines().nth(line - 1).unwrap_or("");
+    let mut end = (byte_col - 1).min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].chars().count() as u32 + 1
+}
+
 fn position_in(location: &Location, style: Style, line: u32, col: u32) -> Pos {
     let start = location.span.start;
     match style {
@@ -723,14 +735,22 @@ mod tests {
         assert_eq!(diags.len(), 1);
         let d = &diags[0];
         assert_eq!(d.location.span.start.line, 2);
-        assert!(d.location.span.start.col > 10, "{d}");
+        assert_eq!(d.location.span.start.col, 21, "at the `*`: {d}");
         assert!(d.message.contains("invalid expression"), "{d}");
+        // CEL counts bytes; columns are characters.
+        let (_, diags) = template("value: ='é😀' +* 2\n");
+        assert_eq!(diags[0].location.span.start.col, 15, "{}", diags[0]);
     }
 
     #[test]
     fn block_scalar_errors_point_at_the_line() {
         let (_, diags) = template("value: |\n  =[1, 2]\n    .map(x, x +)\n");
         assert_eq!(diags[0].location.span.start.line, 3, "{}", diags[0]);
+        assert_eq!(
+            diags[0].location.span.start.col, 16,
+            "at the `)`: {}",
+            diags[0]
+        );
     }
 
     #[test]
