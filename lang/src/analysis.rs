@@ -276,7 +276,17 @@ fn resolve<'w>(
 ) -> Option<&'w Definition> {
     let kind = logic_kind_name(r.kind);
     let found = ws.find(kind, &r.name, namespace);
-    if found.is_none() {
+    let rejected = ws.rejected.iter().any(|(k, n)| k == kind && *n == r.name);
+    if found.is_none() && rejected {
+        // It exists but did not validate: its own errors say why; this one says where it hurts.
+        diags.push(
+            Diagnostic::error(
+                r.location.clone(),
+                format!("{kind} `{}` has errors, so it cannot be used here", r.name),
+            )
+            .with_hint(format!("fix the errors reported on {kind} `{}`", r.name)),
+        );
+    } else if found.is_none() {
         let elsewhere: Vec<_> = crate::model::KINDS
             .iter()
             .filter(|k| **k != kind && ws.find(k, &r.name, namespace).is_some())
@@ -524,6 +534,18 @@ mod tests {
         assert_eq!(
             found[0].location.span.start.line, 12,
             "at the second's name"
+        );
+    }
+
+    #[test]
+    fn a_reference_to_a_definition_with_errors_says_so() {
+        let text = "apiVersion: koreo.dev/v1beta1\nkind: FunctionTest\nmetadata: {name: t, namespace: default}\nspec:\n  functionRef: {kind: ValueFunction, name: f}\n  testCases: [{expectReturn: {a: 1}}]\n---\napiVersion: koreo.dev/v1beta1\nkind: ValueFunction\nmetadata: {name: f, namespace: default}\nspec:\n  retrun: {a: 1}\n";
+        let ws = Workspace::load_str("t.koreo", text);
+        let found = check(&ws);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0].message,
+            "ValueFunction `f` has errors, so it cannot be used here"
         );
     }
 
