@@ -3,12 +3,45 @@
 use std::fmt;
 
 use koreo_lang::source::{Diagnostic, Severity};
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
+    NamedSource, SourceCode, SourceSpan, SpanContents,
+};
+
+/// The file, with columns counted in characters: miette counts bytes, so its `file:line:col`
+/// would be off on a line with non-ASCII text before the error.
+struct CharColumns(NamedSource<String>);
+
+impl SourceCode for CharColumns {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let contents = self.0.read_span(span, before, after)?;
+        if before != 0 || after != 0 {
+            return Ok(contents);
+        }
+        let text = self.0.inner();
+        let at = span.offset().min(text.len());
+        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let column = text[line_start..at].chars().count();
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.0.name().to_string(),
+            contents.data(),
+            *contents.span(),
+            contents.line(),
+            column,
+            contents.line_count(),
+        )))
+    }
+}
 
 /// A diagnostic in the shape miette renders.
 struct Report<'a> {
     diagnostic: &'a Diagnostic,
-    source: NamedSource<String>,
+    source: CharColumns,
     at: usize,
 }
 
@@ -82,7 +115,10 @@ pub fn render(diagnostic: &Diagnostic, color: bool) -> String {
     }
     let report = Report {
         diagnostic,
-        source: NamedSource::new(file.path.display().to_string(), file.text.clone()),
+        source: CharColumns(NamedSource::new(
+            file.path.display().to_string(),
+            file.text.clone(),
+        )),
         at: byte_offset(&file.text, start.line, start.col),
     };
     let theme = if color {
@@ -103,6 +139,20 @@ pub fn render(diagnostic: &Diagnostic, color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_header_counts_characters_not_bytes() {
+        use koreo_lang::source::{Location, Pos, SourceFile, Span};
+        let file = SourceFile::new("f.koreo", "a: 'é😀' +* 1\n");
+        let at = Pos {
+            line: 1,
+            col: 11,
+            offset: 10,
+        };
+        let d = Diagnostic::error(Location::new(&file, Span::point(at)), "here");
+        let out = render(&d, false);
+        assert!(out.contains("f.koreo:1:11]"), "{out}");
+    }
 
     #[test]
     fn offsets_count_characters_on_the_line() {

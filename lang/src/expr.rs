@@ -105,7 +105,7 @@ impl Expr {
                 let (line, col) = first.map_or((1, 1), |e| (e.pos.0.max(1), e.pos.1.max(1)));
                 let message = first.map_or_else(|| errors.to_string(), |e| e.msg.clone());
                 let col = char_column(&source, line as usize, col as usize);
-                let at = position_in(&location, style, line as u32, col);
+                let at = position_in(&location, style, &source, line as u32, col);
                 return Err(Diagnostic::error(
                     Location::new(&location.file, Span::point(at)),
                     format!("invalid expression `={source}`: {message}"),
@@ -208,7 +208,7 @@ impl Expr {
         let before = self.source.get(..start as usize).unwrap_or(&self.source);
         let line = before.matches('\n').count() as u32 + 1;
         let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
-        let at = position_in(&self.location, self.style, line, col);
+        let at = position_in(&self.location, self.style, &self.source, line, col);
         Location::new(&self.location.file, Span::point(at))
     }
 
@@ -218,7 +218,6 @@ impl Expr {
     }
 }
 
-/// Maps a 1-based line/column inside the expression text (after `=`) to the file.
 /// The 1-based character column of a 1-based byte column (what CEL reports) on a line of
 /// `source`.
 fn char_column(source: &str, line: usize, byte_col: usize) -> u32 {
@@ -230,7 +229,8 @@ fn char_column(source: &str, line: usize, byte_col: usize) -> u32 {
     text[..end].chars().count() as u32 + 1
 }
 
-fn position_in(location: &Location, style: Style, line: u32, col: u32) -> Pos {
+/// Maps a 1-based line/column inside the expression text (after `=`) to the file.
+fn position_in(location: &Location, style: Style, source: &str, line: u32, col: u32) -> Pos {
     let start = location.span.start;
     match style {
         Style::Literal | Style::Folded => {
@@ -247,20 +247,94 @@ fn position_in(location: &Location, style: Style, line: u32, col: u32) -> Pos {
                 offset: start.offset,
             }
         }
-        _ if line == 1 => {
+        _ => {
+            // The scalar's value is `=` then the expression; find that character in its source.
+            let before: usize = source
+                .split('\n')
+                .take(line as usize - 1)
+                .map(|l| l.chars().count() + 1)
+                .sum();
+            let index = 1 + before + col as usize - 1;
             let quote = u32::from(matches!(style, Style::SingleQuoted | Style::DoubleQuoted));
-            Pos {
-                line: start.line,
-                col: start.col + quote + col,
-                offset: start.offset + quote + col,
+            let written = location.span.end.offset - start.offset;
+            if written as usize == 1 + source.chars().count() + 2 * quote as usize {
+                // Written as it reads (one line, no escapes): no need to walk the file.
+                return Pos {
+                    line: start.line,
+                    col: start.col + quote + index as u32,
+                    offset: start.offset + quote + index as u32,
+                };
             }
+            flow_position(&location.file.text, start, style, index)
         }
-        _ => Pos {
-            line: start.line + line - 1,
-            col,
-            offset: start.offset,
-        },
     }
+}
+
+/// Where the `index`th character (0-based) of a flow scalar's value is written, walking its
+/// source from `start` (its first character: the quote of a quoted scalar) through escapes
+/// (`\n`, `\u00e9`, `''`), and line breaks folded with their indentation into one space.
+fn flow_position(text: &str, start: Pos, style: Style, index: usize) -> Pos {
+    let from = text
+        .char_indices()
+        .nth(start.offset as usize)
+        .map_or(text.len(), |(b, _)| b);
+    let raw: Vec<char> = text[from..].chars().collect();
+    let mut at = start;
+    let mut i = 0;
+    let step = |at: &mut Pos, c: char| {
+        if c == '\n' {
+            at.line += 1;
+            at.col = 1;
+        } else {
+            at.col += 1;
+        }
+        at.offset += 1;
+    };
+    let quoted = matches!(style, Style::SingleQuoted | Style::DoubleQuoted);
+    if quoted && i < raw.len() {
+        step(&mut at, raw[i]);
+        i += 1;
+    }
+    let mut decoded = 0;
+    while decoded < index && i < raw.len() {
+        let c = raw[i];
+        // Spaces up to a line break, the break and the next line's indentation fold into one
+        // character of the value (a space, or a newline per blank line after the first).
+        let run = raw[i..]
+            .iter()
+            .take_while(|c| **c == ' ' || **c == '\t')
+            .count();
+        if raw.get(i + run) == Some(&'\n') {
+            let mut j = i + run;
+            while raw.get(j) == Some(&'\n') || raw.get(j).is_some_and(|c| *c == ' ' || *c == '\t') {
+                j += 1;
+            }
+            for c in &raw[i..j] {
+                step(&mut at, *c);
+            }
+            i = j;
+            decoded += 1;
+            continue;
+        }
+        let width = match (style, c) {
+            (Style::DoubleQuoted, '\\') => match raw.get(i + 1) {
+                Some('x') => 4,
+                Some('u') => 6,
+                Some('U') => 10,
+                _ => 2,
+            },
+            (Style::SingleQuoted, '\'') if raw.get(i + 1) == Some(&'\'') => 2,
+            // The closing quote: the value has no more characters.
+            (Style::DoubleQuoted, '"') | (Style::SingleQuoted, '\'') => break,
+            _ => 1,
+        };
+        for c in raw.iter().skip(i).take(width) {
+            step(&mut at, *c);
+        }
+        i += width;
+        decoded += 1;
+    }
+    at
 }
 
 /// Identifiers that name types and function namespaces, not variables.
@@ -740,6 +814,12 @@ mod tests {
         // CEL counts bytes; columns are characters.
         let (_, diags) = template("value: ='é😀' +* 2\n");
         assert_eq!(diags[0].location.span.start.col, 15, "{}", diags[0]);
+        // Escapes and folded lines are walked in the file.
+        let (_, diags) = template("value: \"=\\\"ab\\\" +* 1\"\n");
+        assert_eq!(diags[0].location.span.start.col, 18, "{}", diags[0]);
+        let (_, diags) = template("value: =1 +\n  * 2\n");
+        let at = diags[0].location.span.start;
+        assert_eq!((at.line, at.col), (2, 3), "{}", diags[0]);
     }
 
     #[test]

@@ -1,10 +1,8 @@
 //! lang's diagnostics and failing test cases as LSP diagnostics, with exact ranges.
 //!
 //! lang gives many findings as a point. A point inside an expression is widened to the variable
-//! read or token there; elsewhere to the word there. lang places points inside expressions by
-//! counting from the string's first line, which is off for escaped or folded strings, and it
-//! reads CEL's syntax error columns (1-based bytes) as 0-based characters; both are corrected
-//! here from the expression's character map.
+//! read or token there (found through the expression's character map); elsewhere to the word
+//! there. A syntax error is placed again from the parser's own report, token and all.
 
 use koreo_lang::source::{Diagnostic, Severity, Span};
 use koreo_lang::yaml::Node;
@@ -73,17 +71,8 @@ fn in_expression(file: &FileState, d: &Diagnostic) -> Option<(u32, u32)> {
     if let Some(found) = syntax_error(sites.clone(), d) {
         return Some(found);
     }
-    let at = d.location.span.start;
-    let offset = file.lines.offset_of(file.text(), at);
-    // lang counts a one-line expression's columns from the string's start, in characters.
-    let counted = sites.clone().find_map(|site| {
-        let quote = u32::from(site.quoted);
-        let index = at.col.checked_sub(site.span.start.col + quote + 1)? as usize;
-        let one_line = site.span.start.line == at.line && !site.source.contains('\n');
-        (one_line && index < site.source.chars().count()).then_some((site, index))
-    });
-    let (site, index) =
-        counted.or_else(|| sites.clone().find_map(|s| Some((s, s.index_at(offset)?))))?;
+    let offset = file.lines.offset_of(file.text(), d.location.span.start);
+    let (site, index) = sites.clone().find_map(|s| Some((s, s.index_at(offset)?)))?;
     Some(token_range(site, index))
 }
 

@@ -60,8 +60,6 @@ pub struct ExprSite {
     pub offsets: Vec<u32>,
     /// The YAML string node.
     pub span: Span,
-    /// The string is written in quotes.
-    pub quoted: bool,
 }
 
 impl ExprSite {
@@ -272,7 +270,6 @@ fn collect_expressions(
                     source: s[1..].to_string(),
                     offsets: offsets[1..].to_vec(),
                     span: node.span,
-                    quoted: matches!(raw.first(), Some('"' | '\'')),
                 });
             }
         }
