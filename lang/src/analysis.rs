@@ -226,20 +226,26 @@ fn logic_kind_name(kind: LogicKind) -> &'static str {
 
 /// Checks across definitions: references resolve, inputs match, workflow graphs are sound.
 pub fn check(ws: &Workspace) -> Vec<Diagnostic> {
-    let mut diags = Vec::new();
-    for definition in &ws.definitions {
-        let namespace = definition.meta().namespace.as_deref();
-        match definition {
-            Definition::Workflow(w) => check_workflow(ws, w, namespace, &mut diags),
-            Definition::ResourceFunction(f) => {
-                check_resource_function(ws, f, namespace, &mut diags)
-            }
-            Definition::FunctionTest(t) => check_function_test(ws, t, namespace, &mut diags),
-            Definition::WorkflowTest(t) => check_workflow_test(ws, t, namespace, &mut diags),
-            _ => {}
-        }
-    }
+    let mut diags: Vec<Diagnostic> = ws
+        .definitions
+        .iter()
+        .flat_map(|d| check_definition(ws, d))
+        .collect();
     check_triggers(ws, &mut diags);
+    diags
+}
+
+/// The cross-file checks of one definition (all but the one-workflow-per-kind check).
+pub fn check_definition(ws: &Workspace, definition: &Definition) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let namespace = definition.meta().namespace.as_deref();
+    match definition {
+        Definition::Workflow(w) => check_workflow(ws, w, namespace, &mut diags),
+        Definition::ResourceFunction(f) => check_resource_function(ws, f, namespace, &mut diags),
+        Definition::FunctionTest(t) => check_function_test(ws, t, namespace, &mut diags),
+        Definition::WorkflowTest(t) => check_workflow_test(ws, t, namespace, &mut diags),
+        _ => {}
+    }
     diags
 }
 

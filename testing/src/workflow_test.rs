@@ -334,7 +334,8 @@ fn run_cases(ws: &Workspace, test: &WorkflowTest) -> Result<Vec<CaseResult>, Str
             )
         }
     })?;
-    let errors: Vec<String> = koreo_lang::analysis::check(ws)
+    let definition = Definition::Workflow(workflow.clone());
+    let errors: Vec<String> = koreo_lang::analysis::check_definition(ws, &definition)
         .into_iter()
         .chain(ws.diagnostics.iter().cloned())
         .filter(|d| d.is_error() && within(&d.location, &workflow.meta.location))
