@@ -92,7 +92,12 @@ async fn stop_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-async fn client(options: &Options, metrics: Arc<Metrics>) -> Result<kube::Client, String> {
+/// The controller's client (rate-limited, counted) and the Lease's: renewals must not wait
+/// behind a queue of reconcile requests.
+async fn clients(
+    options: &Options,
+    metrics: Arc<Metrics>,
+) -> Result<(kube::Client, kube::Client), String> {
     let config = match &options.kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
@@ -103,7 +108,10 @@ async fn client(options: &Options, metrics: Arc<Metrics>) -> Result<kube::Client
         }
         None => kube::Config::infer().await.map_err(|e| e.to_string())?,
     };
-    koreo_runtime::kube_api::client(config, options.qps, metrics).map_err(|e| e.to_string())
+    let lease = kube::Client::try_from(config.clone()).map_err(|e| e.to_string())?;
+    let controller =
+        koreo_runtime::kube_api::client(config, options.qps, metrics).map_err(|e| e.to_string())?;
+    Ok((controller, lease))
 }
 
 pub fn run(options: Options) -> ExitCode {
@@ -123,7 +131,7 @@ pub fn run(options: Options) -> ExitCode {
     };
     runtime.block_on(async {
         let metrics = Arc::new(Metrics::default());
-        let client = match client(&options, metrics.clone()).await {
+        let (client, lease_client) = match clients(&options, metrics.clone()).await {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: cannot reach a cluster: {e}");
@@ -165,7 +173,7 @@ pub fn run(options: Options) -> ExitCode {
                     std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into())
                 });
                 let lease = LeaseConfig::new(&options.lease_name, &namespace, &identity);
-                run_while_leading(client.clone(), lease, controller, stop_signal()).await;
+                run_while_leading(lease_client, lease, controller, stop_signal()).await;
             } else {
                 tokio::select! {
                     () = controller() => {}

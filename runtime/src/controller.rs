@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -40,6 +40,34 @@ pub struct Report {
     pub steps: BTreeMap<String, Outcome>,
     /// The parent's conditions, when they changed.
     pub conditions: Option<Vec<Json>>,
+}
+
+/// Parents being reconciled, and those changed meanwhile (reconciled again right after).
+#[derive(Default)]
+struct Turns {
+    busy: HashSet<ParentKey>,
+    again: HashSet<ParentKey>,
+}
+
+/// One parent's turn: when it ends, the parent is free, and reconciled again if it changed.
+struct Turn {
+    turns: Arc<Mutex<Turns>>,
+    key: ParentKey,
+    queue: mpsc::UnboundedSender<ParentKey>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut turns = lock(&self.turns);
+        turns.busy.remove(&self.key);
+        if turns.again.remove(&self.key) {
+            let _ = self.queue.send(self.key.clone());
+        }
+    }
+}
+
+fn lock(turns: &Mutex<Turns>) -> std::sync::MutexGuard<'_, Turns> {
+    turns.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A parent to reconcile.
@@ -289,8 +317,7 @@ impl Controller {
         this.metrics.set_ready();
 
         // Reconciles: one at a time per parent, requeued after their outcome's delay.
-        let busy: Arc<RwLock<HashSet<ParentKey>>> = Arc::default();
-        let again: Arc<RwLock<HashSet<ParentKey>>> = Arc::default();
+        let turns: Arc<Mutex<Turns>> = Arc::default();
         let failures: Arc<RwLock<HashMap<ParentKey, u32>>> = Arc::default();
         let workers = Arc::new(tokio::sync::Semaphore::new(this.workers));
         let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -329,19 +356,22 @@ impl Controller {
                     None => return,
                 },
             };
-            if !busy.write().await.insert(key.clone()) {
-                again.write().await.insert(key);
-                continue;
+            {
+                // One lock for both sets: a change that arrives while the parent is busy is
+                // never lost between the check and the reconcile finishing.
+                let mut turns = lock(&turns);
+                if !turns.busy.insert(key.clone()) {
+                    turns.again.insert(key);
+                    continue;
+                }
             }
             let schedule = schedule.clone();
-            let (this, workspace, queue, busy, again, failures) = (
-                this.clone(),
-                workspace.clone(),
-                queue.clone(),
-                busy.clone(),
-                again.clone(),
-                failures.clone(),
-            );
+            let turn = Turn {
+                turns: turns.clone(),
+                key: key.clone(),
+                queue: queue.clone(),
+            };
+            let (this, workspace, failures) = (this.clone(), workspace.clone(), failures.clone());
             let workers = workers.clone();
             let waiting = waiting.clone();
             waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -351,6 +381,9 @@ impl Controller {
                 let Ok(worker) = worker else {
                     return;
                 };
+                // Ends the turn however the reconcile ends (even a panic), so the parent is not
+                // stuck as busy.
+                let _turn = turn;
                 let ws = workspace.read().await.clone();
                 let delay = match this.reconcile(&ws, &key).await {
                     Ok(delay) => {
@@ -369,12 +402,10 @@ impl Controller {
                 };
                 // The worker is free for others while this parent waits for its next turn.
                 drop(worker);
-                busy.write().await.remove(&key);
-                if again.write().await.remove(&key) {
-                    let _ = queue.send(key.clone());
-                }
                 if let Some(delay) = delay {
-                    let _ = schedule.send((key, delay));
+                    // A Retry's delay is the author's: bounded, so a huge one cannot overflow
+                    // the timer wheel.
+                    let _ = schedule.send((key, delay.min(RESYNC)));
                 }
             });
         }
@@ -402,21 +433,17 @@ impl Controller {
             let this = self.clone();
             let queue = queue.clone();
             self.spawn(async move {
-                let Some((resource, namespaced, _)) = this.parent_kind(&gvk.0, &gvk.1).await else {
-                    return;
-                };
+                let (resource, caps) = discover(&this.client, &gvk.0, &gvk.1).await;
+                let namespaced = caps.scope == Scope::Namespaced;
                 let mut events = this.watch(&resource, namespaced).boxed();
                 let mut seen: HashMap<(Option<String>, String), Json> = HashMap::new();
                 while let Some(event) = events.next().await {
-                    let objects = match event {
-                        Ok(
-                            watcher::Event::Apply(o)
-                            | watcher::Event::InitApply(o)
-                            | watcher::Event::Delete(o),
-                        ) => vec![o],
+                    let (o, deleted) = match event {
+                        Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => (o, false),
+                        Ok(watcher::Event::Delete(o)) => (o, true),
                         _ => continue,
                     };
-                    for o in objects {
+                    {
                         // Our own status and annotation writes change nothing a reconcile
                         // reads: they do not start another one.
                         let id = (
@@ -424,7 +451,10 @@ impl Controller {
                             o.metadata.name.clone().unwrap_or_default(),
                         );
                         let print = fingerprint(&serde_json::to_value(&o).unwrap_or(Json::Null));
-                        if seen.insert(id, print.clone()).as_ref() == Some(&print) {
+                        // A parent gone is forgotten (memory stays bounded by the live ones).
+                        if deleted {
+                            seen.remove(&id);
+                        } else if seen.insert(id, print.clone()).as_ref() == Some(&print) {
                             continue;
                         }
                         let _ = queue.send(ParentKey {
@@ -504,6 +534,10 @@ impl Controller {
             for notice in &pass.notices {
                 self.event(parent, notice).await;
             }
+        }
+        if pass.parent.is_none() {
+            // Gone: what it managed no longer leads back to it.
+            self.track_managed(key, &Json::Null).await;
         }
         let (Some(workflow), Some(run)) = (&pass.workflow, &pass.run) else {
             return pass.next;
@@ -606,11 +640,7 @@ impl Controller {
                 self.managed.clone(),
             );
             self.spawn(async move {
-                let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
-                let gvk = GroupVersionKind::gvk(group, version, &kind);
-                let Ok((resource, caps)) = kube::discovery::pinned_kind(&client, &gvk).await else {
-                    return;
-                };
+                let (resource, caps) = discover(&client, &api_version, &kind).await;
                 let apis = scoped_apis(
                     &client,
                     &namespaces,
@@ -676,6 +706,28 @@ fn watch_all(
     }))
 }
 
+/// A kind as discovery finds it, asked again with backoff until it answers: a CRD applied with
+/// its workflow may not be served yet, and a watch never started would miss every change.
+async fn discover(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+) -> (ApiResource, kube::discovery::ApiCapabilities) {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    let mut failures = 0;
+    loop {
+        match kube::discovery::pinned_kind(client, &gvk).await {
+            Ok(found) => return found,
+            Err(error) => {
+                failures += 1;
+                tracing::warn!(%api_version, %kind, %error, "cannot discover the kind; trying again");
+                tokio::time::sleep(backoff(failures).min(Duration::from_secs(60))).await;
+            }
+        }
+    }
+}
+
 fn reporter(instance: Option<String>) -> Reporter {
     Reporter {
         controller: "koreo".into(),
@@ -734,6 +786,8 @@ fn fingerprint(parent: &Json) -> Json {
         })
         .unwrap_or_default();
     json!({
+        // A parent deleted and created again with the same spec is another parent.
+        "uid": parent["metadata"]["uid"],
         "spec": parent["spec"],
         "labels": parent["metadata"]["labels"],
         "annotations": annotations,

@@ -125,6 +125,14 @@ impl Elector {
         }
     }
 
+    /// One try, bounded by the retry period: a request that hangs counts as a failed renewal.
+    async fn attempt(&mut self) -> bool {
+        let limit = self.config.retry;
+        tokio::time::timeout(limit, self.try_acquire_or_renew())
+            .await
+            .unwrap_or(false)
+    }
+
     /// Gives the lease up, so that another replica need not wait for it to expire.
     async fn release(&self) {
         let Ok(Some(mut lease)) = self.api.get_opt(&self.config.name).await else {
@@ -166,7 +174,7 @@ pub async fn run_while_leading<F, Fut>(
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let acquire = async {
-            while !elector.try_acquire_or_renew().await {
+            while !elector.attempt().await {
                 tokio::time::sleep(elector.config.retry).await;
             }
         };
@@ -179,10 +187,11 @@ pub async fn run_while_leading<F, Fut>(
             let mut renewed = Instant::now();
             loop {
                 tokio::time::sleep(elector.config.retry).await;
-                if elector.try_acquire_or_renew().await {
+                if elector.attempt().await {
                     renewed = Instant::now();
-                } else if renewed.elapsed() >= elector.config.duration - elector.config.retry {
-                    // Stop before the lease can expire, so two leaders never overlap.
+                } else if renewed.elapsed() + 3 * elector.config.retry >= elector.config.duration {
+                    // Stop well before the lease can expire (the next check comes at most a
+                    // sleep and a bounded try later), so two leaders never overlap.
                     return;
                 }
             }

@@ -504,10 +504,34 @@ fn keep_unsettled(previous: &Json, run: &mut WorkflowRun) {
         return;
     };
     for (label, old) in old_steps {
-        let now = &mut run.resources["resources"][label];
-        if run.steps.contains_key(label) && !run.settled.contains(label) && now.is_null() {
-            *now = old.clone();
+        if run.steps.contains_key(label) && !run.settled.contains(label) {
+            let now = &mut run.resources["resources"][label];
+            *now = fill_in(old, now);
         }
+    }
+}
+
+/// `now` with what it lacks taken from `old`, at every depth: a `forEach` item or a
+/// sub-workflow step that failed this time keeps the object it had.
+fn fill_in(old: &Json, now: &Json) -> Json {
+    match (old, now) {
+        (_, Json::Null) => old.clone(),
+        (Json::Array(old), Json::Array(now)) => Json::Array(
+            now.iter()
+                .enumerate()
+                .map(|(i, n)| old.get(i).map_or_else(|| n.clone(), |o| fill_in(o, n)))
+                .chain(old.iter().skip(now.len()).cloned())
+                .collect(),
+        ),
+        (Json::Object(o), Json::Object(n)) if !n.contains_key("kind") => {
+            let mut merged = n.clone();
+            for (key, value) in o {
+                let filled = fill_in(value, n.get(key).unwrap_or(&Json::Null));
+                merged.insert(key.clone(), filled);
+            }
+            Json::Object(merged)
+        }
+        _ => now.clone(),
     }
 }
 
@@ -526,8 +550,10 @@ fn no_longer_produced(previous: &Json, run: &WorkflowRun) -> Vec<Json> {
         }
         let mut before = Vec::new();
         collect_entries(old, &mut before);
+        // Anywhere in the new tree counts: a step renamed, or an object that moved to another
+        // step or into a sub-workflow, is still produced.
         let mut now = Vec::new();
-        collect_entries(&run.resources["resources"][label], &mut now);
+        collect_entries(&run.resources, &mut now);
         let same = |a: &Json, b: &Json| {
             ["apiVersion", "kind", "namespace", "name"]
                 .iter()
@@ -563,4 +589,63 @@ pub fn now() -> String {
     k8s_openapi::jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn entry(name: &str) -> Json {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "name": name, "namespace": "default"})
+    }
+
+    fn run_with(resources: Json, settled: &[&str]) -> WorkflowRun {
+        let labels: Vec<String> = resources["resources"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        WorkflowRun {
+            outcome: Outcome::Ok(Json::Null),
+            steps: labels
+                .iter()
+                .map(|l| (l.clone(), Outcome::Ok(Json::Null)))
+                .collect(),
+            state: json!({}),
+            conditions: Vec::new(),
+            state_errors: BTreeMap::new(),
+            resources,
+            writes: 0,
+            api_errors: 0,
+            changes: Vec::new(),
+            settled: settled
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<BTreeSet<_>>(),
+        }
+    }
+
+    #[test]
+    fn an_object_that_moved_to_another_step_is_not_pruned() {
+        let previous = json!({"resources": {"old_name": entry("config"), "other": entry("gone")}});
+        let run = run_with(
+            json!({"resources": {"new_name": entry("config")}}),
+            &["new_name"],
+        );
+        let gone = no_longer_produced(&previous, &run);
+        assert_eq!(gone, [entry("gone")], "only what is produced nowhere");
+    }
+
+    #[test]
+    fn a_failing_item_keeps_the_object_it_had() {
+        let old = json!([entry("a"), entry("b"), entry("c")]);
+        let now = json!([entry("a"), null, entry("c")]);
+        assert_eq!(fill_in(&old, &now), old);
+        let nested = json!({"workflow": "w", "resources": {"x": null, "y": entry("y2")}});
+        let before = json!({"workflow": "w", "resources": {"x": entry("x"), "y": entry("y")}});
+        assert_eq!(
+            fill_in(&before, &nested),
+            json!({"workflow": "w", "resources": {"x": entry("x"), "y": entry("y2")}})
+        );
+    }
 }

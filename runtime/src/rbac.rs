@@ -72,13 +72,20 @@ fn needs(ws: &Workspace) -> Needs {
             Definition::Workflow(w) => {
                 let Some(crd) = &w.crd_ref else { continue };
                 let api_version = crd.api_version();
-                let plural = ApiResource::from_gvk(&GroupVersionKind::gvk(
-                    &crd.api_group,
-                    &crd.version,
-                    &crd.kind,
-                ))
-                .plural;
-                let cluster = defined_cluster_scoped(ws, &crd.api_group, &crd.kind);
+                // The CRD among the files, when there is one, says the plural and the scope.
+                let defined = defined_crd(ws, &crd.api_group, &crd.kind);
+                let plural = defined
+                    .and_then(|spec| spec["names"]["plural"].as_str())
+                    .map(str::to_string)
+                    .unwrap_or_else(|| {
+                        ApiResource::from_gvk(&GroupVersionKind::gvk(
+                            &crd.api_group,
+                            &crd.version,
+                            &crd.kind,
+                        ))
+                        .plural
+                    });
+                let cluster = defined.is_some_and(|spec| spec["scope"] == "Cluster");
                 add(&api_version, &crd.kind, Some(&plural), cluster, PARENT);
                 // Status is written through its subresource; owner references that block
                 // deletion need the finalizers subresource.
@@ -103,15 +110,13 @@ fn needs(ws: &Workspace) -> Needs {
     needs
 }
 
-/// Whether a CRD among the loaded files makes this kind cluster-scoped.
-fn defined_cluster_scoped(ws: &Workspace, group: &str, kind: &str) -> bool {
-    ws.objects.iter().any(|o| {
-        let spec = &o.value["spec"];
-        o.kind() == "CustomResourceDefinition"
-            && spec["group"] == group
-            && spec["names"]["kind"] == kind
-            && spec["scope"] == "Cluster"
-    })
+/// The spec of the CRD among the loaded files that defines this kind.
+fn defined_crd<'w>(ws: &'w Workspace, group: &str, kind: &str) -> Option<&'w Json> {
+    ws.objects
+        .iter()
+        .filter(|o| o.kind() == "CustomResourceDefinition")
+        .map(|o| &o.value["spec"])
+        .find(|spec| spec["group"] == group && spec["names"]["kind"] == kind)
 }
 
 fn rules<'a>(

@@ -352,3 +352,47 @@ spec:
     }
     assert_eq!(more, 0, "a PermFail waits for a change");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_retry_delay_does_not_stop_the_controller() {
+    let documents = r#"
+apiVersion: koreo.dev/v1beta1
+kind: Workflow
+metadata: {name: slow, namespace: default}
+spec:
+  crdRef: {apiGroup: example.koreo.dev, version: v1, kind: Site}
+  steps:
+  - label: wait
+    ref: {kind: ValueFunction, name: wait-long}
+---
+apiVersion: koreo.dev/v1beta1
+kind: ValueFunction
+metadata: {name: wait-long, namespace: default}
+spec:
+  preconditions:
+  - assert: =false
+    retry: {message: in three years, delay: 100000000}
+  return: {}
+"#;
+    let parsed: Vec<serde_json::Value> = koreo_lang::yaml::parse_documents(documents)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.root.to_json())
+        .collect();
+    let crd = fixture("policies.koreo").remove(0);
+    let (_server, client) = with_definitions(&[vec![crd], parsed].concat()).await;
+    let (reports, mut received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(Controller::new(client.clone()).with_reports(reports).run());
+    blog(&client).await;
+    let first = eventually(10, "the first reconcile", async || received.try_recv().ok()).await;
+    assert_eq!(first.outcome.name(), "Retry");
+    // The controller is still there: another parent is reconciled.
+    create(
+        &client,
+        &json!({"apiVersion": "example.koreo.dev/v1", "kind": "Site",
+        "metadata": {"name": "shop", "namespace": "default"}, "spec": {}}),
+    )
+    .await;
+    let next = eventually(10, "the next parent", async || received.try_recv().ok()).await;
+    assert!(next.parent.ends_with("/shop"), "{}", next.parent);
+}

@@ -142,7 +142,7 @@ metadata: {name: tenants.example.dev}
 spec:
   group: example.dev
   scope: Cluster
-  names: {kind: Tenant, plural: tenants}
+  names: {kind: Tenant, plural: tenantz}
   versions: [{name: v1, served: true, storage: true}]
 ---
 apiVersion: koreo.dev/v1beta1
@@ -163,14 +163,14 @@ spec:
     );
     let out = objects(&ws, &["team-a".into()], &subject());
     let role = out.iter().find(|o| o["kind"] == "Role").unwrap();
-    assert!(verbs(role, "example.dev", "tenants").is_empty(), "{role}");
+    assert!(verbs(role, "example.dev", "tenantz").is_empty(), "{role}");
     let cluster_role = out.iter().find(|o| o["kind"] == "ClusterRole").unwrap();
     assert_eq!(
-        verbs(cluster_role, "example.dev", "tenants"),
+        verbs(cluster_role, "example.dev", "tenantz"),
         ["get", "list", "patch", "watch"]
     );
     assert_eq!(
-        verbs(cluster_role, "example.dev", "tenants/status"),
+        verbs(cluster_role, "example.dev", "tenantz/status"),
         ["get", "patch"]
     );
 }
