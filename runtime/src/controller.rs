@@ -263,20 +263,41 @@ impl Controller {
         let watched: Arc<RwLock<HashSet<(String, String)>>> = Arc::default();
 
         // Definitions: reload on any change, then make sure every parent kind is watched and
-        // every parent reconciled with the new definitions.
+        // every parent reconciled with the new definitions. One task reloads, so a slow load
+        // never overwrites a newer one; changes that arrive meanwhile make one more reload.
+        let (reload, mut reloads) = mpsc::unbounded_channel::<()>();
+        {
+            let (this, workspace, queue, watched) = (
+                this.clone(),
+                workspace.clone(),
+                queue.clone(),
+                watched.clone(),
+            );
+            this.clone().spawn(async move {
+                while reloads.recv().await.is_some() {
+                    while reloads.try_recv().is_ok() {}
+                    let fresh = Arc::new(this.load_definitions().await);
+                    *workspace.write().await = fresh.clone();
+                    this.watch_parents(&fresh, &watched, &queue).await;
+                }
+            });
+        }
         for kind in koreo_lang::model::KINDS {
             let this = this.clone();
-            let workspace = workspace.clone();
-            let queue = queue.clone();
-            let watched = watched.clone();
+            let reload = reload.clone();
             this.clone().spawn(async move {
-                let mut events = this.watch(&koreo_resource(kind), true).boxed();
+                let resource = koreo_resource(kind);
+                // The first listing of each namespace was loaded before the watches started;
+                // a later one (after 410 Gone, or a reconnect) may hide changes and deletions
+                // made while no watch was open, so it reloads.
+                let startup_listings = this.apis(&resource, true).len();
+                let mut listings = 0;
+                let mut events = this.watch(&resource, true).boxed();
                 let mut generations: HashMap<(Option<String>, String), Option<i64>> =
                     HashMap::new();
                 while let Some(event) = events.next().await {
-                    // The initial listing was loaded before the watches started; a change of
-                    // status only (ours) changes no definition.
-                    match &event {
+                    // A change of status only (ours) changes no definition.
+                    let changed = match &event {
                         Ok(watcher::Event::InitApply(o)) => {
                             generations.insert(
                                 (
@@ -285,30 +306,32 @@ impl Controller {
                                 ),
                                 o.metadata.generation,
                             );
-                            continue;
+                            false
+                        }
+                        Ok(watcher::Event::InitDone) => {
+                            listings += 1;
+                            listings > startup_listings
                         }
                         Ok(watcher::Event::Apply(o)) => {
                             let id = (
                                 o.metadata.namespace.clone(),
                                 o.metadata.name.clone().unwrap_or_default(),
                             );
-                            if generations.insert(id, o.metadata.generation)
-                                == Some(o.metadata.generation)
-                            {
-                                continue;
-                            }
+                            generations.insert(id, o.metadata.generation)
+                                != Some(o.metadata.generation)
                         }
                         Ok(watcher::Event::Delete(o)) => {
                             generations.remove(&(
                                 o.metadata.namespace.clone(),
                                 o.metadata.name.clone().unwrap_or_default(),
                             ));
+                            true
                         }
-                        _ => continue,
+                        _ => false,
+                    };
+                    if changed {
+                        let _ = reload.send(());
                     }
-                    let fresh = Arc::new(this.load_definitions().await);
-                    *workspace.write().await = fresh.clone();
-                    this.watch_parents(&fresh, &watched, &queue).await;
                 }
             });
         }

@@ -591,4 +591,25 @@ async fn watches_that_end_or_expire_are_resumed_and_nothing_is_missed() {
         async || (text().await.as_deref() == Some("Hello, Ada!")).then_some(()),
     )
     .await;
+
+    // The same for a definition changed while its watch is gone: the relist reloads.
+    server.expire_resource_versions();
+    server.drop_watches();
+    let functions: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &resource("koreo.dev/v1beta1", "ValueFunction"),
+    );
+    functions
+        .patch(
+            "hello-words",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"locals": {"words": {"en": "Hi"}}}})),
+        )
+        .await
+        .unwrap();
+    eventually(15, "the new words", async || {
+        (text().await.as_deref() == Some("Hi, Ada!")).then_some(())
+    })
+    .await;
 }
