@@ -154,8 +154,13 @@ async fn run<A: ResourceApi>(
     }
     // A parent that already manages objects needs the finalizer; one that does not gets it
     // before its first write (a parent a workflow skips is left without it).
-    if !entries.is_empty() && !ensure_finalizer(api, parent_id, &parent).await {
-        return Err("could not add the finalizer".into());
+    let finalized = OnceCell::new();
+    if !entries.is_empty() {
+        if !ensure_finalizer(api, parent_id, &parent).await {
+            return Err("could not add the finalizer".into());
+        }
+        // Done: asking again with the parent as read would be refused as out of date.
+        let _ = finalized.set(true);
     }
     let input = json!({
         "apiVersion": parent_id.api_version, "kind": parent_id.kind,
@@ -166,7 +171,7 @@ async fn run<A: ResourceApi>(
         api,
         parent_id,
         parent: &parent,
-        finalized: OnceCell::new(),
+        finalized,
     };
     let engine = Engine::new(ws, &cluster, Owner::of(&input));
     let mut run = engine.run_workflow(&workflow, &input).await;
@@ -408,10 +413,8 @@ pub fn status_update(old: &Json, run: &WorkflowRun, now: &str) -> Option<(Json, 
             new_state.entry(key.clone()).or_insert(kept);
         }
     }
-    let mut effective = state.clone();
-    if let Some(map) = effective.as_object_mut() {
-        map.retain(|_, v| !v.is_null());
-    }
+    // What the merge patch leaves: nulls remove their keys at every depth.
+    let effective = without_nulls(&state);
     let errors = match &run.outcome {
         Outcome::Retry { message, .. } | Outcome::PermFail { message, .. } => json!(message),
         _ => Json::Null,
@@ -569,6 +572,18 @@ fn no_longer_produced(previous: &Json, run: &WorkflowRun) -> Vec<Json> {
     gone
 }
 
+fn without_nulls(value: &Json) -> Json {
+    match value {
+        Json::Object(map) => Json::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 fn strip_times(conditions: &Json) -> Json {
     let Some(list) = conditions.as_array() else {
         return Json::Null;
@@ -634,6 +649,17 @@ mod tests {
         );
         let gone = no_longer_produced(&previous, &run);
         assert_eq!(gone, [entry("gone")], "only what is produced nowhere");
+    }
+
+    #[test]
+    fn nested_nulls_in_state_are_what_the_status_already_says() {
+        let mut run = run_with(json!({"resources": {}}), &[]);
+        run.state = json!({"a": {"x": 1, "gone": null}});
+        let old = json!({"conditions": [], "state": {"a": {"x": 1}}, "koreo": {"errors": null}});
+        assert!(
+            status_update(&old, &run, "now").is_none(),
+            "nothing to write"
+        );
     }
 
     #[test]

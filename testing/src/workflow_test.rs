@@ -220,11 +220,13 @@ impl ResourceApi for MemoryCluster {
     }
 
     async fn delete(&self, id: &ResourceId) -> Result<(), WriteError> {
-        self.object_with(id, |store, t| {
+        match self.object_with(id, |store, t| {
             store.delete(t, &id.name, Propagation::Background, None)
-        })
-        .map(|_| ())
-        .map_err(write_error)
+        }) {
+            // Already gone is what a delete wants, as for the runtime's client.
+            Err(e) if e.code == 404 => Ok(()),
+            other => other.map(|_| ()).map_err(write_error),
+        }
     }
 }
 

@@ -290,3 +290,34 @@ spec:
         "{message}"
     );
 }
+
+#[test]
+fn a_parent_that_lost_its_finalizer_gets_it_back_and_the_pass_goes_on() {
+    // What it manages is listed, but the finalizer is gone (removed by hand, say).
+    let test = r#"
+apiVersion: koreo.dev/v1beta1
+kind: WorkflowTest
+metadata: {name: refinalize, namespace: default}
+spec:
+  workflowRef: {name: hello}
+  parent:
+    metadata:
+      name: ada
+      annotations:
+        koreo.dev/managed-resources: '{"workflow":"hello","resources":{"config":{"apiVersion":"v1","kind":"ConfigMap","name":"ada-greeting","namespace":"default"}}}'
+    spec: {name: Ada, language: en}
+  testCases:
+  - label: one pass
+    expectResources:
+    - apiVersion: v1
+      kind: ConfigMap
+      metadata: {name: ada-greeting}
+      data: {greeting: 'Hello, Ada!'}
+"#;
+    let report = run(&[
+        example("hello/crd.yaml"),
+        example("hello/hello.koreo"),
+        test.to_string(),
+    ]);
+    assert!(report.passed(), "{report:#?}");
+}
