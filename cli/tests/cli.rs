@@ -176,25 +176,8 @@ fn http_get(base: &str, path: &str) -> serde_json::Value {
 
 #[test]
 fn dev_serves_the_directory_loaded() {
-    let dir = std::env::temp_dir().join(format!("koreo-dev-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (mut child, dir) = start_dev("dev", &["../../shared/conformance/koreo-core"]);
     let kubeconfig = dir.join("kubeconfig");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_koreo"))
-        .args([
-            "dev",
-            "../../shared/conformance/koreo-core",
-            "--kubeconfig-out",
-        ])
-        .arg(&kubeconfig)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !kubeconfig.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
     let config = std::fs::read_to_string(&kubeconfig).unwrap_or_default();
     let server = config
         .lines()
@@ -249,6 +232,28 @@ fn dev_runs_the_controller_until_the_parent_is_ready() {
     );
 }
 
+/// `koreo dev` with these arguments, once it has written its kubeconfig (into a fresh dir).
+fn start_dev(name: &str, args: &[&str]) -> (std::process::Child, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("koreo-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    let child = Command::new(env!("CARGO_BIN_EXE_koreo"))
+        .arg("dev")
+        .args(args)
+        .arg("--kubeconfig-out")
+        .arg(&kubeconfig)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !kubeconfig.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    (child, dir)
+}
+
 /// Lines a child prints, until `until` matches one or the time is up.
 fn read_lines_until(
     output: impl std::io::Read + Send + 'static,
@@ -285,26 +290,8 @@ fn run_reconciles_a_cluster_from_a_kubeconfig() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("error: cannot reach a cluster"));
 
-    let dir = std::env::temp_dir().join(format!("koreo-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (mut cluster, dir) = start_dev("run", &["../examples/hello", "--no-controller"]);
     let kubeconfig = dir.join("kubeconfig");
-    let mut cluster = Command::new(env!("CARGO_BIN_EXE_koreo"))
-        .args([
-            "dev",
-            "../examples/hello",
-            "--no-controller",
-            "--kubeconfig-out",
-        ])
-        .arg(&kubeconfig)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !kubeconfig.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
     let mut controller = Command::new(env!("CARGO_BIN_EXE_koreo"))
         .args([
             "run",

@@ -10,6 +10,26 @@ use koreo_runtime::engine::PARENT_UID;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::json;
 
+/// A server with the Site CRD and these definitions, a controller, and its reports.
+async fn sites_with(
+    documents: &str,
+) -> (
+    koreo_testkube::TestKube,
+    kube::Client,
+    tokio::sync::mpsc::UnboundedReceiver<koreo_runtime::controller::Report>,
+) {
+    let parsed: Vec<serde_json::Value> = koreo_lang::yaml::parse_documents(documents)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.root.to_json())
+        .collect();
+    let crd = fixture("policies.koreo").remove(0);
+    let (server, client) = with_definitions(&[vec![crd], parsed].concat()).await;
+    let (reports, received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(Controller::new(client.clone()).with_reports(reports).run());
+    (server, client, received)
+}
+
 fn config_map(name: &str, data: serde_json::Value) -> serde_json::Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": name, "namespace": "default"}, "data": data})
@@ -333,15 +353,7 @@ spec:
   apiConfig: {apiVersion: v1, kind: ConfigMap, name: lost, namespace: nowhere}
   resource: {data: {a: b}}
 "#;
-    let parsed: Vec<serde_json::Value> = koreo_lang::yaml::parse_documents(documents)
-        .unwrap()
-        .into_iter()
-        .map(|d| d.root.to_json())
-        .collect();
-    let crd = fixture("policies.koreo").remove(0);
-    let (_server, client) = with_definitions(&[vec![crd], parsed].concat()).await;
-    let (reports, mut received) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(Controller::new(client.clone()).with_reports(reports).run());
+    let (_server, client, mut received) = sites_with(documents).await;
     blog(&client).await;
     let first = eventually(10, "the first reconcile", async || received.try_recv().ok()).await;
     assert_eq!(first.outcome.name(), "PermFail", "{:?}", first.outcome);
@@ -374,15 +386,7 @@ spec:
     retry: {message: in three years, delay: 100000000}
   return: {}
 "#;
-    let parsed: Vec<serde_json::Value> = koreo_lang::yaml::parse_documents(documents)
-        .unwrap()
-        .into_iter()
-        .map(|d| d.root.to_json())
-        .collect();
-    let crd = fixture("policies.koreo").remove(0);
-    let (_server, client) = with_definitions(&[vec![crd], parsed].concat()).await;
-    let (reports, mut received) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(Controller::new(client.clone()).with_reports(reports).run());
+    let (_server, client, mut received) = sites_with(documents).await;
     blog(&client).await;
     let first = eventually(10, "the first reconcile", async || received.try_recv().ok()).await;
     assert_eq!(first.outcome.name(), "Retry");
