@@ -47,6 +47,15 @@ fn the_hello_example_converges_case_by_case() {
     assert_eq!(report.cases.len(), 7, "six cases and the settling check");
 }
 
+/// The start of a workflow `fight`, triggered by a Fighter: its steps follow.
+const FIGHTER: &str = "apiVersion: koreo.dev/v1beta1
+kind: Workflow
+metadata: {name: fight, namespace: default}
+spec:
+  crdRef: {apiGroup: example.dev, version: v1, kind: Fighter}
+  steps:
+";
+
 const TEST: &str = r#"
 apiVersion: koreo.dev/v1beta1
 kind: WorkflowTest
@@ -65,14 +74,8 @@ spec:
 #[test]
 fn an_update_loop_fails_naming_the_object_that_keeps_changing() {
     // Two functions manage the same ConfigMap and disagree about one field.
-    let workflow = r#"
-apiVersion: koreo.dev/v1beta1
-kind: Workflow
-metadata: {name: fight, namespace: default}
-spec:
-  crdRef: {apiGroup: example.dev, version: v1, kind: Fighter}
-  steps:
-  - label: blue
+    let workflow = FIGHTER.to_string()
+        + r#"  - label: blue
     ref: {kind: ResourceFunction, name: paint-blue}
     inputs: {}
   - label: red
@@ -110,14 +113,8 @@ spec:
 #[test]
 fn a_workflow_that_never_settles_fails_the_settling_check() {
     // The ConfigMap records the parent's generation of koreo's status, which every pass changes.
-    let workflow = r#"
-apiVersion: koreo.dev/v1beta1
-kind: Workflow
-metadata: {name: fight, namespace: default}
-spec:
-  crdRef: {apiGroup: example.dev, version: v1, kind: Fighter}
-  steps:
-  - label: count
+    let workflow = FIGHTER.to_string()
+        + r#"  - label: count
     ref: {kind: ResourceFunction, name: count}
     inputs: {seen: '=has(parent.state.seen) ? parent.state.seen : 0'}
     state: {seen: =value.seen}
@@ -142,14 +139,8 @@ spec:
 
 #[test]
 fn a_missing_dependency_is_reported_before_anything_runs() {
-    let workflow = r#"
-apiVersion: koreo.dev/v1beta1
-kind: Workflow
-metadata: {name: fight, namespace: default}
-spec:
-  crdRef: {apiGroup: example.dev, version: v1, kind: Fighter}
-  steps:
-  - label: app
+    let workflow = FIGHTER.to_string()
+        + r#"  - label: app
     ref: {kind: ValueFunction, name: echo}
     inputs: {host: =steps.database.host}
 ---
@@ -235,14 +226,8 @@ fn cluster_scoped_objects_are_expected_without_a_namespace() {
 
 #[test]
 fn subsets_match_list_items_in_any_order_and_a_workflow_that_cannot_run_says_why() {
-    let workflow = r#"
-apiVersion: koreo.dev/v1beta1
-kind: Workflow
-metadata: {name: fight, namespace: default}
-spec:
-  crdRef: {apiGroup: example.dev, version: v1, kind: Fighter}
-  steps:
-  - label: ports
+    let workflow = FIGHTER.to_string()
+        + r#"  - label: ports
     ref: {kind: ResourceFunction, name: ports}
 ---
 apiVersion: koreo.dev/v1beta1
