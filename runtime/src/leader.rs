@@ -133,20 +133,26 @@ impl Elector {
             .unwrap_or(false)
     }
 
-    /// Gives the lease up, so that another replica need not wait for it to expire.
+    /// Gives the lease up, so that another replica need not wait for it to expire. A renewal
+    /// cut short may still land first and make the lease newer than read: read it again.
     async fn release(&self) {
-        let Ok(Some(mut lease)) = self.api.get_opt(&self.config.name).await else {
-            return;
-        };
-        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
-        if spec.holder_identity.as_deref() != Some(self.config.identity.as_str()) {
-            return;
+        for _ in 0..3 {
+            let Ok(Some(mut lease)) = self.api.get_opt(&self.config.name).await else {
+                return;
+            };
+            let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+            if spec.holder_identity.as_deref() != Some(self.config.identity.as_str()) {
+                return;
+            }
+            spec.holder_identity = None;
+            let released = self
+                .api
+                .replace(&self.config.name, &PostParams::default(), &lease)
+                .await;
+            if !matches!(released, Err(kube::Error::Api(ref status)) if status.code == 409) {
+                return;
+            }
         }
-        spec.holder_identity = None;
-        let _ = self
-            .api
-            .replace(&self.config.name, &PostParams::default(), &lease)
-            .await;
     }
 }
 
