@@ -125,9 +125,13 @@ impl Elector {
         }
     }
 
-    /// One try, bounded by the retry period: a request that hangs counts as a failed renewal.
+    /// How long one try may take: a request that hangs counts as a failed renewal.
+    fn attempt_limit(&self) -> Duration {
+        self.config.retry.max(Duration::from_secs(1))
+    }
+
     async fn attempt(&mut self) -> bool {
-        let limit = self.config.retry;
+        let limit = self.attempt_limit();
         tokio::time::timeout(limit, self.try_acquire_or_renew())
             .await
             .unwrap_or(false)
@@ -195,9 +199,11 @@ pub async fn run_while_leading<F, Fut>(
                 tokio::time::sleep(elector.config.retry).await;
                 if elector.attempt().await {
                     renewed = Instant::now();
-                } else if renewed.elapsed() + 3 * elector.config.retry >= elector.config.duration {
-                    // Stop well before the lease can expire (the next check comes at most a
-                    // sleep and a bounded try later), so two leaders never overlap.
+                } else if renewed.elapsed() + 2 * elector.config.retry + elector.attempt_limit()
+                    >= elector.config.duration
+                {
+                    // Stop before the lease can expire: the next check comes at most a sleep
+                    // and a bounded try later, so two leaders never overlap.
                     return;
                 }
             }

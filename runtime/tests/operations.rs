@@ -31,7 +31,7 @@ fn replica(
 ) -> (tokio::task::JoinHandle<()>, mpsc::UnboundedReceiver<Report>) {
     let (reports, received) = mpsc::unbounded_channel();
     let mut lease = LeaseConfig::new("koreo", "default", identity);
-    lease.duration = Duration::from_secs(2);
+    lease.duration = Duration::from_secs(3);
     lease.retry = Duration::from_millis(200);
     let client = client.clone();
     let handle = tokio::spawn(async move {
@@ -98,10 +98,10 @@ async fn one_replica_leads_and_the_other_takes_over_when_it_dies() {
         report.parent
     );
     assert_eq!(holder().await.as_deref(), Some("replica-b"));
-    // Lease duration (2 s) plus one retry period and the reconcile itself.
+    // Lease duration (3 s) plus a retry period, a try and the reconcile itself.
     assert!(
-        took < Duration::from_secs(4),
-        "took over after {took:?}, lease duration 2 s"
+        took < Duration::from_secs(5),
+        "took over after {took:?}, lease duration 3 s"
     );
     let greetings: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
