@@ -145,7 +145,7 @@ fn main() {
         "ResourceFunction",
         "ResourceTemplate",
     ] {
-        create(&server, koreo_runtime::crds::koreo_crd(kind));
+        create(&server, koreo_lang::schema::crd(kind));
     }
     create(&server, serde_json::from_str(CRD).unwrap());
     for doc in koreo_lang::yaml::parse_documents(DEFINITIONS).unwrap() {

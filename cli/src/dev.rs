@@ -52,7 +52,7 @@ fn load(server: &TestKube, ws: &Workspace) -> Vec<Result<String, String>> {
     let mut log = Vec::new();
     server.with_store(|store| {
         for kind in koreo_lang::model::KINDS {
-            log.push(create(store, &koreo_runtime::crds::koreo_crd(kind)));
+            log.push(create(store, &koreo_lang::schema::crd(kind)));
         }
         let (crds, others): (Vec<_>, Vec<_>) = ws
             .objects

@@ -1,7 +1,6 @@
 //! The koreo controller: workflows as control loops over any Kubernetes kinds.
 
 pub mod controller;
-pub mod crds;
 pub mod engine;
 pub mod kube_api;
 pub mod leader;

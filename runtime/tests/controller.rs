@@ -4,11 +4,13 @@
 use std::time::Duration;
 
 mod support;
-use support::{create, documents, event, eventually, is_ready, resource, with_definitions, writes};
+use support::{
+    create, documents, event, eventually, is_ready, merge, resource, with_definitions, writes,
+};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use koreo_runtime::controller::Controller;
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, PostParams};
 use serde_json::{Value as Json, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,14 +59,12 @@ async fn hello_converges_stays_quiet_and_corrects_drift() {
     );
 
     // Drift on the managed ConfigMap is corrected without waiting for a resync.
-    configmaps
-        .patch(
-            "ada-greeting",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"greeting": "tampered"}})),
-        )
-        .await
-        .unwrap();
+    merge(
+        &configmaps,
+        "ada-greeting",
+        json!({"data": {"greeting": "tampered"}}),
+    )
+    .await;
     eventually(10, "drift to be corrected", async || {
         let data = configmaps.get("ada-greeting").await.ok()?.data?;
         (data["greeting"] == "Bonjour, Ada!").then_some(())
@@ -72,14 +72,7 @@ async fn hello_converges_stays_quiet_and_corrects_drift() {
     .await;
 
     // A change of the parent flows through.
-    greetings
-        .patch(
-            "ada",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"language": "de"}})),
-        )
-        .await
-        .unwrap();
+    merge(&greetings, "ada", json!({"spec": {"language": "de"}})).await;
     eventually(10, "the new greeting", async || {
         let data = configmaps.get("ada-greeting").await.ok()?.data?;
         (data["greeting"] == "Hallo, Ada!").then_some(())
@@ -185,26 +178,19 @@ async fn deletion_and_pruning_follow_the_delete_policy_and_touch_only_what_koreo
     );
 
     // An item gone from forEach: its ConfigMap is destroyed.
-    apps.patch(
-        "shop",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"caches": ["green"]}})),
-    )
-    .await
-    .unwrap();
+    merge(&apps, "shop", json!({"spec": {"caches": ["green"]}})).await;
     eventually(10, "red pruned", async || {
         (names().await == ["shop-blue", "shop-green"]).then_some(())
     })
     .await;
 
     // An item whose object exists but was not made by koreo: left alone, and the step says why.
-    apps.patch(
+    merge(
+        &apps,
         "shop",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"caches": ["green", "blue"]}})),
+        json!({"spec": {"caches": ["green", "blue"]}}),
     )
-    .await
-    .unwrap();
+    .await;
     let waiting = eventually(10, "the step to explain", async || {
         let app = apps.get("shop").await.ok()?;
         let message = app.data["status"]["koreo"]["errors"].as_str()?.to_string();
@@ -577,14 +563,12 @@ async fn watches_that_end_or_expire_are_resumed_and_nothing_is_missed() {
     server.expire_resource_versions();
     server.drop_watches();
     // A drift made while no watch is open is still seen (by the relist) and corrected.
-    configmaps
-        .patch(
-            "ada-greeting",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"greeting": "tampered"}})),
-        )
-        .await
-        .unwrap();
+    merge(
+        &configmaps,
+        "ada-greeting",
+        json!({"data": {"greeting": "tampered"}}),
+    )
+    .await;
     eventually(
         15,
         "the drift corrected after the watches came back",
@@ -600,14 +584,12 @@ async fn watches_that_end_or_expire_are_resumed_and_nothing_is_missed() {
         "default",
         &resource("koreo.dev/v1beta1", "ValueFunction"),
     );
-    functions
-        .patch(
-            "hello-words",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"locals": {"words": {"en": "Hi"}}}})),
-        )
-        .await
-        .unwrap();
+    merge(
+        &functions,
+        "hello-words",
+        json!({"spec": {"locals": {"words": {"en": "Hi"}}}}),
+    )
+    .await;
     eventually(15, "the new words", async || {
         (text().await.as_deref() == Some("Hi, Ada!")).then_some(())
     })

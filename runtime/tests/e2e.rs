@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 mod support;
-use support::{documents, eventually, is_ready, resource};
+use support::{documents, eventually, is_ready, merge, resource};
 
 use k8s_openapi::api::core::v1::Namespace;
+use koreo_lang::schema::crd as koreo_crd;
 use koreo_runtime::controller::Controller;
-use koreo_runtime::crds::koreo_crd;
 use koreo_testkube::TestKube;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -164,12 +164,6 @@ impl Example {
         .await;
     }
 
-    async fn merge(&self, api: &Api<DynamicObject>, name: &str, patch: Json) {
-        api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
-            .await
-            .unwrap();
-    }
-
     async fn finish(self) {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         let _ = namespaces
@@ -195,8 +189,7 @@ async fn hello_from_creation_to_cleanup() {
     )
     .await;
 
-    e.merge(&greetings, "ada", json!({"spec": {"language": "en"}}))
-        .await;
+    merge(&greetings, "ada", json!({"spec": {"language": "en"}})).await;
     e.until(
         "the parent change",
         &configmaps,
@@ -206,7 +199,7 @@ async fn hello_from_creation_to_cleanup() {
     )
     .await;
 
-    e.merge(
+    merge(
         &configmaps,
         "ada-greeting",
         json!({"data": {"greeting": "drift"}}),
@@ -264,7 +257,7 @@ async fn web_app_from_creation_to_cleanup() {
     .await;
 
     // Autoscaling off: the autoscaler (delete: destroy) goes, the Deployment gets replicas.
-    e.merge(
+    merge(
         &apps,
         "shop",
         json!({"spec": {"autoscaling": {"enabled": false}, "replicas": 3}}),
@@ -283,7 +276,7 @@ async fn web_app_from_creation_to_cleanup() {
 
     let port = "/spec/ports/0/port";
     let want = e.field(&services, "shop", port).await;
-    e.merge(
+    merge(
         &services,
         "shop",
         json!({"spec": {"ports": [{"name": "http", "port": 9999}]}}),
@@ -343,7 +336,7 @@ async fn crud_app_waits_for_its_database_then_converges() {
 
     // A cache removed from the list is released by its policy (the default, abandon): it stays,
     // marked, without the parent's owner reference.
-    e.merge(
+    merge(
         &apps,
         "orders",
         json!({"spec": {"caches": [{"name": "sessions"}]}}),
@@ -361,7 +354,7 @@ async fn crud_app_waits_for_its_database_then_converges() {
 
     let image = "/spec/template/spec/containers/0/image";
     let want = e.field(&deployments, "orders", image).await;
-    e.merge(&deployments, "orders", json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "drift:1"}]}}}})).await;
+    merge(&deployments, "orders", json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "drift:1"}]}}}})).await;
     e.until("the drift corrected", &deployments, "orders", image, want)
         .await;
 
@@ -409,7 +402,7 @@ async fn decorator_decorates_labelled_namespaces_only() {
     // A bigger tier: the quota follows.
     let all_namespaces =
         Api::<DynamicObject>::all_with(e.client.clone(), &resource("v1", "Namespace"));
-    e.merge(
+    merge(
         &all_namespaces,
         &name,
         json!({"metadata": {"annotations": {"decorate.koreo.dev/quota-tier": "large"}}}),
@@ -422,7 +415,7 @@ async fn decorator_decorates_labelled_namespaces_only() {
     .await;
     let large = e.field(&quotas, "koreo-quota", hard).await;
 
-    e.merge(
+    merge(
         &quotas,
         "koreo-quota",
         json!({"spec": {"hard": {"pods": "1"}}}),
@@ -432,7 +425,7 @@ async fn decorator_decorates_labelled_namespaces_only() {
         .await;
 
     // The label removed: the decoration goes (delete: destroy).
-    e.merge(
+    merge(
         &all_namespaces,
         &name,
         json!({"metadata": {"labels": {"koreo.dev/decorate": null}}}),

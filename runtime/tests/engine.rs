@@ -9,9 +9,9 @@ use koreo_runtime::kube_api::KubeApi;
 
 mod support;
 use koreo_testkube::TestKube;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use serde_json::{Value as Json, json};
-use support::{client, writes};
+use support::{client, merge, writes};
 
 const DEFINITIONS: &str = r#"
 apiVersion: koreo.dev/v1beta1
@@ -154,14 +154,12 @@ async fn a_workflow_converges_and_then_writes_nothing() {
     );
 
     // Drift by someone else is corrected.
-    configmaps
-        .patch(
-            "shop-config",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"greeting": "drifted"}})),
-        )
-        .await
-        .unwrap();
+    merge(
+        &configmaps,
+        "shop-config",
+        json!({"data": {"greeting": "drifted"}}),
+    )
+    .await;
     engine.run_workflow(workflow, &changed).await;
     assert_eq!(
         configmaps.get("shop-config").await.unwrap().data.unwrap()["greeting"],

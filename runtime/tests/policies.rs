@@ -2,12 +2,12 @@
 //! them, through `kube::Client` against the local API server.
 
 mod support;
-use support::{create, eventually, fixture, is_ready, resource, with_definitions};
+use support::{create, eventually, fixture, is_ready, merge, resource, with_definitions};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use koreo_runtime::controller::Controller;
 use koreo_runtime::engine::PARENT_UID;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject};
 use serde_json::json;
 
 /// A server with the Site CRD and these definitions, a controller, and its reports.
@@ -101,14 +101,7 @@ async fn readonly_waits_delete_if_exists_removes_recreate_replaces() {
     );
 
     // recreate: a change deletes the object and creates it anew (a new uid), not a patch.
-    sites
-        .patch(
-            "blog",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"color": "green"}})),
-        )
-        .await
-        .unwrap();
+    merge(&sites, "blog", json!({"spec": {"color": "green"}})).await;
     let recreated = eventually(15, "the config recreated", async || {
         let c = configmaps.get_opt("blog-config").await.ok()??;
         (c.data.as_ref()?.get("color")? == "green").then_some(c)
@@ -164,14 +157,7 @@ fn switch(name: &str, mode: &str) -> serde_json::Value {
 }
 
 async fn set_mode(switches: &Api<DynamicObject>, name: &str, mode: &str) {
-    switches
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"mode": mode}})),
-        )
-        .await
-        .unwrap();
+    merge(switches, name, json!({"spec": {"mode": mode}})).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,14 +299,12 @@ async fn a_parent_has_one_timer_however_often_it_changes() {
     );
     // Each change is reconciled, and each of those reconciles asks to look again in 1 s.
     for i in 0..10 {
-        switches
-            .patch(
-                "d",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"labels": {"change": i.to_string()}}})),
-            )
-            .await
-            .unwrap();
+        merge(
+            &switches,
+            "d",
+            json!({"metadata": {"labels": {"change": i.to_string()}}}),
+        )
+        .await;
         tokio::time::sleep(std::time::Duration::from_millis(30)).await;
     }
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;

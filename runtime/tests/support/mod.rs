@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use koreo_runtime::crds::koreo_crd;
+use koreo_lang::schema::crd as koreo_crd;
 use koreo_testkube::TestKube;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -141,4 +141,18 @@ pub async fn event(
                     e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
                 })
         })
+}
+
+/// A JSON merge patch, as another client (a person, another controller) would make it.
+pub async fn merge<K>(api: &Api<K>, name: &str, patch: Json)
+where
+    K: kube::Resource + Clone + k8s_openapi::serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(patch),
+    )
+    .await
+    .unwrap();
 }
