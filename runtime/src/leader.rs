@@ -188,9 +188,15 @@ pub async fn run_while_leading<F, Fut>(
                 tokio::time::sleep(elector.config.retry).await;
             }
         };
-        tokio::select! {
-            () = acquire => {}
-            () = &mut shutdown => return,
+        let stopping = tokio::select! {
+            () = acquire => false,
+            () = &mut shutdown => true,
+        };
+        if stopping {
+            // Still named holder after losing the lease (renewals failing, e.g. under load):
+            // let it go too. A no-op when another replica holds it.
+            elector.release().await;
+            return;
         }
         tracing::info!(identity = %elector.config.identity, lease = %elector.config.name, "leading");
         let holding = async {
