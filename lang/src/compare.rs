@@ -1,7 +1,7 @@
 //! Difference detection between what a function wants and what the cluster holds, with Koreo's
 //! `x-koreo-*` directives.
 
-use serde_json::{Map, Value as Json};
+use serde_json::{Map, Value as Json, json};
 
 pub const COMPARE_AS_SET: &str = "x-koreo-compare-as-set";
 pub const COMPARE_AS_MAP: &str = "x-koreo-compare-as-map";
@@ -98,15 +98,84 @@ fn differ(
     }
 }
 
-/// Numbers compare by value (`1 == 1.0`); booleans only equal booleans.
+/// Numbers compare by value (`1 == 1.0`); booleans only equal booleans. A Kubernetes quantity
+/// equals the same amount written another way, as the API server rewrites them (`1` is stored
+/// as `"1"`, `1024Mi` as `1Gi`, `0.5` as `500m`).
 fn scalar_equal(a: &Json, b: &Json) -> bool {
     match (a, b) {
         (Json::Number(x), Json::Number(y)) => match (x.as_i64(), y.as_i64()) {
             (Some(x), Some(y)) => x == y,
             _ => x.as_f64() == y.as_f64(),
         },
+        (Json::String(_), _) | (_, Json::String(_)) if a != b => match (quantity(a), quantity(b)) {
+            (Some(x), Some(y)) => x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()),
+            _ => false,
+        },
         _ => a == b,
     }
+}
+
+/// The amount a Kubernetes quantity stands for (`"1Gi"`, `"500m"`, `"1e3"`, `2`).
+fn quantity(value: &Json) -> Option<f64> {
+    let text = match value {
+        Json::Number(n) => return n.as_f64(),
+        Json::String(s) => s.as_str(),
+        _ => return None,
+    };
+    let digits = text
+        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '+' | '-')))
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(digits);
+    if !number.bytes().any(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let number: f64 = number.parse().ok()?;
+    let scale = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024f64,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        exponent => {
+            let e = exponent.strip_prefix(['e', 'E'])?;
+            10f64.powi(e.parse().ok()?)
+        }
+    };
+    Some(number * scale)
+}
+
+/// The target as the API server would store it, for comparing with what it holds: a Secret's
+/// `stringData` is folded into `data`, base64-encoded.
+pub fn as_the_server_stores(target: &Json) -> std::borrow::Cow<'_, Json> {
+    use base64::Engine;
+    use std::borrow::Cow;
+    let is_secret = target["apiVersion"] == "v1" && target["kind"] == "Secret";
+    let Some(string_data) = target["stringData"].as_object().filter(|_| is_secret) else {
+        return Cow::Borrowed(target);
+    };
+    let mut stored = target.clone();
+    let mut data = target["data"].as_object().cloned().unwrap_or_default();
+    for (key, value) in string_data {
+        let text = value.as_str().unwrap_or_default();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+        data.insert(key.clone(), json!(encoded));
+    }
+    if let Some(object) = stored.as_object_mut() {
+        object.remove("stringData");
+        object.insert("data".into(), Json::Object(data));
+    }
+    Cow::Owned(stored)
 }
 
 fn string_list(v: Option<&Json>) -> Vec<&str> {
@@ -233,6 +302,57 @@ fn differ_set(target: &[Json], actual: &[Json], path: &mut Vec<String>) -> bool 
     false
 }
 
+/// The lists of `target` that `actual` holds differently, outermost first, as JSON pointers
+/// with the target's list (directives stripped). Koreo owns a list it writes as a whole: an entry
+/// another writer added is a difference (compare checks lengths), and a server-side apply
+/// cannot remove an entry another manager owns, so such lists are replaced before applying.
+/// Lists compared against the last-applied configuration are others' to change, and a list
+/// `actual` lacks altogether is left to the apply.
+pub fn lists_to_replace(target: &Json, actual: &Json) -> Vec<(String, Json)> {
+    let mut out = Vec::new();
+    collect_lists(target, actual, &mut String::new(), &mut out);
+    out
+}
+
+fn collect_lists(
+    target: &Json,
+    actual: &Json,
+    pointer: &mut String,
+    out: &mut Vec<(String, Json)>,
+) {
+    let (Some(t), Some(a)) = (target.as_object(), actual.as_object()) else {
+        return;
+    };
+    let last_applied = string_list(t.get(COMPARE_LAST_APPLIED));
+    for (key, value) in t {
+        if is_directive(key) || key == "ownerReferences" || last_applied.contains(&key.as_str()) {
+            continue;
+        }
+        let Some(live) = a.get(key) else { continue };
+        let len = pointer.len();
+        pointer.push('/');
+        pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+        match (value, live) {
+            (Json::Array(_), Json::Array(_)) => {
+                // `first_difference` on this key alone, with the directives that apply to it.
+                let mut just_this: Map<String, Json> = t
+                    .iter()
+                    .filter(|(k, _)| *k == COMPARE_AS_SET || *k == COMPARE_AS_MAP)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                just_this.insert(key.clone(), value.clone());
+                let live_only = json!({ key: live });
+                if first_difference(&Json::Object(just_this), &live_only, None).is_some() {
+                    out.push((pointer.clone(), strip_directives(value)));
+                }
+            }
+            (Json::Object(_), Json::Object(_)) => collect_lists(value, live, pointer, out),
+            _ => {}
+        }
+        pointer.truncate(len);
+    }
+}
+
 /// The value with every `x-koreo-*` key removed, as it must be before any write.
 pub fn strip_directives(value: &Json) -> Json {
     match value {
@@ -321,6 +441,71 @@ mod tests {
             first_difference(&target, &live, Some(&json!({"spec": {"a": 1}}))),
             None
         );
+    }
+
+    #[test]
+    fn lists_held_differently_are_replaced_whole() {
+        let target = json!({"spec": {"ports": [{"name": "http", "port": 80}], "selector": {"a": "b"},
+            "template": {"containers": [{"name": "app", "env": [{"name": "X", "value": "1"}]}]}}});
+        // Another writer's entry next to koreo's, and an env value changed deeper down.
+        let live = json!({"spec": {"ports": [{"name": "http", "port": 80, "protocol": "TCP"},
+            {"name": "http", "port": 9999}], "selector": {"a": "b"},
+            "template": {"containers": [{"name": "app", "image": "x", "env": [{"name": "X", "value": "2"}]}]}}});
+        let lists = lists_to_replace(&target, &live);
+        let pointers: Vec<&str> = lists.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(pointers, ["/spec/ports", "/spec/template/containers"]);
+        assert_eq!(lists[0].1, target["spec"]["ports"]);
+        // Defaults the server added (`protocol`, `image`) are not a difference.
+        let settled = json!({"spec": {"ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
+            "template": {"containers": [{"name": "app", "image": "x", "env": [{"name": "X", "value": "1"}]}]}}});
+        assert_eq!(lists_to_replace(&target, &settled), []);
+    }
+
+    #[test]
+    fn lists_others_may_change_or_that_are_missing_are_left_to_the_apply() {
+        let target = json!({"x-koreo-compare-last-applied": ["a"], "a": [1], "b": [2], "c/d": [3],
+            "x-koreo-compare-as-set": ["e"], "e": [1, 2]});
+        let live = json!({"a": [9], "c/d": [4], "e": [2, 1]});
+        assert_eq!(
+            lists_to_replace(&target, &live),
+            [("/c~1d".to_string(), json!([3]))]
+        );
+    }
+
+    #[test]
+    fn quantities_the_server_rewrote_are_the_same() {
+        for (target, live) in [
+            (json!(1), json!("1")),
+            (json!("1024Mi"), json!("1Gi")),
+            (json!("0.5"), json!("500m")),
+            (json!("1e3"), json!("1k")),
+            (json!(0.1), json!("100m")),
+        ] {
+            let (t, l) = (json!({"cpu": target}), json!({"cpu": live}));
+            assert_eq!(first_difference(&t, &l, None), None, "{t} {l}");
+        }
+        for (target, live) in [
+            (json!("1Gi"), json!("1G")),
+            (json!("2"), json!("2m")),
+            (json!("abc"), json!("abd")),
+            (json!(true), json!("true")),
+            (json!("Mi"), json!("Mi ")),
+        ] {
+            let (t, l) = (json!({"cpu": target}), json!({"cpu": live}));
+            assert!(first_difference(&t, &l, None).is_some(), "{t} {l}");
+        }
+    }
+
+    #[test]
+    fn a_secrets_string_data_compares_as_the_data_it_becomes() {
+        let target = json!({"apiVersion": "v1", "kind": "Secret", "stringData": {"password": "hunter2"}, "data": {"a": "Yg=="}});
+        let stored = as_the_server_stores(&target);
+        assert_eq!(
+            *stored,
+            json!({"apiVersion": "v1", "kind": "Secret", "data": {"a": "Yg==", "password": "aHVudGVyMg=="}})
+        );
+        let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "stringData": {"a": "b"}});
+        assert_eq!(*as_the_server_stores(&config_map), config_map);
     }
 
     #[test]

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value as Json, json};
 
-use crate::compare::{LAST_APPLIED_ANNOTATION, first_difference, strip_directives};
+use crate::compare::{
+    LAST_APPLIED_ANNOTATION, as_the_server_stores, first_difference, lists_to_replace,
+    strip_directives,
+};
 use crate::expr::{EvalError, Scope, Template};
 use crate::model::{
     ApiConfig, Condition, ConditionOutcome, OverlaySource, ResourceFunction, ResourceTemplate,
@@ -450,10 +453,12 @@ pub enum Action {
         owned: bool,
         then: Outcome,
     },
-    /// Patch the object with the body.
+    /// Patch the object with the body, after replacing the lists it holds differently (JSON
+    /// pointer and the list as the target has it; see `compare::lists_to_replace`).
     Patch {
         body: Json,
         owned: bool,
+        lists: Vec<(String, Json)>,
         then: Outcome,
     },
     /// Delete the object (to recreate it, or because `deleteIfExists`).
@@ -508,7 +513,8 @@ pub fn decide(
     let last_applied = live["metadata"]["annotations"][LAST_APPLIED_ANNOTATION]
         .as_str()
         .and_then(|s| serde_json::from_str::<Json>(s).ok());
-    let Some(difference) = first_difference(&prepared.target, live, last_applied.as_ref()) else {
+    let target = as_the_server_stores(&prepared.target);
+    let Some(difference) = first_difference(&target, live, last_applied.as_ref()) else {
         return Ok(Action::Finish(live.clone()));
     };
     Ok(match f.update {
@@ -523,6 +529,7 @@ pub fn decide(
         Update::Patch { delay } => Action::Patch {
             body: with_last_applied(&prepared.target),
             owned: api.owned,
+            lists: lists_to_replace(&target, live),
             then: Outcome::retry(format!("Patching `{id}` due to {difference}."), delay, None),
         },
     })
@@ -530,7 +537,7 @@ pub fn decide(
 
 /// The object as written: directives stripped and the applied configuration recorded, for
 /// `x-koreo-compare-last-applied`.
-fn with_last_applied(target: &Json) -> Json {
+pub fn with_last_applied(target: &Json) -> Json {
     let mut body = strip_directives(target);
     let applied = body.to_string();
     if !body["metadata"]["annotations"].is_object() {

@@ -1538,10 +1538,8 @@ fn validations(field: &Field) -> Vec<Json> {
                 message: "may not be an expression",
             })
         }
-        (Expression::Forbidden, Type::IntOrString) => Some(Rule {
-            rule: "type(self) != string || !self.startsWith('=')",
-            message: "may not be an expression",
-        }),
+        // Checked from the containing object (below): on the unbounded int-or-string itself,
+        // the rule's estimated cost exceeds a real API server's budget.
         _ => None,
     };
     let pattern = field.pattern.filter(|_| is_string).map(Pattern::rule);
@@ -1551,6 +1549,18 @@ fn validations(field: &Field) -> Vec<Json> {
         .chain(field.rules.iter())
     {
         rules.push(json!({"rule": rule.rule, "message": rule.message}));
+    }
+    for child in field
+        .fields
+        .iter()
+        .filter(|f| f.ty == Type::IntOrString && matches!(f.expression, Expression::Forbidden))
+    {
+        let name = child.name;
+        rules.push(json!({
+            "rule": format!("!has(self.{name}) || type(self.{name}) != string || !self.{name}.startsWith('=')"),
+            "message": format!("`{name}` may not be an expression"),
+            "fieldPath": format!(".{name}"),
+        }));
     }
     rules
 }

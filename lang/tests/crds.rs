@@ -329,6 +329,14 @@ fn expression_and_pattern_rules_are_generated() {
         &step["properties"]["refSwitch"]["properties"]["cases"]["items"]["properties"]["case"];
     assert_eq!(case["x-kubernetes-int-or-string"], true);
     assert!(case.get("type").is_none());
+    // On the int-or-string itself a real API server refuses the rule as too costly; on the
+    // case it is within budget.
+    assert!(case.get("x-kubernetes-validations").is_none());
+    let rules = &step["properties"]["refSwitch"]["properties"]["cases"]["items"]["x-kubernetes-validations"];
+    assert_eq!(
+        rules[0]["rule"],
+        "!has(self.case) || type(self.case) != string || !self.case.startsWith('=')"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

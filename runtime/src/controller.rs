@@ -434,13 +434,26 @@ impl Controller {
         }
     }
 
-    /// Starts a watch for each parent kind not watched yet, and queues every parent.
+    /// Starts a watch for each parent kind not watched yet, and queues every parent; the
+    /// parents of kinds no workflow runs for any more too, to let go of them.
     async fn watch_parents(
         self: &Arc<Self>,
         ws: &Workspace,
         watched: &RwLock<HashSet<(String, String)>>,
         queue: &mpsc::UnboundedSender<ParentKey>,
     ) {
+        let orphaned: Vec<(String, String)> = watched
+            .read()
+            .await
+            .iter()
+            .filter(|(api_version, kind)| {
+                crate::pass::workflows_for(ws, api_version, kind).is_empty()
+            })
+            .cloned()
+            .collect();
+        for gvk in &orphaned {
+            let _ = self.requeue_all(gvk, queue).await;
+        }
         for def in &ws.definitions {
             let koreo_lang::model::Definition::Workflow(w) = def else {
                 continue;

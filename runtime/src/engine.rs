@@ -53,6 +53,12 @@ pub trait ResourceApi: Sync {
         id: &ResourceId,
         body: &Json,
     ) -> impl Future<Output = Result<Json, WriteError>> + Send;
+    /// A JSON patch (RFC 6902), as koreo's field manager: lists replaced whole.
+    fn json_patch(
+        &self,
+        id: &ResourceId,
+        operations: &Json,
+    ) -> impl Future<Output = Result<Json, WriteError>> + Send;
     /// A JSON merge patch (the finalizer and annotation of a parent; abandoning an object).
     fn merge_patch(
         &self,
@@ -426,6 +432,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             Ok(a) => a,
             Err(outcome) => return (outcome, managed),
         };
+        let action = self.with_owner_reference(action, f, &prepared, live.as_ref());
         // An object koreo did not create for this parent is never changed nor deleted.
         if let (Some(owner), Some(live)) = (&self.owner, &live) {
             let changes = matches!(action, Action::Patch { .. } | Action::Delete { .. });
@@ -468,7 +475,22 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
                     Err(e) => self.write_failed("creating", id, e),
                 }
             }
-            Action::Patch { body, owned, then } => {
+            Action::Patch {
+                body,
+                owned,
+                lists,
+                then,
+            } => {
+                // A server-side apply cannot remove list entries another manager owns (an
+                // entry someone added, or changed the key of): such lists are replaced first,
+                // as of the version read, so nothing written since is lost.
+                if let (false, Some(live)) = (lists.is_empty(), &live) {
+                    let result = self.api.json_patch(id, &replace_lists(live, &lists)).await;
+                    self.record("Patch", id, &result);
+                    if let Err(e) = result {
+                        return (self.write_failed("patching", id, e), managed);
+                    }
+                }
                 let result = self.api.apply(id, &self.owned(body, owned, id)).await;
                 self.record("Patch", id, &result);
                 match result {
@@ -520,17 +542,54 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         }
     }
 
-    /// Adds the parent as owner when the function owns what it creates and both share a
-    /// namespace (Kubernetes ignores cross-namespace owners).
+    /// The parent, when objects of this function at `id` carry it as owner: the function owns
+    /// what it creates and both share a namespace (Kubernetes ignores cross-namespace owners).
+    fn owning(&self, owned: bool, id: &ResourceId) -> Option<&Owner> {
+        self.owner
+            .as_ref()
+            .filter(|o| owned && o.namespace.is_some() && o.namespace == id.namespace)
+    }
+
+    /// An object that lost the parent's owner reference (removed by hand) is patched to get it
+    /// back, as Koreo does: no difference check sees it, since the function does not describe
+    /// it.
+    fn with_owner_reference(
+        &self,
+        action: Action,
+        f: &ResourceFunction,
+        prepared: &eval::Prepared,
+        live: Option<&Json>,
+    ) -> Action {
+        let (Action::Finish(_), Some(live), false) = (&action, live, f.api_config.readonly) else {
+            return action;
+        };
+        let Some(owner) = self.owning(f.api_config.owned, &prepared.id) else {
+            return action;
+        };
+        let has_reference = live["metadata"]["ownerReferences"]
+            .as_array()
+            .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner.uid.as_str()));
+        if has_reference || matches!(f.update, koreo_lang::model::Update::Never) {
+            return action;
+        }
+        Action::Patch {
+            body: eval::with_last_applied(&prepared.target),
+            owned: true,
+            lists: Vec::new(),
+            then: Outcome::retry(
+                format!("Restoring the owner reference of `{}`.", prepared.id),
+                0,
+                None,
+            ),
+        }
+    }
+
+    /// Marks the body as made for the parent, and adds the parent as owner where it owns it.
     fn owned(&self, mut body: Json, owned: bool, id: &ResourceId) -> Json {
         if let Some(owner) = &self.owner {
             body["metadata"]["annotations"][PARENT_UID] = json!(owner.uid);
         }
-        if let Some(owner) = self
-            .owner
-            .as_ref()
-            .filter(|o| owned && o.namespace.is_some() && o.namespace == id.namespace)
-        {
+        if let Some(owner) = self.owning(owned, id) {
             let refs = body["metadata"]["ownerReferences"]
                 .as_array()
                 .cloned()
@@ -543,4 +602,15 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         }
         body
     }
+}
+
+/// The JSON patch that replaces `lists` (pointer, list) in `live`, as a compare-and-swap on the
+/// version read: the patch fails with a conflict if the object changed since.
+fn replace_lists(live: &Json, lists: &[(String, Json)]) -> Json {
+    let version = json!({"op": "replace", "path": "/metadata/resourceVersion",
+        "value": live["metadata"]["resourceVersion"]});
+    let replaces = lists
+        .iter()
+        .map(|(path, list)| json!({"op": "replace", "path": path, "value": list}));
+    Json::Array(std::iter::once(version).chain(replaces).collect())
 }

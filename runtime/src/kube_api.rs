@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use koreo_lang::eval::ResourceId;
 use kube::Client;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Scope};
 use serde_json::Value as Json;
@@ -101,11 +101,6 @@ pub fn as_koreo() -> PatchParams {
     }
 }
 
-fn to_object(body: &Json) -> Result<DynamicObject, WriteError> {
-    serde_json::from_value(body.clone())
-        .map_err(|e| WriteError::Refused(format!("not a Kubernetes object: {e}")))
-}
-
 fn to_json(object: &DynamicObject) -> Json {
     serde_json::to_value(object).unwrap_or(Json::Null)
 }
@@ -132,13 +127,13 @@ impl ResourceApi for KubeApi {
             .map_err(|e| e.to_string())
     }
 
+    /// By server-side apply, so that one `managedFields` entry (koreo's Apply) owns koreo's
+    /// fields from the start; not forced, so an object someone created meanwhile with other
+    /// values is a conflict, not taken over.
     async fn create(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
         let api = self.api(id).await.map_err(WriteError::Transient)?;
-        let params = PostParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..PostParams::default()
-        };
-        api.create(&params, &to_object(body)?)
+        let params = PatchParams::apply(FIELD_MANAGER);
+        api.patch(&id.name, &params, &Patch::Apply(body))
             .await
             .map(|o| to_json(&o))
             .map_err(write_error)
@@ -148,6 +143,16 @@ impl ResourceApi for KubeApi {
         let api = self.api(id).await.map_err(WriteError::Transient)?;
         let params = PatchParams::apply(FIELD_MANAGER).force();
         api.patch(&id.name, &params, &Patch::Apply(body))
+            .await
+            .map(|o| to_json(&o))
+            .map_err(write_error)
+    }
+
+    async fn json_patch(&self, id: &ResourceId, operations: &Json) -> Result<Json, WriteError> {
+        let api = self.api(id).await.map_err(WriteError::Transient)?;
+        let operations: json_patch::Patch = serde_json::from_value(operations.clone())
+            .map_err(|e| WriteError::Refused(format!("not a JSON patch: {e}")))?;
+        api.patch(&id.name, &as_koreo(), &Patch::<()>::Json(operations))
             .await
             .map(|o| to_json(&o))
             .map_err(write_error)

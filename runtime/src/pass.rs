@@ -105,8 +105,16 @@ async fn run<A: ResourceApi>(
     pass: &mut Pass,
 ) -> Result<Option<Duration>, String> {
     let workflows = workflows_for(ws, &parent_id.api_version, &parent_id.kind);
-    // No workflow for this kind (any more): nothing to do until one appears.
+    // No workflow for this kind (any more): nothing to do until one appears. Nothing can run a
+    // cleanup either, so koreo's finalizer goes: left, it would keep a deleted parent (and its
+    // namespace) forever. What the parent owns goes with it by garbage collection.
     let Some(workflow) = workflows.first().map(|w| std::sync::Arc::clone(w)) else {
+        if let Some(parent) = api.get(parent_id).await?
+            && has_finalizer(&parent)
+            && !remove_finalizer(api, parent_id, &parent).await
+        {
+            return Err("could not remove the finalizer of a parent no workflow runs for".into());
+        }
         return Ok(None);
     };
     pass.workflow = Some(workflow.meta.name.clone());
@@ -250,15 +258,21 @@ fn change_notice(change: &crate::engine::Change) -> Notice {
     }
 }
 
+fn has_finalizer(parent: &Json) -> bool {
+    parent["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|f| f == FINALIZER))
+}
+
 /// Adds koreo's finalizer, so a deleted parent waits for its cleanup. False if that failed.
 async fn ensure_finalizer<A: ResourceApi>(api: &A, id: &ResourceId, parent: &Json) -> bool {
+    if has_finalizer(parent) {
+        return true;
+    }
     let finalizers: Vec<Json> = parent["metadata"]["finalizers"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    if finalizers.iter().any(|f| f == FINALIZER) {
-        return true;
-    }
     let mut all = finalizers;
     all.push(json!(FINALIZER));
     // The resourceVersion makes this a compare-and-swap: others' finalizers are not lost.
@@ -471,6 +485,11 @@ impl<A: ResourceApi> ResourceApi for ForParent<'_, A> {
     async fn apply(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
         self.finalize().await?;
         self.api.apply(id, body).await
+    }
+
+    async fn json_patch(&self, id: &ResourceId, operations: &Json) -> Result<Json, WriteError> {
+        self.finalize().await?;
+        self.api.json_patch(id, operations).await
     }
 
     async fn merge_patch(&self, id: &ResourceId, patch: &Json) -> Result<Json, WriteError> {

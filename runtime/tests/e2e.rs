@@ -394,10 +394,10 @@ async fn decorator_decorates_labelled_namespaces_only() {
     )
     .await;
     let hard = "/spec/hard";
-    let small = e
-        .field(&quotas, "koreo-quota", hard)
-        .await
-        .expect("the quota");
+    let small = eventually(60, "the quota", async || {
+        e.field(&quotas, "koreo-quota", hard).await
+    })
+    .await;
 
     // A bigger tier: the quota follows.
     let all_namespaces =

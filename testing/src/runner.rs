@@ -219,8 +219,16 @@ fn run_resource(
             outcome: then,
             write: Some(Write::Created(body)),
         },
-        Ok(Action::Patch { body, then, .. }) => {
-            let current = live.cloned().unwrap_or_else(|| json!({}));
+        Ok(Action::Patch {
+            body, lists, then, ..
+        }) => {
+            let mut current = live.cloned().unwrap_or_else(|| json!({}));
+            // The lists koreo replaces whole before applying (see `Action::Patch`).
+            for (pointer, list) in lists {
+                if let Some(slot) = current.pointer_mut(&pointer) {
+                    *slot = list;
+                }
+            }
             Run {
                 outcome: then,
                 write: Some(Write::Patched(apply(&current, &body))),

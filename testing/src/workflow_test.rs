@@ -177,15 +177,27 @@ impl ResourceApi for MemoryCluster {
         self.get_sync(id)
     }
 
+    /// By server-side apply, not forced, as the controller creates.
     async fn create(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
-        self.object_with(id, |store, t| store.create(t, body.clone(), FIELD_MANAGER))
-            .map_err(write_error)
+        self.object_with(id, |store, t| {
+            let apply = Patch::Apply { force: false };
+            store.patch(t, &id.name, apply, body.clone(), FIELD_MANAGER, false)
+        })
+        .map_err(write_error)
     }
 
     async fn apply(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
         self.object_with(id, |store, t| {
             let apply = Patch::Apply { force: true };
             store.patch(t, &id.name, apply, body.clone(), FIELD_MANAGER, false)
+        })
+        .map_err(write_error)
+    }
+
+    async fn json_patch(&self, id: &ResourceId, operations: &Json) -> Result<Json, WriteError> {
+        self.object_with(id, |store, t| {
+            let patch = Patch::Json;
+            store.patch(t, &id.name, patch, operations.clone(), FIELD_MANAGER, false)
         })
         .map_err(write_error)
     }

@@ -468,9 +468,6 @@ impl Store {
             _ => {
                 let current = current.ok_or_else(|| ApiError::not_found(&t.plural, name))?;
                 let mut patched = current.clone();
-                let expected_rv = patch["metadata"]["resourceVersion"]
-                    .as_str()
-                    .map(str::to_string);
                 match kind {
                     Patch::Json => {
                         let patch = without_null_tests_of_missing_paths(patch, &current);
@@ -492,7 +489,10 @@ impl Store {
                     }
                     _ => json_patch::merge(&mut patched, &patch),
                 }
-                check_version(&t, name, &current, expected_rv.as_deref())?;
+                // A patch that sets the resourceVersion (a merge patch's field, a JSON patch's
+                // op alike) is a compare-and-swap, as on a real API server.
+                let expected_rv = patched["metadata"]["resourceVersion"].as_str();
+                check_version(&t, name, &current, expected_rv)?;
                 self.update(
                     &t,
                     ns,
