@@ -1,13 +1,15 @@
-//! End to end: the examples' workflows from parent creation to Ready, through a parent change
-//! and a drift, to parent deletion and cleanup. Against a real cluster when
-//! `KOREO_E2E_KUBECONFIG` names its kubeconfig; against the local API server otherwise.
+//! End to end: the examples' workflows from parent creation to Ready, through parent changes
+//! and drift, to deletion and cleanup. Every scenario runs twice: against the local API server,
+//! and against a real cluster when `KOREO_E2E_KUBECONFIG` names its kubeconfig (CI starts one
+//! from ../shared/kube); without one, the real-cluster half says so and passes.
 
 use std::time::Duration;
 
 mod support;
-use support::{documents, eventually, is_ready, merge, resource};
+use support::{eventually, is_ready, merge, read_documents, resource};
 
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::jiff::Timestamp;
 use koreo_lang::schema::crd as koreo_crd;
 use koreo_runtime::controller::Controller;
 use koreo_testkube::TestKube;
@@ -16,31 +18,64 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::{Value as Json, json};
 
-/// The cluster under test, and the local server when that is what it is.
-async fn cluster() -> (Client, Option<TestKube>) {
-    let (kubeconfig, server) = match std::env::var("KOREO_E2E_KUBECONFIG") {
-        Ok(path) => {
-            eprintln!("e2e: against the cluster of {path}");
-            (
-                Kubeconfig::read_from(path).expect("KOREO_E2E_KUBECONFIG is a kubeconfig"),
-                None,
-            )
+#[derive(Clone, Copy)]
+enum Server {
+    Local,
+    Real,
+}
+
+/// Both halves of a scenario: `scenario::local` and `scenario::real`.
+macro_rules! on_both_servers {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local() {
+                super::$scenario(super::Server::Local).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn real() {
+                super::$scenario(super::Server::Real).await
+            }
         }
-        Err(_) => {
-            eprintln!(
-                "e2e: KOREO_E2E_KUBECONFIG is not set: running against the local API server, not a real cluster"
-            );
-            let server = TestKube::start().await.unwrap();
+    )*};
+}
+
+on_both_servers!(
+    crds_pass_a_server_dry_run,
+    hello_from_creation_to_cleanup,
+    web_app_from_creation_to_cleanup,
+    crud_app_waits_for_its_database_then_converges,
+    decorator_decorates_labelled_namespaces_only,
+    values_the_server_rewrites_are_not_drift,
+    a_parent_deleted_with_its_namespace_lets_it_go,
+    a_parent_deleted_while_koreo_is_stopped_is_cleaned_up,
+);
+
+/// A client for the server under test (`None`: a real one was asked for and there is none),
+/// and the local server when that is what it is.
+async fn cluster(server: Server) -> Option<(Client, Option<TestKube>)> {
+    let (kubeconfig, local) = match server {
+        Server::Real => {
+            let Ok(path) = std::env::var("KOREO_E2E_KUBECONFIG") else {
+                eprintln!("e2e: KOREO_E2E_KUBECONFIG is not set: the real-cluster half is skipped");
+                return None;
+            };
+            let kubeconfig = Kubeconfig::read_from(&path)
+                .unwrap_or_else(|e| panic!("KOREO_E2E_KUBECONFIG={path}: {e}"));
+            (kubeconfig, None)
+        }
+        Server::Local => {
+            let local = TestKube::start().await.unwrap();
             (
-                Kubeconfig::from_yaml(&server.kubeconfig()).unwrap(),
-                Some(server),
+                Kubeconfig::from_yaml(&local.kubeconfig()).unwrap(),
+                Some(local),
             )
         }
     };
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .unwrap();
-    (Client::try_from(config).unwrap(), server)
+    Some((Client::try_from(config).unwrap(), local))
 }
 
 /// Creates or replaces by server-side apply, so a rerun against a real cluster works.
@@ -63,7 +98,42 @@ async fn apply(client: &Client, object: &Json, namespace: Option<&str>) {
         &Patch::Apply(&object),
     )
     .await
-    .unwrap();
+    .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
+}
+
+/// The documents of a file, from the repository's root.
+fn documents_at(path: &str) -> Vec<Json> {
+    read_documents(&format!("{}/../{path}", env!("CARGO_MANIFEST_DIR")))
+}
+
+async fn crds_pass_a_server_dry_run(server: Server) {
+    let Some((client, _local)) = cluster(server).await else {
+        return;
+    };
+    let crds: Api<DynamicObject> = Api::all_with(
+        client,
+        &resource("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+    );
+    let dir = format!("{}/../crds", env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for file in std::fs::read_dir(&dir).unwrap() {
+        let name = file.unwrap().file_name().to_string_lossy().to_string();
+        if name == "kustomization.yaml" {
+            continue;
+        }
+        for crd in documents_at(&format!("crds/{name}")) {
+            let params = PatchParams {
+                dry_run: true,
+                ..PatchParams::apply("koreo-e2e").force()
+            };
+            let crd_name = crd["metadata"]["name"].as_str().unwrap();
+            crds.patch(crd_name, &params, &Patch::Apply(&crd))
+                .await
+                .unwrap_or_else(|e| panic!("crds/{name} refused: {e}"));
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, koreo_lang::model::KINDS.len());
 }
 
 /// One example under test: its namespace, with the example's CRD and definitions applied
@@ -71,13 +141,18 @@ async fn apply(client: &Client, object: &Json, namespace: Option<&str>) {
 struct Example {
     client: Client,
     namespace: String,
-    _server: Option<TestKube>,
+    dir: String,
+    controller: Option<tokio::task::JoinHandle<()>>,
+    local: Option<TestKube>,
 }
 
 impl Example {
-    async fn start(example: &str) -> Example {
-        let (client, server) = cluster().await;
-        let namespace = format!("koreo-e2e-{example}-{}", std::process::id());
+    /// `dir` is relative to the repository's root (`examples/hello`); `None` when the server
+    /// asked for is a real one and there is none.
+    async fn start(server: Server, dir: &str) -> Option<Example> {
+        let (client, local) = cluster(server).await?;
+        let short = dir.rsplit('/').next().unwrap_or(dir);
+        let namespace = format!("koreo-e2e-{short}-{}", std::process::id());
         let namespaces: Api<Namespace> = Api::all(client.clone());
         namespaces
             .create(
@@ -89,38 +164,98 @@ impl Example {
         for kind in koreo_lang::model::KINDS {
             apply(&client, &koreo_crd(kind), None).await;
         }
-        let dir = format!("{}/../examples/{example}", env!("CARGO_MANIFEST_DIR"));
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
+        let root = format!("{}/../{dir}", env!("CARGO_MANIFEST_DIR"));
+        let mut files: Vec<_> = std::fs::read_dir(&root)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
             .collect();
         files.sort();
         if files.iter().any(|f| f == "crd.yaml") {
-            for doc in documents(&format!("{example}/crd.yaml")) {
+            for doc in documents_at(&format!("{dir}/crd.yaml")) {
                 apply(&client, &doc, None).await;
             }
             tokio::time::sleep(Duration::from_millis(500)).await; // CRDs become served
         }
         for file in files.iter().filter(|f| f.ends_with(".koreo")) {
-            for doc in documents(&format!("{example}/{file}")) {
+            for doc in documents_at(&format!("{dir}/{file}")) {
                 apply(&client, &doc, Some(&namespace)).await;
             }
         }
-        tokio::spawn(
-            Controller::new(client.clone())
-                .in_namespaces(vec![namespace.clone()])
-                .run(),
-        );
-        Example {
+        let mut example = Example {
             client,
             namespace,
-            _server: server,
+            dir: dir.to_string(),
+            controller: None,
+            local,
+        };
+        example.start_controller();
+        Some(example)
+    }
+
+    fn start_controller(&mut self) {
+        let controller = Controller::new(self.client.clone())
+            .in_namespaces(vec![self.namespace.clone()])
+            .run();
+        self.controller = Some(tokio::spawn(controller));
+    }
+
+    /// Stops the controller (dropping it stops every watch and reconcile it started).
+    async fn stop_controller(&mut self) {
+        if let Some(controller) = self.controller.take() {
+            controller.abort();
+            let _ = controller.await;
         }
     }
 
-    /// The example's objects in one of its files, created in the test's namespace.
+    /// Writes (create, update, patch, delete) made in the example's namespace during `window`:
+    /// the local server's request counts, or a real server's audit log
+    /// (`KOREO_E2E_AUDIT_LOG`; `None` without one).
+    async fn writes_during(&self, window: Duration) -> Option<usize> {
+        let started = Timestamp::now();
+        if let Some(local) = &self.local {
+            let before = support::writes(local);
+            tokio::time::sleep(window).await;
+            return Some((support::writes(local) - before) as usize);
+        }
+        let Ok(path) = std::env::var("KOREO_E2E_AUDIT_LOG") else {
+            eprintln!(
+                "e2e: KOREO_E2E_AUDIT_LOG is not set: writes on the real cluster are not counted"
+            );
+            return None;
+        };
+        tokio::time::sleep(window).await;
+        let ended = Timestamp::now();
+        // The audit log is written as requests complete: give the last ones a moment.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let log = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let writes: Vec<Json> = log
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Json>(line).ok())
+            .filter(|e| {
+                let at = e["requestReceivedTimestamp"]
+                    .as_str()
+                    .and_then(|t| t.parse::<Timestamp>().ok());
+                e["stage"] == "ResponseComplete"
+                    && matches!(
+                        e["verb"].as_str(),
+                        Some("create" | "update" | "patch" | "delete")
+                    )
+                    && e["objectRef"]["namespace"] == self.namespace.as_str()
+                    && at.is_some_and(|at| at >= started && at <= ended)
+            })
+            .collect();
+        for w in &writes {
+            eprintln!(
+                "e2e: write in the steady state: {} {}",
+                w["verb"], w["requestURI"]
+            );
+        }
+        Some(writes.len())
+    }
+
+    /// The objects in one of the example's files, created in the test's namespace.
     async fn create(&self, file: &str) {
-        for doc in documents(file) {
+        for doc in documents_at(&format!("{}/{file}", self.dir)) {
             apply(&self.client, &doc, Some(&self.namespace)).await;
         }
     }
@@ -172,10 +307,11 @@ impl Example {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hello_from_creation_to_cleanup() {
-    let e = Example::start("hello").await;
-    e.create("hello/greeting.yaml").await;
+async fn hello_from_creation_to_cleanup(server: Server) {
+    let Some(e) = Example::start(server, "examples/hello").await else {
+        return;
+    };
+    e.create("greeting.yaml").await;
     let greetings = e.api("example.koreo.dev/v1", "Greeting");
     let configmaps = e.api("v1", "ConfigMap");
     e.ready(&greetings, "ada").await;
@@ -186,6 +322,38 @@ async fn hello_from_creation_to_cleanup() {
         "ada-greeting",
         text,
         Some(json!("Bonjour, Ada!")),
+    )
+    .await;
+    // Created by server-side apply: one entry, koreo's Apply, owns koreo's fields.
+    let managers = e
+        .field(&configmaps, "ada-greeting", "/metadata/managedFields")
+        .await
+        .unwrap();
+    let koreo: Vec<&Json> = managers
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["manager"] == "koreo")
+        .collect();
+    assert_eq!(koreo.len(), 1, "{managers:#}");
+    assert_eq!(koreo[0]["operation"], "Apply");
+
+    // An owner reference removed by hand comes back.
+    let owners = "/metadata/ownerReferences";
+    let owned = e.field(&configmaps, "ada-greeting", owners).await;
+    assert!(owned.is_some());
+    merge(
+        &configmaps,
+        "ada-greeting",
+        json!({"metadata": {"ownerReferences": null}}),
+    )
+    .await;
+    e.until(
+        "the owner reference restored",
+        &configmaps,
+        "ada-greeting",
+        owners,
+        owned,
     )
     .await;
 
@@ -229,10 +397,11 @@ async fn hello_from_creation_to_cleanup() {
     e.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn web_app_from_creation_to_cleanup() {
-    let e = Example::start("web-app").await;
-    e.create("web-app/webapp.yaml").await;
+async fn web_app_from_creation_to_cleanup(server: Server) {
+    let Some(e) = Example::start(server, "examples/web-app").await else {
+        return;
+    };
+    e.create("webapp.yaml").await;
     let apps = e.api("example.koreo.dev/v1", "WebApp");
     let deployments = e.api("apps/v1", "Deployment");
     let services = e.api("v1", "Service");
@@ -290,11 +459,12 @@ async fn web_app_from_creation_to_cleanup() {
     e.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crud_app_waits_for_its_database_then_converges() {
-    let e = Example::start("stateless-crud-app").await;
-    e.create("stateless-crud-app/db-credentials.yaml").await;
-    e.create("stateless-crud-app/crudapps.yaml").await;
+async fn crud_app_waits_for_its_database_then_converges(server: Server) {
+    let Some(e) = Example::start(server, "examples/stateless-crud-app").await else {
+        return;
+    };
+    e.create("db-credentials.yaml").await;
+    e.create("crudapps.yaml").await;
     let apps = e.api("example.koreo.dev/v1", "CrudApp");
     let deployments = e.api("apps/v1", "Deployment");
     // The database Deployment is made, the app waits for it to be available.
@@ -352,6 +522,28 @@ async fn crud_app_waits_for_its_database_then_converges() {
     )
     .await;
 
+    // Another manager adds an environment variable (a strategic merge, as `kubectl set env`
+    // does): koreo owns the list as written, so it goes again.
+    let env = "/spec/template/spec/containers/0/env";
+    let want_env = e.field(&deployments, "orders", env).await;
+    deployments
+        .patch(
+            "orders",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [
+                {"name": "app", "env": [{"name": "INJECTED", "value": "x"}]}]}}}})),
+        )
+        .await
+        .unwrap();
+    e.until(
+        "the env drift corrected",
+        &deployments,
+        "orders",
+        env,
+        want_env,
+    )
+    .await;
+
     let image = "/spec/template/spec/containers/0/image";
     let want = e.field(&deployments, "orders", image).await;
     merge(&deployments, "orders", json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "drift:1"}]}}}})).await;
@@ -365,9 +557,10 @@ async fn crud_app_waits_for_its_database_then_converges() {
     e.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn decorator_decorates_labelled_namespaces_only() {
-    let e = Example::start("decorator").await;
+async fn decorator_decorates_labelled_namespaces_only(server: Server) {
+    let Some(e) = Example::start(server, "examples/decorator").await else {
+        return;
+    };
     let namespaces: Api<Namespace> = Api::all(e.client.clone());
     let name = format!("{}-team", e.namespace);
     namespaces
@@ -443,5 +636,88 @@ async fn decorator_decorates_labelled_namespaces_only() {
         .await;
 
     let _ = namespaces.delete(&name, &DeleteParams::default()).await;
+    e.finish().await;
+}
+
+async fn values_the_server_rewrites_are_not_drift(server: Server) {
+    let dir = "runtime/tests/fixtures/e2e-rewrites";
+    let Some(e) = Example::start(server, dir).await else {
+        return;
+    };
+    e.create("parent.yaml").await;
+    let parents = e.api("example.koreo.dev/v1", "Rewrite");
+    e.ready(&parents, "steady").await;
+    let deployments = e.api("apps/v1", "Deployment");
+    // What the server made of `cpu: 1`, `memory: 1024Mi` and the like, for the record.
+    let resources = "/spec/template/spec/containers/0/resources";
+    eprintln!(
+        "e2e: stored {}",
+        e.field(&deployments, "steady", resources).await.unwrap()
+    );
+    // Give the passes after Ready time to finish, then: nothing is written for a minute.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    if let Some(writes) = e.writes_during(Duration::from_secs(60)).await {
+        assert_eq!(writes, 0, "writes in 60 s of steady state");
+    }
+    e.finish().await;
+}
+
+async fn a_parent_deleted_with_its_namespace_lets_it_go(server: Server) {
+    let Some(e) = Example::start(server, "examples/hello").await else {
+        return;
+    };
+    e.create("greeting.yaml").await;
+    let greetings = e.api("example.koreo.dev/v1", "Greeting");
+    e.ready(&greetings, "ada").await;
+    let finalizers = e.field(&greetings, "ada", "/metadata/finalizers").await;
+    assert_eq!(finalizers, Some(json!(["koreo.dev/cleanup"])));
+    let namespaces: Api<Namespace> = Api::all(e.client.clone());
+    namespaces
+        .delete(&e.namespace, &DeleteParams::default())
+        .await
+        .unwrap();
+    // The Workflow and the Greeting go together: koreo's finalizer must not hold either.
+    eventually(90, "the namespace gone", async || {
+        namespaces
+            .get_opt(&e.namespace)
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
+
+async fn a_parent_deleted_while_koreo_is_stopped_is_cleaned_up(server: Server) {
+    let Some(mut e) = Example::start(server, "examples/web-app").await else {
+        return;
+    };
+    e.create("webapp.yaml").await;
+    let apps = e.api("example.koreo.dev/v1", "WebApp");
+    let autoscalers = e.api("autoscaling/v2", "HorizontalPodAutoscaler");
+    let deployments = e.api("apps/v1", "Deployment");
+    e.ready(&apps, "shop").await;
+    assert!(autoscalers.get_opt("shop").await.unwrap().is_some());
+
+    e.stop_controller().await;
+    apps.delete("shop", &DeleteParams::default()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let waiting = e.field(&apps, "shop", "/metadata/deletionTimestamp").await;
+    assert!(waiting.is_some(), "the finalizer keeps the parent");
+
+    e.start_controller();
+    e.until("the parent gone", &apps, "shop", "", None).await;
+    // The autoscaler's policy is destroy; the Deployment's the default, abandon.
+    e.until("the autoscaler destroyed", &autoscalers, "shop", "", None)
+        .await;
+    let label = "/metadata/labels/koreo.dev~1abandoned";
+    e.until(
+        "the Deployment abandoned",
+        &deployments,
+        "shop",
+        label,
+        Some(json!("true")),
+    )
+    .await;
     e.finish().await;
 }

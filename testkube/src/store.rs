@@ -312,18 +312,23 @@ impl Store {
         Ok((items, self.rv))
     }
 
+    /// A namespaced object is made only in a namespace that exists and is not terminating.
     fn check_namespace_exists(&self, t: &ResourceType, ns: &str) -> Result<(), ApiError> {
-        if t.namespaced
-            && !self.objects.contains_key(&(
-                String::new(),
-                "namespaces".into(),
-                String::new(),
-                ns.into(),
-            ))
-        {
-            return Err(ApiError::not_found("namespaces", ns));
+        if !t.namespaced {
+            return Ok(());
         }
-        Ok(())
+        let namespace_key = (String::new(), "namespaces".into(), String::new(), ns.into());
+        match self.objects.get(&namespace_key) {
+            None => Err(ApiError::not_found("namespaces", ns)),
+            Some(n) if n["metadata"]["deletionTimestamp"].is_string() => Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "unable to create new content in namespace {ns} because it is being terminated"
+                ),
+            )),
+            Some(_) => Ok(()),
+        }
     }
 
     pub fn create(
@@ -401,6 +406,7 @@ impl Store {
                 m.remove("status");
             }
         }
+        fold_string_data(&t, &mut body);
         let owned = fields::leaves(&body);
         let managed = vec![Managed {
             manager: manager.to_string(),
@@ -722,6 +728,7 @@ impl Store {
         }
         next["apiVersion"] = json!(t.api_version(version));
         next["kind"] = json!(t.kind);
+        fold_string_data(t, &mut next);
         let generation = current["metadata"]["generation"].as_i64().unwrap_or(1);
         let bumped = if spec_of(current) != spec_of(&next) {
             generation + 1
@@ -749,6 +756,7 @@ impl Store {
         if deleting && !finalizers_left {
             let gone = self.commit(t, ns, name, next, EventType::Deleted);
             self.collect_garbage(&gone, Propagation::Background);
+            self.finish_namespace(ns);
             return Ok(gone);
         }
         Ok(self.commit(t, ns, name, next, EventType::Modified))
@@ -782,6 +790,9 @@ impl Store {
                 ),
             ));
         }
+        if t.plural == "namespaces" && t.group.is_empty() {
+            return Ok(self.terminate_namespace(&t, target.version, current));
+        }
         let finalizers = current["metadata"]["finalizers"]
             .as_array()
             .is_some_and(|f| !f.is_empty());
@@ -806,12 +817,10 @@ impl Store {
         if t.plural == "customresourcedefinitions" && t.crd.is_none() {
             self.drop_crd(name);
         }
-        if t.plural == "namespaces" && t.group.is_empty() {
-            self.empty_namespace(name);
-        }
         if propagation != Propagation::Foreground {
             self.collect_garbage(&gone, propagation);
         }
+        self.finish_namespace(ns);
         Ok((self.at_version(&t, target.version, &gone), true))
     }
 
@@ -883,21 +892,98 @@ impl Store {
         }
     }
 
-    fn empty_namespace(&mut self, namespace: &str) {
+    /// A namespace deleted, as a real API server and its namespace controller do it: the
+    /// namespace is Terminating, everything in it is deleted (objects with finalizers wait for
+    /// them), and the namespace goes when it is empty. Returns the namespace and whether it is
+    /// gone.
+    fn terminate_namespace(
+        &mut self,
+        t: &ResourceType,
+        version: &str,
+        namespace: Json,
+    ) -> (Json, bool) {
+        let name = namespace["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if !namespace["metadata"]["deletionTimestamp"].is_string() {
+            let mut marked = namespace;
+            marked["metadata"]["deletionTimestamp"] = json!(now());
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            marked["status"]["phase"] = json!("Terminating");
+            self.commit(t, "", &name, marked, EventType::Modified);
+        }
         let keys: Vec<Key> = self
             .objects
             .keys()
-            .filter(|(_, _, ns, _)| ns == namespace)
+            .filter(|(_, _, ns, _)| *ns == name)
             .cloned()
             .collect();
         for (g, p, ns, n) in keys {
             let Some(kind) = self.kind_index(&g, &p) else {
                 continue;
             };
-            let t = self.types[kind].clone();
-            if let Some(o) = self.objects.get(&key(&t, &ns, &n)).cloned() {
-                self.commit(&t, &ns, &n, o, EventType::Deleted);
+            let kt = self.types[kind].clone();
+            let Some(mut o) = self.objects.get(&key(&kt, &ns, &n)).cloned() else {
+                continue;
+            };
+            let finalizers = o["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty());
+            if !finalizers {
+                let gone = self.commit(&kt, &ns, &n, o, EventType::Deleted);
+                self.collect_garbage(&gone, Propagation::Background);
+            } else if !o["metadata"]["deletionTimestamp"].is_string() {
+                o["metadata"]["deletionTimestamp"] = json!(now());
+                o["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+                self.commit(&kt, &ns, &n, o, EventType::Modified);
             }
         }
+        let gone = self.finish_namespace(&name);
+        let now = self
+            .objects
+            .get(&key(t, "", &name))
+            .cloned()
+            .unwrap_or_else(
+                || json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+            );
+        (self.at_version(t, version, &now), gone)
+    }
+
+    /// Removes a Terminating namespace once nothing is left in it. True if it is gone.
+    fn finish_namespace(&mut self, namespace: &str) -> bool {
+        let Some(kind) = self.kind_of("v1", "Namespace").map(|(i, _)| i) else {
+            return false;
+        };
+        let t = self.types[kind].clone();
+        let Some(ns) = self.objects.get(&key(&t, "", namespace)).cloned() else {
+            return !namespace.is_empty();
+        };
+        let terminating = ns["metadata"]["deletionTimestamp"].is_string();
+        if !terminating || self.objects.keys().any(|(_, _, n, _)| n == namespace) {
+            return false;
+        }
+        self.commit(&t, "", namespace, ns, EventType::Deleted);
+        true
+    }
+}
+
+/// A Secret's `stringData` is write-only: the API server merges it into `data`, base64-encoded.
+fn fold_string_data(t: &ResourceType, object: &mut Json) {
+    use base64::Engine;
+    if !(t.group.is_empty() && t.plural == "secrets") {
+        return;
+    }
+    let Some(Json::Object(string_data)) =
+        object.as_object_mut().and_then(|o| o.remove("stringData"))
+    else {
+        return;
+    };
+    if !object["data"].is_object() {
+        object["data"] = json!({});
+    }
+    for (key, value) in string_data {
+        let text = value.as_str().unwrap_or_default().to_string();
+        object["data"][key] = json!(base64::engine::general_purpose::STANDARD.encode(text));
     }
 }

@@ -38,7 +38,7 @@ pub fn fixture(path: &str) -> Vec<Json> {
     ))
 }
 
-fn read_documents(path: &str) -> Vec<Json> {
+pub fn read_documents(path: &str) -> Vec<Json> {
     let text = std::fs::read_to_string(path).unwrap();
     koreo_lang::yaml::parse_documents(&text)
         .unwrap()
