@@ -567,7 +567,7 @@ impl Controller {
         };
         let pass = crate::pass::reconcile(ws, &self.kube_api, &id).await;
         if let Some(parent) = &pass.parent {
-            for notice in &pass.notices {
+            for notice in &crate::pass::combined(&pass.notices) {
                 self.event(parent, notice).await;
             }
         }

@@ -42,6 +42,38 @@ impl Notice {
     }
 }
 
+/// Longest Event note the API server accepts.
+const MAX_NOTE: usize = 1024;
+
+/// The notices of one pass with the same reason, action and type as one: a pass that creates
+/// two objects records one Event naming both, not an Event and then a second write to count it.
+pub fn combined(notices: &[Notice]) -> Vec<Notice> {
+    let mut out: Vec<Notice> = Vec::new();
+    for notice in notices {
+        let same = |n: &&mut Notice| {
+            n.reason == notice.reason && n.action == notice.action && n.normal == notice.normal
+        };
+        match out.iter_mut().find(same) {
+            Some(n) => {
+                n.note.push_str("; ");
+                n.note.push_str(&notice.note);
+            }
+            None => out.push(notice.clone()),
+        }
+    }
+    for n in &mut out {
+        if n.note.len() > MAX_NOTE {
+            let mut end = MAX_NOTE - 3;
+            while !n.note.is_char_boundary(end) {
+                end -= 1;
+            }
+            n.note.truncate(end);
+            n.note.push_str("...");
+        }
+    }
+    out
+}
+
 /// What one pass did.
 pub struct Pass {
     /// The workflow that ran (or would have).
@@ -657,6 +689,25 @@ mod tests {
                 .map(|s| s.to_string())
                 .collect::<BTreeSet<_>>(),
         }
+    }
+
+    #[test]
+    fn notices_of_one_kind_make_one_event_within_the_size_limit() {
+        let created =
+            |name: &str| Notice::new("Created", "Create", format!("Created {name}"), true);
+        let failed = Notice::new("CreateFailed", "Create", "Create x failed".into(), false);
+        let notices = [created("a"), failed.clone(), created("b")];
+        let events = combined(&notices);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].note, "Created a; Created b");
+        assert_eq!(events[1], failed);
+        let many: Vec<Notice> = (0..200).map(|i| created(&format!("object-{i}"))).collect();
+        let long = &combined(&many)[0].note;
+        assert!(
+            long.len() <= MAX_NOTE && long.ends_with("..."),
+            "{}",
+            long.len()
+        );
     }
 
     #[test]
