@@ -646,9 +646,11 @@ fn resource(
                     ));
                 }
             };
+            // An apply that creates answers 201, as a create does.
+            let creates = matches!(kind, Patch::Apply { .. }) && store.get(&target, name).is_err();
             store
                 .patch(&target, name, kind, parse_body(body)?, &manager, status)
-                .map(|o| (200, o))
+                .map(|o| (if creates { 201 } else { 200 }, o))
         }
         "delete" => {
             let options: Json = if body.is_empty() {

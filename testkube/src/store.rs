@@ -407,6 +407,8 @@ impl Store {
             }
         }
         fold_string_data(&t, &mut body);
+        builtin_defaults(&t, &mut body);
+        validate_builtin(&t, &name, &body)?;
         let owned = fields::leaves(&body);
         let managed = vec![Managed {
             manager: manager.to_string(),
@@ -729,6 +731,8 @@ impl Store {
         next["apiVersion"] = json!(t.api_version(version));
         next["kind"] = json!(t.kind);
         fold_string_data(t, &mut next);
+        builtin_defaults(t, &mut next);
+        validate_builtin(t, name, &next)?;
         let generation = current["metadata"]["generation"].as_i64().unwrap_or(1);
         let bumped = if spec_of(current) != spec_of(&next) {
             generation + 1
@@ -986,4 +990,57 @@ fn fold_string_data(t: &ResourceType, object: &mut Json) {
         let text = value.as_str().unwrap_or_default().to_string();
         object["data"][key] = json!(base64::engine::general_purpose::STANDARD.encode(text));
     }
+}
+
+/// The defaults a real API server gives the built-in kinds koreo's examples and tests use most
+/// (docs/testkube.md lists what is left out).
+fn builtin_defaults(t: &ResourceType, object: &mut Json) {
+    if t.crd.is_some() {
+        return;
+    }
+    let default = |value: &mut Json, key: &str, to: Json| {
+        if let Some(map) = value.as_object_mut() {
+            map.entry(key).or_insert(to);
+        }
+    };
+    match (t.group.as_str(), t.plural.as_str()) {
+        ("", "services") => {
+            let spec = &mut object["spec"];
+            default(spec, "type", json!("ClusterIP"));
+            default(spec, "sessionAffinity", json!("None"));
+            for port in spec["ports"].as_array_mut().into_iter().flatten() {
+                let number = port["port"].clone();
+                default(port, "protocol", json!("TCP"));
+                default(port, "targetPort", number);
+            }
+        }
+        ("", "secrets") => default(object, "type", json!("Opaque")),
+        ("apps", "deployments") => default(&mut object["spec"], "replicas", json!(1)),
+        _ => {}
+    }
+}
+
+/// The validation of built-in kinds that koreo's writes can run into.
+fn validate_builtin(t: &ResourceType, name: &str, object: &Json) -> Result<(), ApiError> {
+    if t.crd.is_some() || !(t.group.is_empty() && t.plural == "services") {
+        return Ok(());
+    }
+    let mut seen = BTreeSet::new();
+    for (i, port) in object["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if let Some(port_name) = port["name"].as_str()
+            && !seen.insert(port_name)
+        {
+            return Err(ApiError::invalid(
+                &t.plural,
+                name,
+                format!("spec.ports[{i}].name: Duplicate value: \"{port_name}\""),
+            ));
+        }
+    }
+    Ok(())
 }
