@@ -569,7 +569,9 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         let has_reference = live["metadata"]["ownerReferences"]
             .as_array()
             .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner.uid.as_str()));
-        if has_reference || matches!(f.update, koreo_lang::model::Update::Never) {
+        // An abandoned object gets its reference back when it is taken back (below).
+        let abandoned = live["metadata"]["labels"][ABANDONED_LABEL].is_string();
+        if has_reference || abandoned || matches!(f.update, koreo_lang::model::Update::Never) {
             return action;
         }
         Action::Patch {
