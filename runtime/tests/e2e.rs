@@ -152,7 +152,10 @@ impl Example {
     async fn start(server: Server, dir: &str) -> Option<Example> {
         let (client, local) = cluster(server).await?;
         let short = dir.rsplit('/').next().unwrap_or(dir);
-        let namespace = format!("koreo-e2e-{short}-{}", std::process::id());
+        // Several scenarios use the same example at once: each gets a namespace of its own.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let namespace = format!("koreo-e2e-{short}-{}-{n}", std::process::id());
         let namespaces: Api<Namespace> = Api::all(client.clone());
         namespaces
             .create(
