@@ -137,11 +137,15 @@ async fn run<A: ResourceApi>(
     pass: &mut Pass,
 ) -> Result<Option<Duration>, String> {
     let workflows = workflows_for(ws, &parent_id.api_version, &parent_id.kind);
-    // No workflow for this kind (any more): nothing to do until one appears. Nothing can run a
-    // cleanup either, so koreo's finalizer goes: left, it would keep a deleted parent (and its
-    // namespace) forever. What the parent owns goes with it by garbage collection.
+    // No workflow for this kind (any more): nothing to do until one appears. A deleted parent
+    // has nothing to run its cleanup either, so koreo's finalizer goes (left, it would keep the
+    // parent, and a namespace deleted with it, forever); what it owns goes by garbage
+    // collection. Not while some Workflow failed to load: it may be this kind's, being edited.
     let Some(workflow) = workflows.first().map(|w| std::sync::Arc::clone(w)) else {
-        if let Some(parent) = api.get(parent_id).await?
+        let unsure = ws.rejected.iter().any(|(kind, _)| kind == "Workflow");
+        if !unsure
+            && let Some(parent) = api.get(parent_id).await?
+            && parent["metadata"]["deletionTimestamp"].is_string()
             && has_finalizer(&parent)
             && !remove_finalizer(api, parent_id, &parent).await
         {

@@ -595,3 +595,60 @@ async fn watches_that_end_or_expire_are_resumed_and_nothing_is_missed() {
     })
     .await;
 }
+
+/// With its Workflow gone, a parent keeps koreo's finalizer until it is deleted, and then
+/// loses it; while some Workflow fails to load (perhaps this kind's, half-edited), it keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finalizer_outlives_no_workflow_but_waits_for_a_broken_one() {
+    let definitions = documents("hello/hello.koreo");
+    let (_server, client) =
+        with_definitions(&[documents("hello/crd.yaml"), definitions.clone()].concat()).await;
+    tokio::spawn(Controller::new(client.clone()).run());
+    for doc in documents("hello/greeting.yaml") {
+        create(&client, &doc).await;
+    }
+    let greetings: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &resource("example.koreo.dev/v1", "Greeting"),
+    );
+    let workflows: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &resource("koreo.dev/v1beta1", "Workflow"),
+    );
+    eventually(10, "ada Ready", async || {
+        is_ready(&greetings.get("ada").await.ok()?).then_some(())
+    })
+    .await;
+    let finalizers = |g: &DynamicObject| g.metadata.finalizers.clone().unwrap_or_default();
+
+    // The Workflow replaced by one that fails to load: the deleted parent waits.
+    let workflow = definitions
+        .iter()
+        .find(|d| d["kind"] == "Workflow")
+        .unwrap();
+    let name = workflow["metadata"]["name"].as_str().unwrap();
+    workflows.delete(name, &Default::default()).await.unwrap();
+    let mut broken = workflow.clone();
+    broken["spec"]["steps"] = json!("not a list");
+    create(&client, &broken).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ada = greetings.get("ada").await.unwrap();
+    assert_eq!(finalizers(&ada), ["koreo.dev/cleanup"], "not deleted: kept");
+    greetings.delete("ada", &Default::default()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ada = greetings.get("ada").await.unwrap();
+    assert_eq!(
+        finalizers(&ada),
+        ["koreo.dev/cleanup"],
+        "a Workflow fails to load: kept"
+    );
+
+    // No Workflow at all: nothing can release it, so the deleted parent goes.
+    workflows.delete(name, &Default::default()).await.unwrap();
+    eventually(10, "ada gone", async || {
+        greetings.get_opt("ada").await.ok()?.is_none().then_some(())
+    })
+    .await;
+}
