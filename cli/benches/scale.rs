@@ -112,7 +112,13 @@ impl Counter {
                     let at = e["requestReceivedTimestamp"]
                         .as_str()
                         .and_then(|t| t.parse::<Timestamp>().ok());
-                    if e["stage"] == "ResponseComplete"
+                    // A watch completes only when it ends: count it when it starts.
+                    let stage = if e["verb"] == "watch" {
+                        "ResponseStarted"
+                    } else {
+                        "ResponseComplete"
+                    };
+                    if e["stage"] == stage
                         && e["objectRef"]["namespace"] == namespace
                         && at.is_some_and(|at| at >= since)
                     {

@@ -487,3 +487,62 @@ fn server_side_apply_on_the_status_subresource() {
         "fields no longer applied are removed"
     );
 }
+
+#[test]
+fn a_deleted_namespace_terminates_then_goes_when_empty() {
+    let mut s = Store::new();
+    let ns = target(&s, "", "namespaces", "v1", None);
+    s.create(&ns, json!({"metadata": {"name": "team"}}), "me")
+        .unwrap();
+    let t = target(&s, "", "configmaps", "v1", Some("team"));
+    s.create(&t, cm("plain", json!({})), "me").unwrap();
+    let mut held = cm("held", json!({}));
+    held["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    s.create(&t, held, "me").unwrap();
+
+    let (namespace, gone) = s
+        .delete(&ns, "team", Propagation::Background, None)
+        .unwrap();
+    assert!(!gone);
+    assert_eq!(namespace["status"]["phase"], "Terminating");
+    assert_eq!(s.get(&t, "plain").unwrap_err().code, 404);
+    assert!(s.get(&t, "held").unwrap()["metadata"]["deletionTimestamp"].is_string());
+    let refused = s.create(&t, cm("new", json!({})), "me").unwrap_err();
+    assert_eq!((refused.code, refused.reason), (403, "Forbidden"));
+
+    let release = json!({"metadata": {"finalizers": null}});
+    s.patch(&t, "held", Patch::Merge, release, "me", false)
+        .unwrap();
+    assert_eq!(s.get(&ns, "team").unwrap_err().code, 404, "empty: gone");
+}
+
+#[test]
+fn built_in_kinds_get_the_api_servers_defaults_and_checks() {
+    let mut s = Store::new();
+    let services = target(&s, "", "services", "v1", Some("default"));
+    let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"ports": [{"name": "http", "port": 80}]}});
+    let stored = s.create(&services, service, "me").unwrap();
+    assert_eq!(
+        (&stored["spec"]["type"], &stored["spec"]["sessionAffinity"]),
+        (&json!("ClusterIP"), &json!("None"))
+    );
+    assert_eq!(
+        stored["spec"]["ports"],
+        json!([{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 80}])
+    );
+    let twice =
+        json!({"spec": {"ports": [{"name": "http", "port": 80}, {"name": "http", "port": 81}]}});
+    let err = s
+        .patch(&services, "web", Patch::Merge, twice, "me", false)
+        .unwrap_err();
+    assert_eq!((err.code, err.reason), (422, "Invalid"));
+
+    let secrets = target(&s, "", "secrets", "v1", Some("default"));
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+        "stringData": {"password": "hunter2"}});
+    let stored = s.create(&secrets, secret, "me").unwrap();
+    assert_eq!(stored["data"], json!({"password": "aHVudGVyMg=="}));
+    assert_eq!(stored["type"], "Opaque");
+    assert!(stored.get("stringData").is_none());
+}
