@@ -2,6 +2,9 @@
 
 use std::process::{Command, Output};
 
+#[path = "../../test-support/shared.rs"]
+mod shared;
+
 fn koreo(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_koreo"))
         .args(args)
@@ -107,7 +110,10 @@ fn check_points_at_the_problem_and_suggests_a_fix() {
 
 #[test]
 fn conformance_corpus_passes_through_the_cli() {
-    let out = koreo(&["test", "../../shared/conformance"]);
+    let Some(corpus) = shared::shared("conformance") else {
+        return;
+    };
+    let out = koreo(&["test", corpus.to_str().unwrap()]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -176,7 +182,10 @@ fn http_get(base: &str, path: &str) -> serde_json::Value {
 
 #[test]
 fn dev_serves_the_directory_loaded() {
-    let (mut child, dir) = start_dev("dev", &["../../shared/conformance/koreo-core"]);
+    let Some(core) = shared::shared("conformance/koreo-core") else {
+        return;
+    };
+    let (mut child, dir) = start_dev("dev", &[core.to_str().unwrap()]);
     let kubeconfig = dir.join("kubeconfig");
     let config = std::fs::read_to_string(&kubeconfig).unwrap_or_default();
     let server = config

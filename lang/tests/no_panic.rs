@@ -17,6 +17,9 @@ use koreo_lang::source::Diagnostic;
 use koreo_lang::{Workspace, analysis};
 use proptest::collection::vec;
 use proptest::prelude::*;
+
+#[path = "../../test-support/shared.rs"]
+mod shared;
 use proptest::sample::select;
 use serde_json::{Map, Value as Json, json};
 
@@ -199,6 +202,7 @@ fn yaml_text() -> impl Strategy<Value = String> {
 // ---------------------------------------------------------------------------------------------
 // Conformance documents and their mutations
 
+/// The Koreo files to mutate.
 fn conformance_files() -> &'static [(PathBuf, String)] {
     static FILES: LazyLock<Vec<(PathBuf, String)>> = LazyLock::new(|| {
         fn walk(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
@@ -212,11 +216,17 @@ fn conformance_files() -> &'static [(PathBuf, String)] {
                 }
             }
         }
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/conformance");
+        // Our examples always; the conformance corpus written by others when it is here.
         let mut files = Vec::new();
-        walk(Path::new(root), &mut files);
+        walk(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples"),
+            &mut files,
+        );
+        if let Some(corpus) = shared::shared("conformance") {
+            walk(&corpus, &mut files);
+        }
         files.sort();
-        assert!(!files.is_empty(), "no .koreo files under {root}");
+        assert!(!files.is_empty(), "no .koreo files to mutate");
         files
     });
     &FILES

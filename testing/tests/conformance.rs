@@ -3,15 +3,17 @@
 use koreo_lang::Workspace;
 use koreo_testing::{CaseStatus, run_all};
 
+#[path = "../../test-support/shared.rs"]
+mod shared;
+
 #[test]
 fn conformance_corpus_passes() {
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     let mut failures = Vec::new();
     for folder in ["koreo-core", "koreo-docs"] {
-        let path = format!(
-            "{}/../../shared/conformance/{folder}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let Some(path) = shared::shared(&format!("conformance/{folder}")) else {
+            return;
+        };
         let ws = Workspace::load_paths(&[path]);
         for report in run_all(&ws, None) {
             if let Some(error) = &report.error {
