@@ -1,7 +1,8 @@
 //! Two leniencies of Koreo's CEL engine that existing Koreo files rely on:
 //!
 //! - `has(a.b.c)` is false when `a.b` is missing or null (the CEL spec makes it an error), so a
-//!   single `has()` guards a whole path: `has(resource.status.ready)`.
+//!   single `has()` guards a whole path: `has(resource.status.ready)`. So does
+//!   `has(a.labels['example.com/team'])` (the CEL spec refuses an index in `has()`).
 //! - `size(null)` and `null.size()` are 0, so `inputs.selector.size() > 0` is false for a null
 //!   selector.
 
@@ -10,7 +11,7 @@ use cel::common::types::{CelBool, CelInt, DYN_TYPE, NULL_TYPE};
 use cel::common::value::CowVal;
 use cel::{Env, ExecutionError, IdedExpr};
 
-const HAS_INDEX: &str = "@has_index";
+use cel::parser::HAS_INDEX;
 
 pub(crate) fn register(env: &mut Env) {
     let registered = [
@@ -46,7 +47,8 @@ fn has_index<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, Execut
     Ok(CowVal::owned(CelBool::from(found)))
 }
 
-/// Rewrites every `has(x.f)` into `<x can be read and is not null> && has(x.f)`.
+/// Rewrites every `has(x.f)` (and `has(x[k])`) into `<x can be read and is not null> &&
+/// has(x.f)`.
 pub(crate) fn relax_has(expr: &mut IdedExpr) {
     let mut next_id = max_id(expr) + 1;
     rewrite(expr, &mut next_id);
@@ -139,13 +141,16 @@ fn rewrite(e: &mut IdedExpr, next_id: &mut u64) {
         }
         Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
     }
-    if let Expr::Select(SelectExpr {
-        operand,
-        test: true,
-        ..
-    }) = &e.expr
-        && let Some(guard) = readable(operand, next_id)
-    {
+    let guarded = match &e.expr {
+        Expr::Select(SelectExpr {
+            operand,
+            test: true,
+            ..
+        }) => Some(operand.as_ref()),
+        Expr::Call(c) if c.func_name == HAS_INDEX && c.args.len() == 2 => c.args.first(),
+        _ => None,
+    };
+    if let Some(guard) = guarded.and_then(|operand| readable(operand, next_id)) {
         let has = std::mem::take(e);
         *e = and(guard, has, next_id);
     }

@@ -298,6 +298,9 @@ impl FromIterator<Macro> for Macros {
     }
 }
 
+/// The function `has(x[k])` expands to: whether `x` has the index or key `k`.
+pub const HAS_INDEX: &str = "@has_index";
+
 fn has_macro_expander(
     helper: &mut MacroExprHelper,
     target: &mut Option<IdedExpr>,
@@ -315,6 +318,17 @@ fn has_macro_expander(
         Expr::Select(mut select) => {
             select.test = true;
             Ok(helper.next_expr(Expr::Select(select)))
+        }
+        // koreo-rs patch: `has(x[k])`, the only way to test a key with `/` or `.` (a label),
+        // as Koreo allows: a call of `@has_index(x, k)`, which the environment provides.
+        Expr::Call(call)
+            if call.func_name == operators::INDEX && call.target.is_none() && call.args.len() == 2 =>
+        {
+            Ok(helper.next_expr(Expr::Call(CallExpr {
+                func_name: HAS_INDEX.to_string(),
+                target: None,
+                args: call.args,
+            })))
         }
         _ => Err(helper.new_error(ided_expr.id, "invalid argument to has() macro")),
     }

@@ -14,7 +14,7 @@ mod parser;
 #[doc(hidden)]
 pub mod pratt_parser;
 
-pub use macros::Macro;
+pub use macros::{Macro, HAS_INDEX};
 pub(crate) use macros::{map_macro_expander, Macros};
 pub use parser::*;
 #[cfg(feature = "parser_pratt")]

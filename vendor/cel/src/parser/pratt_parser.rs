@@ -1010,6 +1010,16 @@ fn unescape(value: &str, is_bytes: bool) -> Result<Vec<u8>, String> {
                     buf.extend_from_slice(s.as_bytes());
                 }
             }
+            // koreo-rs patch: a digit that does not start three octal digits (`\1` in a
+            // regex, a backreference) is kept as written, like any escape CEL does not define.
+            '0'..='3' if {
+                let mut ahead = chars.clone();
+                !(0..2).all(|_| ahead.next().is_some_and(|(_, c)| ('0'..='7').contains(&c)))
+            } =>
+            {
+                buf.push(b'\\');
+                buf.push(next_c as u8);
+            }
             '0'..='3' => {
                 let mut v = (next_c as u32) - ('0' as u32);
                 for _ in 0..2 {
@@ -1034,7 +1044,13 @@ fn unescape(value: &str, is_bytes: bool) -> Result<Vec<u8>, String> {
                     buf.extend_from_slice(s.as_bytes());
                 }
             }
-            _ => return Err("unable to unescape string".to_string()),
+            // koreo-rs patch: an escape CEL does not define is kept as written (`\.` stays
+            // `\.`), as Koreo's CEL (cel-python) does: real files write regexes that way.
+            other => {
+                buf.push(b'\\');
+                let mut b = [0u8; 4];
+                buf.extend_from_slice(other.encode_utf8(&mut b).as_bytes());
+            }
         }
     }
     Ok(buf)

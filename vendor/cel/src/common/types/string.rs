@@ -247,15 +247,29 @@ fn size(this: &String<'_>) -> CelInt {
     Sizer::size(this)
 }
 
+/// koreo-rs patch: how many backtracking steps one `matches` may take before it fails.
+#[cfg(feature = "regex")]
+pub const REGEX_BACKTRACK_LIMIT: usize = 1_000_000;
+
+/// koreo-rs patch: fancy-regex, as Koreo's engine (Python's `re`) has look-around and
+/// backreferences; a pattern without them runs on the `regex` crate's engine underneath, and
+/// one that backtracks is stopped after [`REGEX_BACKTRACK_LIMIT`] steps.
 #[cfg(feature = "regex")]
 fn matches(this: &String<'_>, re: &String<'_>) -> Result<CelBool, ExecutionError> {
-    match regex::Regex::new(re.inner()) {
-        Ok(compiled) => Ok(CelBool::from(compiled.is_match(this.inner()))),
-        Err(err) => Err(ExecutionError::FunctionError {
-            function: "matches".to_string(),
-            message: format!("'{}' not a valid regex:\n{err}", re.inner()),
-        }),
-    }
+    let failed = |message: std::string::String| ExecutionError::FunctionError {
+        function: "matches".to_string(),
+        message,
+    };
+    let compiled = fancy_regex::RegexBuilder::new(re.inner())
+        .backtrack_limit(REGEX_BACKTRACK_LIMIT)
+        .build()
+        .map_err(|err| failed(format!("'{}' not a valid regex:\n{err}", re.inner())))?;
+    compiled.is_match(this.inner()).map(CelBool::from).map_err(|err| {
+        failed(format!(
+            "'{}' could not be matched: {err} (the pattern backtracks more than {REGEX_BACKTRACK_LIMIT} steps; simplify it)",
+            re.inner()
+        ))
+    })
 }
 
 fn string_from_bool(this: &CelBool) -> String<'static> {
