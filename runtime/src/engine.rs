@@ -53,6 +53,8 @@ pub trait ResourceApi: Sync {
         id: &ResourceId,
         body: &Json,
     ) -> impl Future<Output = Result<Json, WriteError>> + Send;
+    /// The kind's plural (resource name), as the cluster serves it.
+    fn plural(&self, id: &ResourceId) -> impl Future<Output = Option<String>> + Send;
     /// A JSON patch (RFC 6902), as koreo's field manager: lists replaced whole.
     fn json_patch(
         &self,
@@ -416,8 +418,16 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             Err(outcome) => return (outcome, Json::Null),
         };
         let id = &prepared.id;
-        let managed = json!({"apiVersion": id.api_version, "kind": id.kind, "name": id.name, "namespace": id.namespace,
-            "readonly": f.api_config.readonly, "resourceFunction": f.meta.name});
+        let plural = match &id.plural {
+            Some(plural) => Some(plural.clone()),
+            None => self.api.plural(id).await,
+        };
+        // Koreo's shape, which tools read: a cluster-scoped object has no `namespace` key.
+        let mut managed = json!({"apiVersion": id.api_version, "kind": id.kind, "plural": plural,
+            "name": id.name, "readonly": f.api_config.readonly, "resourceFunction": f.meta.name});
+        if let Some(namespace) = &id.namespace {
+            managed["namespace"] = json!(namespace);
+        }
         let live = match self.api.get(id).await {
             Ok(live) => live,
             Err(e) => {

@@ -55,30 +55,7 @@ impl KubeApi {
 
     /// The API, and whether the kind has a status subresource.
     async fn api_and_status(&self, id: &ResourceId) -> Result<(Api<DynamicObject>, bool), String> {
-        let key = (id.api_version.clone(), id.kind.clone());
-        let known = self.kinds.lock().await.get(&key).cloned();
-        let (resource, namespaced, has_status) = match known {
-            Some(k) => k,
-            None => {
-                let (group, version) = id
-                    .api_version
-                    .split_once('/')
-                    .unwrap_or(("", &id.api_version));
-                let gvk = GroupVersionKind::gvk(group, version, &id.kind);
-                let (resource, caps) = kube::discovery::pinned_kind(&self.client, &gvk)
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "the cluster does not serve {} {}: {e}",
-                            id.api_version, id.kind
-                        )
-                    })?;
-                let has_status = caps.subresources.iter().any(|(r, _)| r.plural == "status");
-                let found = (resource, caps.scope == Scope::Namespaced, has_status);
-                self.kinds.lock().await.insert(key, found.clone());
-                found
-            }
-        };
+        let (resource, namespaced, has_status) = self.discovered(id).await?;
         let api = match (namespaced, &id.namespace) {
             (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &resource),
             (true, None) => {
@@ -90,6 +67,31 @@ impl KubeApi {
             (false, _) => Api::all_with(self.client.clone(), &resource),
         };
         Ok((api, has_status))
+    }
+
+    /// The object's kind as discovery found it, once per kind.
+    async fn discovered(&self, id: &ResourceId) -> Result<Discovered, String> {
+        let key = (id.api_version.clone(), id.kind.clone());
+        if let Some(known) = self.kinds.lock().await.get(&key).cloned() {
+            return Ok(known);
+        }
+        let (group, version) = id
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", &id.api_version));
+        let gvk = GroupVersionKind::gvk(group, version, &id.kind);
+        let (resource, caps) = kube::discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .map_err(|e| {
+                format!(
+                    "the cluster does not serve {} {}: {e}",
+                    id.api_version, id.kind
+                )
+            })?;
+        let has_status = caps.subresources.iter().any(|(r, _)| r.plural == "status");
+        let found = (resource, caps.scope == Scope::Namespaced, has_status);
+        self.kinds.lock().await.insert(key, found.clone());
+        Ok(found)
     }
 }
 
@@ -146,6 +148,10 @@ impl ResourceApi for KubeApi {
             .await
             .map(|o| to_json(&o))
             .map_err(write_error)
+    }
+
+    async fn plural(&self, id: &ResourceId) -> Option<String> {
+        Some(self.discovered(id).await.ok()?.0.plural)
     }
 
     async fn json_patch(&self, id: &ResourceId, operations: &Json) -> Result<Json, WriteError> {

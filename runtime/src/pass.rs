@@ -523,6 +523,10 @@ impl<A: ResourceApi> ResourceApi for ForParent<'_, A> {
         self.api.apply(id, body).await
     }
 
+    async fn plural(&self, id: &ResourceId) -> Option<String> {
+        self.api.plural(id).await
+    }
+
     async fn json_patch(&self, id: &ResourceId, operations: &Json) -> Result<Json, WriteError> {
         self.finalize().await?;
         self.api.json_patch(id, operations).await
@@ -593,36 +597,26 @@ fn fill_in(old: &Json, now: &Json) -> Json {
     }
 }
 
-/// Objects the last reconcile managed that this one no longer produces: the step is gone, or it
-/// settled (Ok, or skipped) without them (a `forEach` item gone, a skipped step). Steps still
-/// waiting or failing keep theirs.
+/// Objects the last reconcile managed that this one no longer produces: the step is gone, it
+/// settled (Ok, or skipped) without them (a `forEach` item gone, a skipped step), or it made
+/// another object in their place (a new name), settled or not. Steps still waiting or failing
+/// without an object keep theirs (`keep_unsettled` ran first). Anywhere in the new tree
+/// counts: a step renamed, or an object moved to another step or into a sub-workflow, is still
+/// produced.
 fn no_longer_produced(previous: &Json, run: &WorkflowRun) -> Vec<Json> {
-    let Some(old_steps) = previous["resources"].as_object() else {
-        return Vec::new();
+    let mut before = Vec::new();
+    collect_entries(&previous["resources"], &mut before);
+    let mut now = Vec::new();
+    collect_entries(&run.resources, &mut now);
+    let same = |a: &Json, b: &Json| {
+        ["apiVersion", "kind", "namespace", "name"]
+            .iter()
+            .all(|k| a[k] == b[k])
     };
-    let mut gone = Vec::new();
-    for (label, old) in old_steps {
-        let settled = !run.steps.contains_key(label) || run.settled.contains(label);
-        if !settled {
-            continue;
-        }
-        let mut before = Vec::new();
-        collect_entries(old, &mut before);
-        // Anywhere in the new tree counts: a step renamed, or an object that moved to another
-        // step or into a sub-workflow, is still produced.
-        let mut now = Vec::new();
-        collect_entries(&run.resources, &mut now);
-        let same = |a: &Json, b: &Json| {
-            ["apiVersion", "kind", "namespace", "name"]
-                .iter()
-                .all(|k| a[k] == b[k])
-        };
-        gone.extend(
-            before
-                .into_iter()
-                .filter(|b| !now.iter().any(|n| same(b, n))),
-        );
-    }
+    let mut gone: Vec<Json> = before
+        .into_iter()
+        .filter(|b| !now.iter().any(|n| same(b, n)))
+        .collect();
     gone.reverse();
     gone
 }
@@ -723,6 +717,20 @@ mod tests {
         );
         let gone = no_longer_produced(&previous, &run);
         assert_eq!(gone, [entry("gone")], "only what is produced nowhere");
+    }
+
+    #[test]
+    fn an_object_renamed_by_a_step_still_waiting_is_released() {
+        let previous =
+            json!({"resources": {"config": entry("old-name"), "waiting": entry("kept")}});
+        // `config` made its object under a new name and waits for it; `waiting` made nothing.
+        let mut run = run_with(
+            json!({"resources": {"config": entry("new-name"), "waiting": null}}),
+            &[],
+        );
+        keep_unsettled(&previous, &mut run);
+        assert_eq!(run.resources["resources"]["waiting"], entry("kept"));
+        assert_eq!(no_longer_produced(&previous, &run), [entry("old-name")]);
     }
 
     #[test]

@@ -41,7 +41,13 @@ async fn hello_converges_stays_quiet_and_corrects_drift() {
         ready.metadata.annotations.as_ref().unwrap()["koreo.dev/managed-resources"].as_str(),
     )
     .unwrap();
-    assert_eq!(managed["resources"]["config"]["name"], "ada-greeting");
+    // Koreo's shape, which tools (koreo-ui, `koreo inspect`) read.
+    assert_eq!(
+        managed["resources"]["config"],
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "plural": "configmaps",
+            "name": "ada-greeting", "readonly": false, "resourceFunction": "hello-config",
+            "namespace": "default"})
+    );
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     assert_eq!(
         configmaps.get("ada-greeting").await.unwrap().data.unwrap()["greeting"],

@@ -194,6 +194,12 @@ impl ResourceApi for MemoryCluster {
         .map_err(write_error)
     }
 
+    async fn plural(&self, id: &ResourceId) -> Option<String> {
+        let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        let (index, _) = store.kind_of(&id.api_version, &id.kind)?;
+        Some(store.types[index].plural.clone())
+    }
+
     async fn json_patch(&self, id: &ResourceId, operations: &Json) -> Result<Json, WriteError> {
         self.object_with(id, |store, t| {
             let patch = Patch::Json;
