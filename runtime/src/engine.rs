@@ -42,16 +42,13 @@ impl std::fmt::Display for WriteError {
 /// The cluster as the engine sees it: objects by identity.
 pub trait ResourceApi: Sync {
     fn get(&self, id: &ResourceId) -> impl Future<Output = Result<Option<Json>, String>> + Send;
-    fn create(
-        &self,
-        id: &ResourceId,
-        body: &Json,
-    ) -> impl Future<Output = Result<Json, WriteError>> + Send;
-    /// Server-side apply as koreo's field manager.
+    /// Server-side apply as koreo's field manager, which creates the object if it is missing.
+    /// `force` takes over fields another manager set; without it, changing one is a conflict.
     fn apply(
         &self,
         id: &ResourceId,
         body: &Json,
+        force: bool,
     ) -> impl Future<Output = Result<Json, WriteError>> + Send;
     /// The kind's plural (resource name), as the cluster serves it.
     fn plural(&self, id: &ResourceId) -> impl Future<Output = Option<String>> + Send;
@@ -443,28 +440,35 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             Err(outcome) => return (outcome, managed),
         };
         let action = self.with_owner_reference(action, f, &prepared, live.as_ref());
-        // An object koreo did not create for this parent is never changed nor deleted.
+        let decorates = decorates(f);
+        // An object koreo did not create for this parent is never deleted, and changed only by
+        // a function that decorates what others made (its own fields, never forced) or once
+        // someone marks it for adoption.
         if let (Some(owner), Some(live)) = (&self.owner, &live) {
-            let changes = matches!(action, Action::Patch { .. } | Action::Delete { .. });
-            if changes && !made_for(live, &owner.uid) {
-                let message = format!(
-                    "{id} exists and koreo did not create it for {} {}: koreo leaves it as it is; delete or rename it to let koreo manage it",
-                    owner.kind, owner.name
-                );
-                return (Outcome::retry(message, 60, None), managed);
+            let changes = match action {
+                Action::Patch { .. } => !decorates,
+                Action::Delete { .. } => true,
+                _ => false,
+            };
+            if changes && !made_for(live, &owner.uid) && !to_adopt(live) {
+                return (Outcome::retry(not_ours(id, owner, live), 60, None), managed);
             }
         }
-        // An object this parent abandoned earlier (its step was pruned, then came back) is
-        // taken back: the label goes, the owner reference returns. A difference check would
-        // not see this: neither is part of the resource the function describes.
+        // An object this parent abandoned earlier (its step was pruned, then came back), or one
+        // marked for adoption, is taken back: the label goes, the owner reference returns. A
+        // difference check would not see this: neither is part of the resource the function
+        // describes.
         if let (Some(owner), Some(live)) = (&self.owner, &live)
             && !matches!(action, Action::Delete { .. })
-            && live["metadata"]["labels"][ABANDONED_LABEL].is_string()
-            && made_for(live, &owner.uid)
+            && !decorates
+            && ((live["metadata"]["labels"][ABANDONED_LABEL].is_string()
+                && made_for(live, &owner.uid))
+                || to_adopt(live))
         {
             let mut patch = json!({"metadata": {"labels": {ABANDONED_LABEL: null},
+                "annotations": {ADOPT: null},
                 "ownerReferences": live["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default()}});
-            patch = self.owned(patch, f.api_config.owned, id);
+            patch = self.owned(patch, f, id);
             let result = self.api.merge_patch(id, &patch).await;
             self.record("Patch", id, &result);
             if let Err(e) = result {
@@ -474,8 +478,9 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         let outcome = match action {
             Action::Finish(object) => eval::finish_resource(f, inputs, &prepared, &object),
             Action::Wait(outcome) => outcome,
-            Action::Create { body, owned, then } => {
-                let result = self.api.create(id, &self.owned(body, owned, id)).await;
+            Action::Create { body, then, .. } => {
+                // Not forced: an object someone made meanwhile is theirs, not taken over.
+                let result = self.api.apply(id, &self.owned(body, f, id), false).await;
                 self.record("Create", id, &result);
                 match result {
                     Ok(_) => then,
@@ -486,25 +491,32 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
                 }
             }
             Action::Patch {
-                body,
-                owned,
-                lists,
-                then,
+                body, lists, then, ..
             } => {
                 // A server-side apply cannot remove list entries another manager owns (an
                 // entry someone added, or changed the key of): such lists are replaced first,
-                // as of the version read, so nothing written since is lost.
-                if let (false, Some(live)) = (lists.is_empty(), &live) {
+                // as of the version read, so nothing written since is lost. Not by a decorator:
+                // the lists are someone else's.
+                if let (false, false, Some(live)) = (lists.is_empty(), decorates, &live) {
                     let result = self.api.json_patch(id, &replace_lists(live, &lists)).await;
                     self.record("Patch", id, &result);
                     if let Err(e) = result {
                         return (self.write_failed("patching", id, e), managed);
                     }
                 }
-                let result = self.api.apply(id, &self.owned(body, owned, id)).await;
+                let result = self
+                    .api
+                    .apply(id, &self.owned(body, f, id), !decorates)
+                    .await;
                 self.record("Patch", id, &result);
                 match result {
                     Ok(_) => then,
+                    Err(WriteError::Conflict(why)) if decorates => Outcome::perm_fail(
+                        format!(
+                            "{id}: another field manager set fields this function decorates, and koreo does not take them over: {why}. Remove them from that manager's writes, or from this function"
+                        ),
+                        None,
+                    ),
                     Err(e) => self.write_failed("patching", id, e),
                 }
             }
@@ -554,10 +566,14 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
 
     /// The parent, when objects of this function at `id` carry it as owner: the function owns
     /// what it creates and both share a namespace (Kubernetes ignores cross-namespace owners).
-    fn owning(&self, owned: bool, id: &ResourceId) -> Option<&Owner> {
-        self.owner
-            .as_ref()
-            .filter(|o| owned && o.namespace.is_some() && o.namespace == id.namespace)
+    /// A decorator's object is someone else's: never owned.
+    fn owning(&self, f: &ResourceFunction, id: &ResourceId) -> Option<&Owner> {
+        self.owner.as_ref().filter(|o| {
+            f.api_config.owned
+                && !decorates(f)
+                && o.namespace.is_some()
+                && o.namespace == id.namespace
+        })
     }
 
     /// An object that lost the parent's owner reference (removed by hand) is patched to get it
@@ -573,7 +589,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         let (Action::Finish(_), Some(live), false) = (&action, live, f.api_config.readonly) else {
             return action;
         };
-        let Some(owner) = self.owning(f.api_config.owned, &prepared.id) else {
+        let Some(owner) = self.owning(f, &prepared.id) else {
             return action;
         };
         let has_reference = live["metadata"]["ownerReferences"]
@@ -586,7 +602,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         }
         Action::Patch {
             body: eval::with_last_applied(&prepared.target),
-            owned: true,
+            owned: f.api_config.owned,
             lists: Vec::new(),
             then: Outcome::retry(
                 format!("Restoring the owner reference of `{}`.", prepared.id),
@@ -597,11 +613,12 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
     }
 
     /// Marks the body as made for the parent, and adds the parent as owner where it owns it.
-    fn owned(&self, mut body: Json, owned: bool, id: &ResourceId) -> Json {
-        if let Some(owner) = &self.owner {
+    /// A decorator's body is neither: the object stays its maker's.
+    fn owned(&self, mut body: Json, f: &ResourceFunction, id: &ResourceId) -> Json {
+        if let Some(owner) = self.owner.as_ref().filter(|_| !decorates(f)) {
             body["metadata"]["annotations"][PARENT_UID] = json!(owner.uid);
         }
-        if let Some(owner) = self.owning(owned, id) {
+        if let Some(owner) = self.owning(f, id) {
             let refs = body["metadata"]["ownerReferences"]
                 .as_array()
                 .cloned()
@@ -613,6 +630,45 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             }
         }
         body
+    }
+}
+
+/// Annotation a person puts on an object to let koreo manage it: one an earlier parent of the
+/// same name abandoned, or one someone else made at the name a function creates.
+pub const ADOPT: &str = "koreo.dev/adopt";
+
+fn to_adopt(object: &Json) -> bool {
+    object["metadata"]["annotations"][ADOPT] == "true"
+}
+
+/// A function that cannot create (`create.enabled: false`) decorates an object someone else
+/// made: it applies its own fields, never forced, never owns nor deletes the object, and on
+/// release removes only its fields.
+pub fn decorates(f: &ResourceFunction) -> bool {
+    !f.create.enabled
+}
+
+/// Why koreo leaves an object at a name it wants alone, and what a person can do.
+fn not_ours(id: &ResourceId, owner: &Owner, live: &Json) -> String {
+    let adopt = format!(
+        "to let it manage the object, annotate it: kubectl annotate {} {} {ADOPT}=true{}",
+        id.kind.to_lowercase(),
+        id.name,
+        id.namespace
+            .as_ref()
+            .map(|ns| format!(" -n {ns}"))
+            .unwrap_or_default()
+    );
+    if live["metadata"]["labels"][ABANDONED_LABEL].is_string() {
+        format!(
+            "{id} was made by koreo for an earlier parent and abandoned when it went; koreo does not give it to {} {} on its own: {adopt}",
+            owner.kind, owner.name
+        )
+    } else {
+        format!(
+            "{id} exists and koreo did not create it for {} {}: koreo leaves it as it is; delete or rename it, or {adopt}",
+            owner.kind, owner.name
+        )
     }
 }
 

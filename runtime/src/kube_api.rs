@@ -129,21 +129,10 @@ impl ResourceApi for KubeApi {
             .map_err(|e| e.to_string())
     }
 
-    /// By server-side apply, so that one `managedFields` entry (koreo's Apply) owns koreo's
-    /// fields from the start; not forced, so an object someone created meanwhile with other
-    /// values is a conflict, not taken over.
-    async fn create(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
+    async fn apply(&self, id: &ResourceId, body: &Json, force: bool) -> Result<Json, WriteError> {
         let api = self.api(id).await.map_err(WriteError::Transient)?;
-        let params = PatchParams::apply(FIELD_MANAGER);
-        api.patch(&id.name, &params, &Patch::Apply(body))
-            .await
-            .map(|o| to_json(&o))
-            .map_err(write_error)
-    }
-
-    async fn apply(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
-        let api = self.api(id).await.map_err(WriteError::Transient)?;
-        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        params.force = force;
         api.patch(&id.name, &params, &Patch::Apply(body))
             .await
             .map(|o| to_json(&o))

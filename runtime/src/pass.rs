@@ -365,15 +365,42 @@ async fn release<A: ResourceApi>(
                 continue;
             }
         };
+        // Functions are found where the workflow is, as when it ran them.
+        let function = entry["resourceFunction"]
+            .as_str()
+            .and_then(|f| ws.resource_function(f, workflow.meta.namespace.as_deref()));
+        if let Some(f) = function.filter(|f| crate::engine::decorates(f)) {
+            // A decorated object is its maker's: only koreo's fields go (an apply of nothing
+            // but its identity drops every field koreo applied that no one else set).
+            let mut identity =
+                json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}});
+            if let Some(namespace) = namespace {
+                identity["metadata"]["namespace"] = json!(namespace);
+            }
+            let done = api.apply(&id, &identity, false).await.is_ok();
+            tracing::info!(object = %id, function = %f.meta.name, done, "decoration removed");
+            notices.push(if done {
+                Notice::new(
+                    "Undecorated",
+                    "Patch",
+                    format!("Removed koreo's fields from {id}"),
+                    true,
+                )
+            } else {
+                Notice::new(
+                    "UndecorateFailed",
+                    "Patch",
+                    format!("Could not remove koreo's fields from {id}; will retry"),
+                    false,
+                )
+            });
+            all_done &= done;
+            continue;
+        }
         if !made_for(&object, parent_uid) {
             continue;
         }
-        // Functions are found where the workflow is, as when it ran them.
-        let policy = entry["resourceFunction"]
-            .as_str()
-            .and_then(|f| ws.resource_function(f, workflow.meta.namespace.as_deref()))
-            .map(|f| f.delete)
-            .unwrap_or_default();
+        let policy = function.map(|f| f.delete).unwrap_or_default();
         let done = match policy {
             DeletePolicy::Destroy => api.delete(&id).await.is_ok(),
             DeletePolicy::Abandon => {
@@ -386,7 +413,13 @@ async fn release<A: ResourceApi>(
                             .collect()
                     })
                     .unwrap_or_default();
-                let patch = json!({"metadata": {"ownerReferences": rest, "labels": {ABANDONED_LABEL: "true"}}});
+                // No owner left: the key goes (`null`), not an empty list.
+                let owners = if rest.is_empty() {
+                    Json::Null
+                } else {
+                    json!(rest)
+                };
+                let patch = json!({"metadata": {"ownerReferences": owners, "labels": {ABANDONED_LABEL: "true"}}});
                 api.merge_patch(&id, &patch).await.is_ok()
             }
         };
@@ -513,14 +546,9 @@ impl<A: ResourceApi> ResourceApi for ForParent<'_, A> {
         self.api.get(id).await
     }
 
-    async fn create(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
+    async fn apply(&self, id: &ResourceId, body: &Json, force: bool) -> Result<Json, WriteError> {
         self.finalize().await?;
-        self.api.create(id, body).await
-    }
-
-    async fn apply(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
-        self.finalize().await?;
-        self.api.apply(id, body).await
+        self.api.apply(id, body, force).await
     }
 
     async fn plural(&self, id: &ResourceId) -> Option<String> {

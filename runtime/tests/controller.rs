@@ -262,11 +262,49 @@ async fn abandon_leaves_objects_labelled_and_unowned() {
     .await;
     let left = configmaps.get("ada-greeting").await.unwrap();
     assert_eq!(left.metadata.labels.unwrap()["koreo.dev/abandoned"], "true");
+    assert_eq!(left.metadata.owner_references, None, "no owners, not `[]`");
+
+    // The parent made again, wanting another greeting: the object is its predecessor's, and
+    // koreo says how to adopt it.
+    for mut doc in documents("hello/greeting.yaml") {
+        doc["spec"]["language"] = json!("en");
+        create(&client, &doc).await;
+    }
+    let message = eventually(10, "the step to explain", async || {
+        let g = greetings.get("ada").await.ok()?;
+        g.data["status"]["koreo"]["errors"]
+            .as_str()
+            .map(str::to_string)
+    })
+    .await;
     assert!(
-        left.metadata
-            .owner_references
-            .unwrap_or_default()
-            .is_empty()
+        message.contains("was made by koreo for an earlier parent and abandoned")
+            && message.contains(
+                "kubectl annotate configmap ada-greeting koreo.dev/adopt=true -n default"
+            ),
+        "{message}"
+    );
+    merge(
+        &configmaps,
+        "ada-greeting",
+        json!({"metadata": {"annotations": {"koreo.dev/adopt": "true"}}}),
+    )
+    .await;
+    let ada = eventually(10, "ada Ready again", async || {
+        let g = greetings.get("ada").await.ok()?;
+        is_ready(&g).then_some(g)
+    })
+    .await;
+    let adopted = configmaps.get("ada-greeting").await.unwrap();
+    let owners = adopted.metadata.owner_references.unwrap_or_default();
+    assert_eq!(owners.len(), 1);
+    assert_eq!(Some(&owners[0].uid), ada.metadata.uid.as_ref());
+    let labels = adopted.metadata.labels.unwrap_or_default();
+    let annotations = adopted.metadata.annotations.unwrap_or_default();
+    assert!(!labels.contains_key("koreo.dev/abandoned"), "{labels:?}");
+    assert!(
+        !annotations.contains_key("koreo.dev/adopt"),
+        "{annotations:?}"
     );
 }
 

@@ -49,6 +49,7 @@ on_both_servers!(
     values_the_server_rewrites_are_not_drift,
     a_parent_deleted_with_its_namespace_lets_it_go,
     a_parent_deleted_while_koreo_is_stopped_is_cleaned_up,
+    a_function_that_cannot_create_decorates_what_others_made,
 );
 
 /// A client for the server under test (`None`: a real one was asked for and there is none),
@@ -722,5 +723,65 @@ async fn a_parent_deleted_while_koreo_is_stopped_is_cleaned_up(server: Server) {
         Some(json!("true")),
     )
     .await;
+    e.finish().await;
+}
+
+async fn a_function_that_cannot_create_decorates_what_others_made(server: Server) {
+    let dir = "runtime/tests/fixtures/e2e-decorate";
+    let Some(e) = Example::start(server, dir).await else {
+        return;
+    };
+    e.create("existing.yaml").await; // made by another manager, `koreo-e2e`
+    e.create("parent.yaml").await;
+    let parents = e.api("example.koreo.dev/v1", "Decoration");
+    let configmaps = e.api("v1", "ConfigMap");
+    e.ready(&parents, "mark").await;
+    let object = configmaps.get("existing").await.unwrap();
+    let object = serde_json::to_value(&object).unwrap();
+    assert_eq!(object["metadata"]["labels"]["decorated"], "true");
+    assert_eq!(object["data"]["note"], "decorated by koreo");
+    assert_eq!(object["data"]["owner"], "someone");
+    assert!(
+        object["metadata"]["ownerReferences"].is_null(),
+        "never owned: {object}"
+    );
+    assert!(object["metadata"]["annotations"]["koreo.dev/parent-uid"].is_null());
+    // koreo owns its fields only, in one Apply entry; the maker keeps its own.
+    let managers = object["metadata"]["managedFields"].as_array().unwrap();
+    let fields_of = |manager: &str| -> Vec<Json> {
+        managers
+            .iter()
+            .filter(|m| m["manager"] == manager)
+            .map(|m| m["fieldsV1"].clone())
+            .collect()
+    };
+    let koreo = fields_of("koreo");
+    assert_eq!(koreo.len(), 1, "{managers:#?}");
+    assert!(koreo[0]["f:metadata"]["f:labels"]["f:decorated"].is_object());
+    assert!(koreo[0]["f:data"]["f:note"].is_object());
+    assert!(
+        koreo[0]["f:data"].get("f:owner").is_none(),
+        "{:#}",
+        koreo[0]
+    );
+    assert!(fields_of("koreo-e2e")[0]["f:data"]["f:owner"].is_object());
+
+    // The parent gone: the decoration goes, the object stays as its maker left it.
+    parents
+        .delete("mark", &DeleteParams::default())
+        .await
+        .unwrap();
+    e.until("the parent gone", &parents, "mark", "", None).await;
+    e.until(
+        "the label removed",
+        &configmaps,
+        "existing",
+        "/metadata/labels/decorated",
+        Some(Json::Null),
+    )
+    .await;
+    let object = serde_json::to_value(configmaps.get("existing").await.unwrap()).unwrap();
+    assert_eq!(object["data"], json!({"owner": "someone"}));
+    assert_eq!(object["metadata"]["labels"], json!({"app": "someone"}));
     e.finish().await;
 }

@@ -95,8 +95,11 @@ fn diff_map(
             continue;
         }
         let at = join(path, key);
+        // Expecting `null` is expecting nothing there, as in Kubernetes (and Koreo's tests).
         let Some(a) = actual.get(key) else {
-            push(out, &at, Some(e), None);
+            if !e.is_null() {
+                push(out, &at, Some(e), None);
+            }
             continue;
         };
         if as_set.contains(&key.as_str()) {
@@ -169,6 +172,14 @@ mod tests {
                 "extra: expected (absent), found \"x\""
             ]
         );
+    }
+
+    #[test]
+    fn expecting_null_is_expecting_nothing_there() {
+        let expected = json!({"owners": null});
+        assert_eq!(differences(&expected, &json!({})), []);
+        assert_eq!(differences(&expected, &json!({"owners": null})), []);
+        assert_eq!(differences(&expected, &json!({"owners": []})).len(), 1);
     }
 
     #[test]

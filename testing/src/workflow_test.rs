@@ -177,18 +177,9 @@ impl ResourceApi for MemoryCluster {
         self.get_sync(id)
     }
 
-    /// By server-side apply, not forced, as the controller creates.
-    async fn create(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
+    async fn apply(&self, id: &ResourceId, body: &Json, force: bool) -> Result<Json, WriteError> {
         self.object_with(id, |store, t| {
-            let apply = Patch::Apply { force: false };
-            store.patch(t, &id.name, apply, body.clone(), FIELD_MANAGER, false)
-        })
-        .map_err(write_error)
-    }
-
-    async fn apply(&self, id: &ResourceId, body: &Json) -> Result<Json, WriteError> {
-        self.object_with(id, |store, t| {
-            let apply = Patch::Apply { force: true };
+            let apply = Patch::Apply { force };
             store.patch(t, &id.name, apply, body.clone(), FIELD_MANAGER, false)
         })
         .map_err(write_error)
