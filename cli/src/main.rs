@@ -35,15 +35,22 @@ enum Format {
     Junit,
 }
 
+/// What `check` reports as: no JUnit, which is for test results.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CheckFormat {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the FunctionTests and WorkflowTests found under the paths.
     ///
     /// Exit status: 0 when every case passed, 1 when a case failed, 2 when a file could not be
-    /// loaded or a test (or what it tests) did not validate.
+    /// loaded, a test (or what it tests) did not validate, or `--filter` matched no test.
     Test {
-        /// Files or directories (searched recursively).
-        #[arg(required = true)]
+        /// Files or directories (searched recursively); the current directory by default. The
+        /// tests of a file run with the definitions of the files beside it.
         paths: Vec<PathBuf>,
         /// Run only tests whose name contains this text.
         #[arg(long)]
@@ -57,9 +64,9 @@ enum Command {
         /// Files or directories (searched recursively).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Output format (`junit` is not available for check).
+        /// Output format.
         #[arg(long, value_enum, default_value = "text")]
-        format: Format,
+        format: CheckFormat,
     },
     /// Start a local Kubernetes API server with the CRDs, definitions and objects under the paths
     /// loaded (no cluster needed).
@@ -161,15 +168,11 @@ fn diagnostic_json(d: &Diagnostic) -> Json {
     })
 }
 
-fn check(paths: &[PathBuf], format: Format) -> ExitCode {
-    if matches!(format, Format::Junit) {
-        eprintln!("error: `koreo check` reports as text or json; junit is for `koreo test`");
-        return ExitCode::from(2);
-    }
+fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
     let ws = Workspace::load_paths(paths);
     let mut diagnostics = ws.diagnostics.clone();
     diagnostics.extend(analysis::check(&ws));
-    if matches!(format, Format::Json) {
+    if matches!(format, CheckFormat::Json) {
         let all: Vec<Json> = diagnostics.iter().map(diagnostic_json).collect();
         emit(&format!(
             "{}\n",
@@ -197,12 +200,15 @@ fn check(paths: &[PathBuf], format: Format) -> ExitCode {
 fn test(paths: &[PathBuf], filter: Option<&str>, format: Format) -> ExitCode {
     use koreo_testing::report;
     use std::io::IsTerminal;
-    let ws = Workspace::load_paths(paths);
+    let (ws, reports) = load_and_run_tests(paths, filter);
     // Definitions' own errors are shown; only those that stop a test change the exit status.
     for d in ws.diagnostics.iter().filter(|d| d.is_error()) {
         print_diagnostic(d);
     }
-    let reports = koreo_testing::run_all(&ws, filter);
+    if let (Some(filter), true) = (filter, reports.is_empty()) {
+        eprintln!("error: no test's name contains `{filter}`");
+        return ExitCode::from(2);
+    }
     match format {
         Format::Text => {
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -218,7 +224,7 @@ fn test(paths: &[PathBuf], filter: Option<&str>, format: Format) -> ExitCode {
     let rejected_tests = ws
         .rejected
         .iter()
-        .any(|(kind, _)| kind == "FunctionTest" || kind == "WorkflowTest");
+        .any(|r| r.kind == "FunctionTest" || r.kind == "WorkflowTest");
     if !ws.failed_files.is_empty() || rejected_tests || reports.iter().any(|r| r.error.is_some()) {
         ExitCode::from(2)
     } else if reports.iter().all(koreo_testing::TestReport::passed) {
@@ -226,6 +232,30 @@ fn test(paths: &[PathBuf], filter: Option<&str>, format: Format) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Loads the paths (`.` when none), with the Koreo files beside each file named, and runs the
+/// tests of the paths named: a test file finds the definitions it tests next to it.
+fn load_and_run_tests(
+    paths: &[PathBuf],
+    filter: Option<&str>,
+) -> (Workspace, Vec<koreo_testing::TestReport>) {
+    let named: Vec<PathBuf> = if paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        paths.to_vec()
+    };
+    let ws = Workspace::load_with_neighbours(&named);
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or(p.to_path_buf());
+    let named: Vec<PathBuf> = named.iter().map(|p| canonical(p)).collect();
+    let reports = koreo_testing::run_all(&ws, filter)
+        .into_iter()
+        .filter(|r| {
+            let file = canonical(r.location.path());
+            named.iter().any(|p| file.starts_with(p))
+        })
+        .collect();
+    (ws, reports)
 }
 
 /// Documents as one YAML stream.

@@ -52,7 +52,7 @@ fn json_and_junit_reports() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     assert_eq!(
         report["summary"],
-        serde_json::json!({"passed": 2, "failed": 2, "skipped": 0})
+        serde_json::json!({"passed": 2, "failed": 2, "skipped": 0, "errors": 0})
     );
     let case = &report["tests"][0]["cases"][1];
     assert_eq!(case["status"], "failed");
@@ -66,7 +66,9 @@ fn json_and_junit_reports() {
     let xml = stdout(&out);
     assert!(xml.starts_with("<?xml"), "{xml}");
     assert!(
-        xml.contains("<testsuites name=\"koreo\" tests=\"4\" failures=\"2\" skipped=\"0\">"),
+        xml.contains(
+            "<testsuites name=\"koreo\" tests=\"4\" failures=\"2\" errors=\"0\" skipped=\"0\">"
+        ),
         "{xml}"
     );
     assert!(
@@ -382,4 +384,72 @@ fn crds_prints_and_writes_the_checked_in_crds() {
         );
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+fn koreo_in(dir: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_koreo"))
+        .args(args)
+        .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the koreo binary runs")
+}
+
+#[test]
+fn test_runs_the_current_directory_and_a_file_with_its_neighbours() {
+    // No path: the current directory.
+    let all = koreo_in("../examples/hello", &["test"]);
+    assert_eq!(all.status.code(), Some(0), "{}", stdout(&all));
+    // One test file: the definitions it tests are in the files beside it; only its tests run.
+    let one = koreo_in("../examples/hello", &["test", "tests.koreo"]);
+    assert_eq!(
+        one.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&one),
+        String::from_utf8_lossy(&one.stderr)
+    );
+    assert!(
+        !stdout(&one).contains("hello-converges"),
+        "{}",
+        stdout(&one)
+    );
+    assert!(stdout(&all).contains("hello-converges"));
+    assert_ne!(stdout(&one), stdout(&all));
+}
+
+#[test]
+fn a_filter_that_matches_nothing_is_an_error() {
+    let out = koreo(&["test", "../examples/hello", "--filter", "no-such-test"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no test's name contains `no-such-test`")
+    );
+}
+
+#[test]
+fn a_test_that_does_not_validate_is_an_error_in_every_format() {
+    let dir = "tests/fixtures/invalid-test";
+    let json = koreo(&["test", dir, "--format", "json"]);
+    assert_eq!(json.status.code(), Some(2));
+    let text = stdout(&json);
+    assert!(
+        text.contains("misspelled-test") && text.contains("does not validate"),
+        "{text}"
+    );
+    let junit = stdout(&koreo(&["test", dir, "--format", "junit"]));
+    assert!(
+        junit.contains("<error") && junit.contains("misspelled-test"),
+        "{junit}"
+    );
+    let plain = stdout(&koreo(&["test", dir]));
+    assert!(plain.contains("misspelled-test"), "{plain}");
+}
+
+#[test]
+fn check_offers_only_the_formats_it_has() {
+    let help = stdout(&koreo(&["check", "--help"]));
+    assert!(help.contains("[possible values: text, json]"), "{help}");
+    let junit = koreo(&["check", "../examples/hello", "--format", "junit"]);
+    assert_eq!(junit.status.code(), Some(2));
 }

@@ -282,7 +282,7 @@ fn resolve<'w>(
 ) -> Option<&'w Definition> {
     let kind = logic_kind_name(r.kind);
     let found = ws.find(kind, &r.name, namespace);
-    let rejected = ws.rejected.iter().any(|(k, n)| k == kind && *n == r.name);
+    let rejected = ws.rejected.iter().any(|x| x.is(kind, &r.name));
     if found.is_none() && rejected {
         // It exists but did not validate: its own errors say why; this one says where it hurts.
         diags.push(

@@ -87,11 +87,17 @@ fn differ(
             if scalar_equal(target, actual.unwrap_or(&Json::Null)) {
                 false
             } else {
-                path.push(format!(
-                    "<target:[{}], resource:[{}]>",
-                    describe(Some(target)),
-                    describe(actual)
-                ));
+                let (t, a) = (describe(Some(target)), describe(actual));
+                // Values that print alike differ in type (`true` and `"true"`): say which.
+                path.push(if t == a {
+                    format!(
+                        "<target:[{t}] ({}), resource:[{a}] ({})>",
+                        type_name(Some(target)),
+                        type_name(actual)
+                    )
+                } else {
+                    format!("<target:[{t}], resource:[{a}]>")
+                });
                 true
             }
         }
@@ -391,6 +397,16 @@ mod tests {
         assert_eq!(
             first_difference(&target, &live, None).unwrap(),
             "'spec' -> <missing 'replicas' in resource>"
+        );
+    }
+
+    #[test]
+    fn values_that_print_alike_name_their_types() {
+        let target = json!({"ready": true});
+        let live = json!({"ready": "true"});
+        assert_eq!(
+            first_difference(&target, &live, None).unwrap(),
+            "'ready' -> <target:[true] (bool), resource:[true] (string)>"
         );
     }
 

@@ -37,6 +37,21 @@ impl Object {
     }
 }
 
+/// A Koreo document that did not validate: its kind, name and where it is (its errors are in
+/// the workspace's diagnostics, inside that span).
+#[derive(Clone, Debug)]
+pub struct Rejected {
+    pub kind: String,
+    pub name: String,
+    pub location: Location,
+}
+
+impl Rejected {
+    pub fn is(&self, kind: &str, name: &str) -> bool {
+        self.kind == kind && self.name == name
+    }
+}
+
 /// Everything loaded from a set of files, with what was wrong in them.
 #[derive(Debug, Default)]
 pub struct Workspace {
@@ -46,8 +61,8 @@ pub struct Workspace {
     pub diagnostics: Vec<Diagnostic>,
     /// Files that could not be read or parsed as YAML (fully or in part).
     pub failed_files: Vec<PathBuf>,
-    /// Koreo documents that did not validate, by kind and name.
-    pub rejected: Vec<(String, String)>,
+    /// Koreo documents that did not validate.
+    pub rejected: Vec<Rejected>,
     index: HashMap<(&'static str, String), Vec<usize>>,
     expr_cache: Arc<ExprCache>,
 }
@@ -55,10 +70,39 @@ pub struct Workspace {
 impl Workspace {
     /// Loads files and directories (recursively; files with a Koreo or YAML extension).
     pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Workspace {
+        Workspace::load(paths, false)
+    }
+
+    /// As [`Workspace::load_paths`], plus, for each file named, the Koreo files beside it (not
+    /// below it): a test file runs with the definitions next to it.
+    pub fn load_with_neighbours<P: AsRef<Path>>(paths: &[P]) -> Workspace {
+        Workspace::load(paths, true)
+    }
+
+    fn load<P: AsRef<Path>>(paths: &[P], neighbours: bool) -> Workspace {
         let mut ws = Workspace::default();
         let mut files = Vec::new();
         for path in paths {
-            collect_files(path.as_ref(), true, &mut files, &mut ws);
+            let path = path.as_ref();
+            collect_files(path, true, &mut files, &mut ws);
+            let dir = path.parent().filter(|_| neighbours && path.is_file());
+            if let Some(dir) = dir {
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                let beside = std::fs::read_dir(dir).into_iter().flatten().flatten();
+                files.extend(
+                    beside
+                        .map(|e| e.path())
+                        .filter(|p| p.is_file() && is_koreo_file(p))
+                        .filter(|p| {
+                            !p.file_name()
+                                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                        }),
+                );
+            }
         }
         files.sort();
         files.dedup();
@@ -189,8 +233,11 @@ impl Workspace {
                     .get("metadata")
                     .and_then(|m| m.get("name"))
                     .and_then(Node::as_str);
-                self.rejected
-                    .push((kind.to_string(), name.unwrap_or("").to_string()));
+                self.rejected.push(Rejected {
+                    kind: kind.to_string(),
+                    name: name.unwrap_or("").to_string(),
+                    location: Location::new(file, root.span),
+                });
             }
         }
     }

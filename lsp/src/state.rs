@@ -35,7 +35,7 @@ pub struct FileState {
     /// What lang found in this file alone: YAML, schema, expression syntax, scopes.
     pub diagnostics: Vec<Diagnostic>,
     /// Koreo documents that did not validate, by kind and name.
-    rejected: Vec<(String, String)>,
+    rejected: Vec<koreo_lang::load::Rejected>,
     pub docs: Vec<DocumentInfo>,
     /// The YAML did not parse: `docs` are from the last text that did (good above the edit).
     pub stale: bool,

@@ -142,7 +142,7 @@ async fn run<A: ResourceApi>(
     // parent, and a namespace deleted with it, forever); what it owns goes by garbage
     // collection. Not while some Workflow failed to load: it may be this kind's, being edited.
     let Some(workflow) = workflows.first().map(|w| std::sync::Arc::clone(w)) else {
-        let unsure = ws.rejected.iter().any(|(kind, _)| kind == "Workflow");
+        let unsure = ws.rejected.iter().any(|r| r.kind == "Workflow");
         if !unsure
             && let Some(parent) = api.get(parent_id).await?
             && parent["metadata"]["deletionTimestamp"].is_string()

@@ -12,13 +12,15 @@ pub struct Summary {
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Tests that could not run (invalid, or what they test is).
+    pub errors: usize,
 }
 
 pub fn summarize(reports: &[TestReport]) -> Summary {
     let mut s = Summary::default();
     for report in reports {
         if report.error.is_some() {
-            s.failed += 1;
+            s.errors += 1;
         }
         for case in &report.cases {
             match case.status {
@@ -37,7 +39,12 @@ impl std::fmt::Display for Summary {
             f,
             "{} passed, {} failed, {} skipped",
             self.passed, self.failed, self.skipped
-        )
+        )?;
+        match self.errors {
+            0 => Ok(()),
+            1 => write!(f, ", 1 test could not run"),
+            n => write!(f, ", {n} tests could not run"),
+        }
     }
 }
 
@@ -181,7 +188,8 @@ pub fn json(reports: &[TestReport]) -> Json {
         })
         .collect();
     json!({
-        "summary": {"passed": summary.passed, "failed": summary.failed, "skipped": summary.skipped},
+        "summary": {"passed": summary.passed, "failed": summary.failed, "skipped": summary.skipped,
+            "errors": summary.errors},
         "tests": tests,
     })
 }
@@ -209,26 +217,28 @@ pub fn junit(reports: &[TestReport]) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
-        "<testsuites name=\"koreo\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
-        total.passed + total.failed + total.skipped,
+        "<testsuites name=\"koreo\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">",
+        total.passed + total.failed + total.skipped + total.errors,
         total.failed,
+        total.errors,
         total.skipped
     );
     for r in reports {
         let s = summarize(std::slice::from_ref(r));
         let _ = writeln!(
             out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" file=\"{}\">",
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" file=\"{}\">",
             xml_escape(&r.name),
-            s.passed + s.failed + s.skipped,
+            s.passed + s.failed + s.skipped + s.errors,
             s.failed,
+            s.errors,
             s.skipped,
             xml_escape(&r.location.path().display().to_string())
         );
         if let Some(error) = &r.error {
             let _ = writeln!(
                 out,
-                "    <testcase name=\"(load)\" classname=\"{}\"><failure message=\"{}\"/></testcase>",
+                "    <testcase name=\"(load)\" classname=\"{}\"><error message=\"{}\"/></testcase>",
                 xml_escape(&r.name),
                 xml_escape(error)
             );

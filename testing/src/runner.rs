@@ -456,11 +456,43 @@ pub fn run_all(ws: &Workspace, filter: Option<&str>) -> Vec<TestReport> {
         .filter(|d| matches!(d, Definition::FunctionTest(_) | Definition::WorkflowTest(_)))
         .filter(|d| filter.is_none_or(|f| d.meta().name.contains(f)))
         .collect();
-    koreo_lang::parallel::map(&tests, |d| match d {
+    let mut reports = koreo_lang::parallel::map(&tests, |d| match d {
         Definition::WorkflowTest(t) => crate::workflow_test::run_workflow_test(ws, t),
         Definition::FunctionTest(t) => run_function_test(ws, t),
         _ => unreachable!("only tests were selected"),
-    })
+    });
+    // A test that did not validate is in every report, as an error with its reasons.
+    let invalid = ws.rejected.iter().filter(|r| {
+        matches!(r.kind.as_str(), "FunctionTest" | "WorkflowTest")
+            && filter.is_none_or(|f| r.name.contains(f))
+    });
+    reports.extend(invalid.map(|r| {
+        let inside = |d: &&koreo_lang::source::Diagnostic| {
+            d.is_error()
+                && d.location.path() == r.location.path()
+                && (r.location.span.start.offset..=r.location.span.end.offset)
+                    .contains(&d.location.span.start.offset)
+        };
+        let reasons: Vec<String> = ws
+            .diagnostics
+            .iter()
+            .filter(inside)
+            .map(|d| d.to_string())
+            .collect();
+        TestReport {
+            name: r.name.clone(),
+            function: String::new(),
+            location: r.location.clone(),
+            cases: Vec::new(),
+            error: Some(format!(
+                "the {} does not validate: {}",
+                r.kind,
+                reasons.join("; ")
+            )),
+            warnings: Vec::new(),
+        }
+    }));
+    reports
 }
 
 #[cfg(test)]

@@ -330,7 +330,7 @@ fn run_cases(ws: &Workspace, test: &WorkflowTest) -> Result<Vec<CaseResult>, Str
     let rejected = ws
         .rejected
         .iter()
-        .any(|(kind, name)| kind == "Workflow" && *name == test.workflow_name);
+        .any(|r| r.is("Workflow", &test.workflow_name));
     let workflow = ws.workflow(&test.workflow_name, namespace).ok_or_else(|| {
         if rejected {
             format!(
