@@ -450,7 +450,127 @@ fn describe_error(e: &cel::ExecutionError) -> String {
         }
         E::UndeclaredReference(name) => format!("`{name}` is not defined here"),
         E::FunctionError { function, message } => format!("{function}: {message}"),
+        E::UnsupportedBinaryOperator(op, left, right) => {
+            let (verb, symbol) = operator(op);
+            let (l, r) = (cel_type(left), cel_type(right));
+            let hint = match (l, r) {
+                ("string", _) | (_, "string") if *op == "add" => " (use string(x))",
+                ("int", "double") | ("double", "int") | ("uint", "int") | ("int", "uint") => {
+                    " (CEL does not mix number types: use double(x), int(x) or uint(x))"
+                }
+                _ => "",
+            };
+            format!(
+                "cannot {verb} {l} and {r}: {} {symbol} {}{hint}",
+                shown(left),
+                shown(right)
+            )
+        }
+        E::Overflow(op, left, right) => format!(
+            "the result of {} {} {} is too large for an int",
+            shown(left),
+            operator(op).1,
+            shown(right)
+        ),
+        E::DivisionByZero(value) => format!("division by zero: {} / 0", shown(value)),
+        E::RemainderByZero(value) => format!("remainder by zero: {} % 0", shown(value)),
+        E::IndexOutOfBounds(index) => format!(
+            "index {} is out of range; check the list's size() first",
+            shown(index)
+        ),
+        E::ValuesNotComparable(a, b) => format!(
+            "cannot compare {} {} with {} {}",
+            cel_type(a),
+            shown(a),
+            cel_type(b),
+            shown(b)
+        ),
+        E::UnsupportedIndex(index, target) => format!(
+            "cannot index {} with {} {}",
+            cel_type(target),
+            cel_type(index),
+            shown(index)
+        ),
+        E::UnsupportedKeyType(key) => {
+            format!("{} {} cannot be a map key", cel_type(key), shown(key))
+        }
+        E::UnsupportedTargetType { target } => {
+            format!("this does not take {} {}", cel_type(target), shown(target))
+        }
+        E::NotSupportedAsMethod { method, target } => {
+            format!("`{method}` cannot be called on {}", cel_type(target))
+        }
+        E::UnexpectedType { got, want } => format!("expected {want}, got {got}"),
+        E::DuplicateKey(key) => format!("the map has the key {} twice", shown(key)),
+        // The interpreter names operators as the parser does (`_<_`): as written, they read.
+        E::NoSuchOverload(overload) => {
+            let mut text = overload.to_string();
+            for (internal, written) in [
+                ("'_<_'", "`<`"),
+                ("'_<=_'", "`<=`"),
+                ("'_>_'", "`>`"),
+                ("'_>=_'", "`>=`"),
+                ("'_==_'", "`==`"),
+                ("'_!=_'", "`!=`"),
+                ("'_+_'", "`+`"),
+                ("'_-_'", "`-`"),
+                ("'_*_'", "`*`"),
+                ("'_/_'", "`/`"),
+                ("'_%_'", "`%`"),
+                ("'!_'", "`!`"),
+                ("'-_'", "unary `-`"),
+                ("'@in'", "`in`"),
+            ] {
+                text = text.replace(internal, written);
+            }
+            text
+        }
         other => other.to_string(),
+    }
+}
+
+/// A binary operator's verb and symbol, as CEL's interpreter names it.
+fn operator(op: &str) -> (&'static str, &'static str) {
+    match op {
+        "add" => ("add", "+"),
+        "sub" => ("subtract", "-"),
+        "mul" => ("multiply", "*"),
+        "div" => ("divide", "/"),
+        "rem" => ("take the remainder of", "%"),
+        _ => ("combine", "?"),
+    }
+}
+
+fn cel_type(value: &cel::Value) -> &'static str {
+    use cel::Value as V;
+    match value {
+        V::Null => "null",
+        V::Bool(_) => "bool",
+        V::Int(_) => "int",
+        V::UInt(_) => "uint",
+        V::Float(_) => "double",
+        V::String(_) => "string",
+        V::Bytes(_) => "bytes",
+        V::List(_) => "list",
+        V::Map(_) => "map",
+        V::Duration(_) => "duration",
+        V::Timestamp(_) => "timestamp",
+        _ => "value",
+    }
+}
+
+/// A value as an expression would write it, cut short: messages quote what went wrong, not
+/// whole documents.
+fn shown(value: &cel::Value) -> String {
+    const LONGEST: usize = 60;
+    let text = match (value, cel_to_json(value)) {
+        (cel::Value::Float(f), _) if f.fract() == 0.0 && f.is_finite() => format!("{f:.1}"),
+        (_, Ok(json)) => json.to_string(),
+        (other, Err(_)) => other.type_of().to_string(),
+    };
+    match text.char_indices().nth(LONGEST) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text,
     }
 }
 
@@ -889,5 +1009,43 @@ mod tests {
             .eval(&scope)
             .unwrap_err();
         assert!(err.message.contains("`nothere` is not defined"), "{err}");
+    }
+
+    #[test]
+    fn evaluation_errors_read_as_cel_not_as_rust() {
+        let scope = Scope::new();
+        let message = |src: &str| {
+            Expr::compile_str(src)
+                .unwrap()
+                .eval(&scope)
+                .unwrap_err()
+                .message
+        };
+        for (src, want) in [
+            (
+                r#""orders.shop.svc:" + 5432"#,
+                r#"cannot add string and int: "orders.shop.svc:" + 5432 (use string(x))"#,
+            ),
+            (
+                "1.0 + 2",
+                "cannot add double and int: 1.0 + 2 (CEL does not mix number types: use double(x), int(x) or uint(x))",
+            ),
+            (
+                "[1, 2][5]",
+                "index 5 is out of range; check the list's size() first",
+            ),
+            ("7 / 0", "division by zero: 7 / 0"),
+            (
+                r#""a" < 1"#,
+                "found no matching overload for `<` applied to '(string, int)'",
+            ),
+        ] {
+            assert_eq!(message(src), want, "{src}");
+        }
+        let long = message(&format!("'{}' + 1", "x".repeat(500)));
+        assert!(long.len() < 200, "{long}");
+        for debug in ["String(", "Int(", "Float("] {
+            assert!(!long.contains(debug), "{long}");
+        }
     }
 }
