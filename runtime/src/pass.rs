@@ -456,7 +456,9 @@ async fn write_status<A: ResourceApi>(
         let patch = json!({"metadata": {"annotations": {MANAGED_RESOURCES: annotation}}});
         api.merge_patch(id, &patch).await?;
     }
-    let Some((status, conditions)) = status_update(&parent["status"], run, &now()) else {
+    let generation = parent["metadata"]["generation"].as_i64();
+    let Some((status, conditions)) = status_update(&parent["status"], run, generation, &now())
+    else {
         return Ok(None);
     };
     api.patch_status(id, &json!({ "status": status })).await?;
@@ -468,7 +470,14 @@ async fn write_status<A: ResourceApi>(
 /// replaced as a whole (keys gone are written as null, which removes them), except that while
 /// the workflow waits or fails (Retry, PermFail) the last good values of keys it did not
 /// produce stay.
-pub fn status_update(old: &Json, run: &WorkflowRun, now: &str) -> Option<(Json, Vec<Json>)> {
+/// `observedGeneration` (top level and in each condition) is the parent's generation the run
+/// saw, so `kubectl wait`, Flux and Argo CD can tell a Ready that reflects the latest spec.
+pub fn status_update(
+    old: &Json,
+    run: &WorkflowRun,
+    generation: Option<i64>,
+    now: &str,
+) -> Option<(Json, Vec<Json>)> {
     let conditions: Vec<Json> = run
         .conditions
         .iter()
@@ -481,6 +490,7 @@ pub fn status_update(old: &Json, run: &WorkflowRun, now: &str) -> Option<(Json, 
                 Some(p) if p["status"] == c["status"] => p["lastTransitionTime"].clone(),
                 _ => json!(now),
             };
+            c["observedGeneration"] = json!(generation);
             c
         })
         .collect();
@@ -507,11 +517,13 @@ pub fn status_update(old: &Json, run: &WorkflowRun, now: &str) -> Option<(Json, 
     let same_state =
         old["state"] == effective || (old["state"].is_null() && effective == json!({}));
     let same_errors = old["koreo"]["errors"] == errors;
-    if same_conditions && same_state && same_errors {
+    let same_generation = old["observedGeneration"] == json!(generation);
+    if same_conditions && same_state && same_errors && same_generation {
         return None;
     }
     Some((
-        json!({"conditions": conditions, "state": state, "koreo": {"errors": errors}}),
+        json!({"observedGeneration": generation, "conditions": conditions, "state": state,
+            "koreo": {"errors": errors}}),
         conditions,
     ))
 }
@@ -762,12 +774,24 @@ mod tests {
     }
 
     #[test]
+    fn the_status_says_which_generation_it_reflects() {
+        let mut run = run_with(json!({"resources": {}}), &[]);
+        run.conditions = vec![json!({"type": "Ready", "status": "True"})];
+        let (status, _) = status_update(&json!({}), &run, Some(3), "now").unwrap();
+        assert_eq!(status["observedGeneration"], 3);
+        assert_eq!(status["conditions"][0]["observedGeneration"], 3);
+        // The same run for a newer spec is written again, to say so.
+        assert!(status_update(&status, &run, Some(3), "later").is_none());
+        assert!(status_update(&status, &run, Some(4), "later").is_some());
+    }
+
+    #[test]
     fn nested_nulls_in_state_are_what_the_status_already_says() {
         let mut run = run_with(json!({"resources": {}}), &[]);
         run.state = json!({"a": {"x": 1, "gone": null}});
         let old = json!({"conditions": [], "state": {"a": {"x": 1}}, "koreo": {"errors": null}});
         assert!(
-            status_update(&old, &run, "now").is_none(),
+            status_update(&old, &run, None, "now").is_none(),
             "nothing to write"
         );
     }
