@@ -177,24 +177,21 @@ impl Workspace {
             self.failed_files.push(path.to_path_buf());
             return;
         }
-        let docs = match yaml::parse_documents(&file.text) {
-            Ok(docs) => docs,
-            Err(e) => {
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        Location::new(&file, Span::point(e.pos)),
-                        format!("invalid YAML: {}", e.message),
-                    )
-                    .with_hint(
-                        "fix the YAML syntax; nothing after this point in the file was loaded",
-                    ),
-                );
-                self.failed_files.push(path.to_path_buf());
-                return;
-            }
-        };
+        let (docs, error) = yaml::parse_documents_partial(&file.text);
         for doc in docs {
             self.add_document(&file, &doc.root);
+        }
+        if let Some(e) = error {
+            self.diagnostics.push(
+                Diagnostic::error(
+                    Location::new(&file, Span::point(e.pos)),
+                    format!("invalid YAML: {}", e.message),
+                )
+                .with_hint(
+                    "fix the YAML syntax; the documents before this one loaded, nothing from here on did",
+                ),
+            );
+            self.failed_files.push(path.to_path_buf());
         }
     }
 

@@ -160,6 +160,20 @@ enum Frame {
 /// Parses a stream of YAML documents. Empty documents are skipped.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
     let mut docs = Vec::new();
+    parse_into(text, &mut docs)?;
+    Ok(docs)
+}
+
+/// The documents of a stream up to its first error, and that error: one mistake does not lose
+/// the documents before it.
+pub fn parse_documents_partial(text: &str) -> (Vec<Document>, Option<YamlError>) {
+    let mut docs = Vec::new();
+    let error = parse_into(text, &mut docs).err();
+    (docs, error)
+}
+
+/// Parses `text`, pushing each document onto `docs` as it completes.
+fn parse_into(text: &str, docs: &mut Vec<Document>) -> Result<(), YamlError> {
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, Node> = HashMap::new();
     let mut doc_start = Pos::default();
@@ -298,7 +312,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
             },
         }
     }
-    Ok(docs)
+    Ok(())
 }
 
 fn push_frame(stack: &mut Vec<Frame>, frame: Frame, at: Pos) -> Result<(), YamlError> {
@@ -629,6 +643,17 @@ mod tests {
         let err = parse_documents("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(err.pos.line >= 1);
         assert!(!err.message.is_empty());
+    }
+
+    #[test]
+    fn a_syntax_error_keeps_the_documents_before_it() {
+        let (docs, error) = parse_documents_partial("a: 1\n---\nb: 2\n---\nc: [1, 2\nd: 3\n");
+        let roots: Vec<serde_json::Value> = docs.iter().map(|d| d.root.to_json()).collect();
+        assert_eq!(
+            roots,
+            [serde_json::json!({"a": 1}), serde_json::json!({"b": 2})]
+        );
+        assert!(error.is_some_and(|e| e.pos.line >= 5));
     }
 
     #[test]

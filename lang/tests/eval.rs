@@ -322,3 +322,18 @@ fn combining_outcomes_ranks_them() {
     assert_eq!(failed.name(), "PermFail");
     assert_eq!(combine(vec![]).name(), "Skip");
 }
+
+#[test]
+fn a_yaml_mistake_keeps_the_definitions_before_it() {
+    let text = "apiVersion: koreo.dev/v1beta1\nkind: ValueFunction\nmetadata: {name: kept, namespace: default}\nspec:\n  return: {x: =1}\n---\nkind: [broken\n";
+    let ws = Workspace::load_str("two.koreo", text);
+    assert_eq!(ws.definitions.len(), 1, "the first document loaded");
+    let error = ws.diagnostics.iter().find(|d| d.is_error()).unwrap();
+    assert!(error.message.starts_with("invalid YAML"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("the documents before this one loaded"),
+        "{error}"
+    );
+}
