@@ -21,6 +21,11 @@ pub struct Span {
 }
 
 impl Span {
+    /// Whether `pos` is inside the span (its end included: a point span contains its point).
+    pub fn contains(&self, pos: Pos) -> bool {
+        (self.start.offset..=self.end.offset).contains(&pos.offset)
+    }
+
     pub fn point(pos: Pos) -> Span {
         Span {
             start: pos,

@@ -47,6 +47,46 @@ pub struct Key {
 }
 
 impl Node {
+    /// The field path (`spec.steps[2].inputs.name`) of the innermost node or key at `pos`, for
+    /// documents that have no file a person wrote (definitions read from a cluster).
+    pub fn path_at(&self, pos: Pos) -> String {
+        let mut path = String::new();
+        let mut node = self;
+        loop {
+            let next = match &node.value {
+                Value::Map(entries) => entries.iter().find_map(|(key, value)| {
+                    let here = key.span.contains(pos) || value.span.contains(pos);
+                    here.then(|| {
+                        let simple = key
+                            .text
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+                        if simple {
+                            if !path.is_empty() {
+                                path.push('.');
+                            }
+                            path.push_str(&key.text);
+                        } else {
+                            path.push_str(&format!("[{:?}]", key.text));
+                        }
+                        value
+                    })
+                }),
+                Value::Seq(items) => items.iter().enumerate().find_map(|(i, item)| {
+                    item.span.contains(pos).then(|| {
+                        path.push_str(&format!("[{i}]"));
+                        item
+                    })
+                }),
+                _ => None,
+            };
+            match next {
+                Some(child) => node = child,
+                None => return path,
+            }
+        }
+    }
+
     pub fn type_name(&self) -> &'static str {
         match &self.value {
             Value::Null => "null",
@@ -643,6 +683,25 @@ mod tests {
         let err = parse_documents("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(err.pos.line >= 1);
         assert!(!err.message.is_empty());
+    }
+
+    #[test]
+    fn a_position_reads_as_a_field_path() {
+        let text = "{\n  \"spec\": {\n    \"steps\": [\n      {\"label\": \"a\"},\n      {\"inputs\": {\"name\": \"=x +\"}}\n    ]\n  }\n}\n";
+        let doc = &parse_documents(text).unwrap()[0];
+        let at = text.find("=x +").unwrap() as u32;
+        let pos = Pos {
+            line: 5,
+            col: 30,
+            offset: at,
+        };
+        assert_eq!(doc.root.path_at(pos), "spec.steps[1].inputs.name");
+        let label = Pos {
+            line: 4,
+            col: 10,
+            offset: text.find("label").unwrap() as u32,
+        };
+        assert_eq!(doc.root.path_at(label), "spec.steps[0].label");
     }
 
     #[test]

@@ -201,8 +201,8 @@ impl Controller {
                     // JSON is YAML: the definition loads as if it were a file named after it.
                     let text = serde_json::to_string_pretty(&value).unwrap_or_default();
                     let path = PathBuf::from(format!("{kind}/{ns}/{name}"));
-                    ws.add_source(&path, text);
-                    statuses.push((koreo_resource(kind), path, object));
+                    ws.add_source(&path, text.clone());
+                    statuses.push((koreo_resource(kind), path, object, text));
                 }
             }
         }
@@ -214,29 +214,38 @@ impl Controller {
             .filter(|d| d.is_error())
             .map(|d| d.location.path())
             .collect();
-        self.metrics.set_definitions(
-            statuses.iter().map(|(resource, path, _)| {
+        self.metrics
+            .set_definitions(statuses.iter().map(|(resource, path, _, _)| {
                 (resource.kind.clone(), !invalid.contains(path.as_path()))
-            }),
-        );
+            }));
         tracing::info!(
             definitions = statuses.len(),
             invalid = invalid.len(),
             "definitions loaded"
         );
-        for (resource, path, object) in statuses {
+        for (resource, path, object, text) in statuses {
             let namespace = object.metadata.namespace.clone().unwrap_or_default();
             let api: Api<DynamicObject> =
                 Api::namespaced_with(self.client.clone(), &namespace, &resource);
-            let problems: Vec<String> = diagnostics
+            // A definition read from the cluster has no file a person wrote: errors say where
+            // by field path (`spec.steps[2].inputs.name`).
+            let errors: Vec<&koreo_lang::source::Diagnostic> = diagnostics
                 .iter()
                 .filter(|d| d.is_error() && d.location.path() == path)
+                .collect();
+            let root = Some(())
+                .filter(|_| !errors.is_empty())
+                .and_then(|_| koreo_lang::yaml::parse_documents(&text).ok())
+                .and_then(|docs| docs.into_iter().next())
+                .map(|d| d.root);
+            let problems: Vec<String> = errors
+                .iter()
                 .map(|d| {
-                    let at = d.location.span.start;
-                    format!(
-                        "{} (line {}, column {} of the definition as JSON)",
-                        d.message, at.line, at.col
-                    )
+                    let field = root.as_ref().map(|r| r.path_at(d.location.span.start));
+                    match field.filter(|f| !f.is_empty()) {
+                        Some(field) => format!("{} (at {field})", d.message),
+                        None => d.message.clone(),
+                    }
                 })
                 .collect();
             write_definition_status(&api, &object, &problems).await;

@@ -348,8 +348,8 @@ async fn definitions_report_whether_they_are_valid() {
         "{message}"
     );
     assert!(
-        message.contains("line "),
-        "the message says where: {message}"
+        message.contains("(at spec.retrun)") && !message.contains("line "),
+        "the message says where, by field: {message}"
     );
     let good = eventually(10, "the valid function's status", async || {
         ready("hello-words").await
