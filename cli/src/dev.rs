@@ -144,12 +144,29 @@ fn print_report(report: &koreo_runtime::controller::Report) {
     }
 }
 
+/// The first line of every kubeconfig `koreo dev` writes: the only files it overwrites.
+const KUBECONFIG_MARK: &str = "# written by koreo dev: it overwrites this file when it starts";
+
 pub fn run(
     paths: &[PathBuf],
     port: u16,
     kubeconfig_out: Option<&Path>,
     with_controller: bool,
 ) -> ExitCode {
+    // A mistyped path would start a server with nothing loaded: say so instead.
+    if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+        eprintln!("error: {} does not exist", missing.display());
+        return ExitCode::from(2);
+    }
+    if let Some(path) = kubeconfig_out.filter(|p| p.exists())
+        && !std::fs::read_to_string(path).is_ok_and(|text| text.starts_with(KUBECONFIG_MARK))
+    {
+        eprintln!(
+            "error: {} exists and koreo dev did not write it: it is left alone; remove it or give --kubeconfig-out another path",
+            path.display()
+        );
+        return ExitCode::from(2);
+    }
     let ws = Workspace::load_paths(paths);
     for d in ws.diagnostics.iter().filter(|d| d.is_error()) {
         crate::print_diagnostic(d);
@@ -176,7 +193,8 @@ pub fn run(
             }
         }
         if let Some(path) = kubeconfig_out {
-            if let Err(e) = std::fs::write(path, server.kubeconfig()) {
+            let text = format!("{KUBECONFIG_MARK}\n{}", server.kubeconfig());
+            if let Err(e) = std::fs::write(path, text) {
                 eprintln!(
                     "error: cannot write the kubeconfig to {}: {e}",
                     path.display()

@@ -453,3 +453,30 @@ fn check_offers_only_the_formats_it_has() {
     let junit = koreo(&["check", "../examples/hello", "--format", "junit"]);
     assert_eq!(junit.status.code(), Some(2));
 }
+
+#[test]
+fn dev_refuses_a_missing_path_and_a_kubeconfig_it_did_not_write() {
+    let missing = koreo(&["dev", "no/such/dir"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no/such/dir does not exist"));
+
+    let dir = std::env::temp_dir().join(format!("koreo-dev-mine-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let theirs = dir.join("config");
+    std::fs::write(&theirs, "apiVersion: v1\nkind: Config\n# someone's\n").unwrap();
+    let refused = koreo(&[
+        "dev",
+        "../examples/hello",
+        "--kubeconfig-out",
+        theirs.to_str().unwrap(),
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(err.contains("koreo dev did not write it"), "{err}");
+    assert!(
+        std::fs::read_to_string(&theirs)
+            .unwrap()
+            .contains("someone's")
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

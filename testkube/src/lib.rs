@@ -7,6 +7,7 @@ pub mod selector;
 pub mod server;
 pub mod store;
 pub mod strategic;
+pub mod table;
 pub mod types;
 
 pub use error::ApiError;

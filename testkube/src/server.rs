@@ -20,6 +20,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::error::ApiError;
 use crate::selector::Selector;
 use crate::store::{Event, Patch, Propagation, Store, Target};
+use crate::table;
 use crate::types::ResourceType;
 
 /// A failure to inject: the next `remaining` requests that match fail with `code`.
@@ -407,12 +408,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Reply {
                     format!("injected failure ({code}) for {verb} {}", route.plural),
                 ));
             }
-            let content_type = req
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
+            let header = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let (content_type, accept) = (header("content-type"), header("accept"));
             let body = match req.into_body().collect().await {
                 Ok(collected) => collected.to_bytes(),
                 Err(_) => {
@@ -423,6 +426,15 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Reply {
                 return watch(shared, route, q).await;
             }
             match resource(&shared, &route, verb, &q, &content_type, &body) {
+                Ok((code, body)) if matches!(verb, "get" | "list") && table::wanted(&accept) => {
+                    let columns = {
+                        let store = lock(&shared.store);
+                        find_kind(&store, &route)
+                            .map(|k| store.types[k].columns.clone())
+                            .unwrap_or_default()
+                    };
+                    json_reply(code, &table::of(&body, &columns, chrono::Utc::now()))
+                }
                 Ok((code, body)) => json_reply(code, &body),
                 Err(e) => error_reply(&e),
             }
@@ -538,7 +550,7 @@ fn resources(types: &[ResourceType], group: &str, version: &str) -> Option<Json>
     let mut resources = Vec::new();
     for t in served {
         resources.push(json!({"name": t.plural, "singularName": t.singular, "namespaced": t.namespaced, "kind": t.kind,
-            "verbs": VERBS, "shortNames": t.short_names, "storageVersionHash": ""}));
+            "verbs": VERBS, "shortNames": t.short_names, "categories": t.categories, "storageVersionHash": ""}));
         if t.status {
             resources.push(json!({"name": format!("{}/status", t.plural), "singularName": "", "namespaced": t.namespaced,
                 "kind": t.kind, "verbs": ["get", "patch", "update"]}));
@@ -571,7 +583,17 @@ fn find_kind(store: &Store, route: &Route) -> Result<usize, ApiError> {
         })
 }
 
-fn parse_body(body: &[u8]) -> Result<Json, ApiError> {
+/// A create or update body. Only JSON is served: kubectl, told 415 for protobuf, sends JSON.
+fn parse_body(content_type: &str, body: &[u8]) -> Result<Json, ApiError> {
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format ({content_type}): this local server reads JSON only; `kubectl create <kind> ...` sends protobuf, so write the object to a file and use `kubectl create -f` or `kubectl apply -f`"
+            ),
+        ));
+    }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("the request body is not JSON: {e}")))
 }
@@ -625,10 +647,16 @@ fn resource(
             ))
         }
         "create" => store
-            .create(&target, parse_body(body)?, &manager)
+            .create(&target, parse_body(content_type, body)?, &manager)
             .map(|o| (201, o)),
         "update" => store
-            .replace(&target, name, parse_body(body)?, &manager, status)
+            .replace(
+                &target,
+                name,
+                parse_body(content_type, body)?,
+                &manager,
+                status,
+            )
             .map(|o| (200, o)),
         "patch" => {
             let kind = match content_type.split(';').next().unwrap_or("").trim() {
@@ -649,14 +677,21 @@ fn resource(
             // An apply that creates answers 201, as a create does.
             let creates = matches!(kind, Patch::Apply { .. }) && store.get(&target, name).is_err();
             store
-                .patch(&target, name, kind, parse_body(body)?, &manager, status)
+                .patch(
+                    &target,
+                    name,
+                    kind,
+                    parse_body(content_type, body)?,
+                    &manager,
+                    status,
+                )
                 .map(|o| (if creates { 201 } else { 200 }, o))
         }
         "delete" => {
             let options: Json = if body.is_empty() {
                 json!({})
             } else {
-                parse_body(body)?
+                parse_body(content_type, body)?
             };
             let policy = options["propagationPolicy"]
                 .as_str()

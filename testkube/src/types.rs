@@ -2,6 +2,15 @@
 
 use serde_json::Value as Json;
 
+/// A column of `kubectl get`, as a CRD declares it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrinterColumn {
+    pub name: String,
+    pub ty: String,
+    pub json_path: String,
+    pub priority: i64,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResourceType {
     /// `""` for the core group.
@@ -12,6 +21,10 @@ pub struct ResourceType {
     pub plural: String,
     pub singular: String,
     pub short_names: Vec<String>,
+    /// Names that group kinds for `kubectl get` (`all`, `koreo`).
+    pub categories: Vec<String>,
+    /// The columns `kubectl get` shows (a CRD's `additionalPrinterColumns`).
+    pub columns: Vec<PrinterColumn>,
     pub namespaced: bool,
     /// Whether `status` is a subresource (written only through `/status`).
     pub status: bool,
@@ -50,6 +63,12 @@ fn builtin(
         plural: plural.into(),
         singular: kind.to_lowercase(),
         short_names: short.iter().map(|s| s.to_string()).collect(),
+        // What `kubectl get all` lists, of the kinds served here.
+        categories: match plural {
+            "services" | "deployments" | "horizontalpodautoscalers" => vec!["all".into()],
+            _ => Vec::new(),
+        },
+        columns: Vec::new(),
         namespaced,
         status,
         crd: None,
@@ -236,12 +255,23 @@ pub fn from_crd(crd: &Json) -> Result<ResourceType, String> {
         singular: names["singular"]
             .as_str()
             .map_or_else(|| kind.to_lowercase(), str::to_string),
-        short_names: names["shortNames"]
-            .as_array()
-            .map(|s| {
-                s.iter()
-                    .filter_map(Json::as_str)
-                    .map(str::to_string)
+        short_names: strings(&names["shortNames"]),
+        categories: strings(&names["categories"]),
+        // The storage version's columns (kubectl asks for the preferred one, which it is).
+        columns: versions
+            .iter()
+            .find(|v| v["storage"].as_bool() == Some(true))
+            .or(versions.first())
+            .and_then(|v| v["additionalPrinterColumns"].as_array())
+            .map(|columns| {
+                columns
+                    .iter()
+                    .map(|c| PrinterColumn {
+                        name: c["name"].as_str().unwrap_or_default().to_string(),
+                        ty: c["type"].as_str().unwrap_or("string").to_string(),
+                        json_path: c["jsonPath"].as_str().unwrap_or_default().to_string(),
+                        priority: c["priority"].as_i64().unwrap_or(0),
+                    })
                     .collect()
             })
             .unwrap_or_default(),
@@ -253,6 +283,17 @@ pub fn from_crd(crd: &Json) -> Result<ResourceType, String> {
         kind,
         plural,
     })
+}
+
+fn strings(list: &Json) -> Vec<String> {
+    list.as_array()
+        .map(|s| {
+            s.iter()
+                .filter_map(Json::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -331,3 +331,85 @@ async fn watch_bookmarks_timeouts_and_delete_collection() {
         .collect();
     assert_eq!(left, ["a"]);
 }
+
+/// What `kubectl get` needs: categories in discovery, Tables with a CRD's printer columns, and
+/// a 415 (not a 400) for a protobuf body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_finds_categories_and_printer_columns() {
+    let server = TestKube::start().await.unwrap();
+    let client = client(&server).await;
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "apps.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"kind": "App", "plural": "apps", "categories": ["all", "example"]},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "additionalPrinterColumns": [{"name": "Image", "type": "string", "jsonPath": ".spec.image"}],
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}))
+    .unwrap();
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &crd)
+        .await
+        .unwrap();
+    let send = async |method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>| {
+        let mut request = http::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = client
+            .send(request.body(body.into()).unwrap())
+            .await
+            .unwrap();
+        let code = response.status().as_u16();
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (
+            code,
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default(),
+        )
+    };
+    let (_, resources) = send("GET", "/apis/example.com/v1", &[], Vec::new()).await;
+    assert_eq!(
+        resources["resources"][0]["categories"],
+        json!(["all", "example"])
+    );
+    let app = json!({"apiVersion": "example.com/v1", "kind": "App",
+        "metadata": {"name": "shop"}, "spec": {"image": "shop:1"}});
+    let json_type = [("content-type", "application/json")];
+    let (created, _) = send(
+        "POST",
+        "/apis/example.com/v1/namespaces/default/apps",
+        &json_type,
+        app.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(created, 201);
+    let table = [(
+        "accept",
+        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+    )];
+    let (_, listed) = send(
+        "GET",
+        "/apis/example.com/v1/namespaces/default/apps",
+        &table,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(listed["kind"], "Table");
+    assert_eq!(listed["columnDefinitions"][1]["name"], "Image");
+    assert_eq!(listed["rows"][0]["cells"], json!(["shop", "shop:1"]));
+    let protobuf = [("content-type", "application/vnd.kubernetes.protobuf")];
+    let (refused, status) = send(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        &protobuf,
+        b"k8s\0...".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (refused, &status["reason"]),
+        (415, &json!("UnsupportedMediaType"))
+    );
+}
