@@ -22,9 +22,7 @@ use tokio::sync::{RwLock, mpsc};
 use crate::kube_api::{KubeApi, as_koreo};
 use crate::metrics::Metrics;
 use crate::pass::Notice;
-use k8s_openapi::api::core::v1::ObjectReference;
 use koreo_lang::eval::ResourceId;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tracing::Instrument;
 
 pub use crate::pass::{ABANDONED_LABEL, FINALIZER, MANAGED_RESOURCES, RESYNC};
@@ -101,7 +99,7 @@ pub struct Controller {
     tasks: OnceLock<mpsc::UnboundedSender<BoxFuture<'static, ()>>>,
     metrics: Arc<Metrics>,
     /// Kubernetes Events on parents for what koreo does to their resources.
-    events: Recorder,
+    events: crate::events::Events,
 }
 
 /// Reconciles that run at once unless configured otherwise.
@@ -131,7 +129,7 @@ impl Controller {
             workers: DEFAULT_WORKERS,
             tasks: OnceLock::new(),
             metrics: Arc::default(),
-            events: Recorder::new(client.clone(), reporter(None)),
+            events: crate::events::Events::new(client.clone(), None),
         }
     }
 
@@ -155,7 +153,7 @@ impl Controller {
 
     /// Name this replica in the Events it reports (e.g. its pod name).
     pub fn with_instance(mut self, instance: String) -> Controller {
-        self.events = Recorder::new(self.client.clone(), reporter(Some(instance)));
+        self.events = crate::events::Events::new(self.client.clone(), Some(instance));
         self
     }
 
@@ -625,26 +623,7 @@ impl Controller {
 
     /// An Event on the parent. Failing to record one changes nothing else.
     async fn event(&self, parent: &Json, notice: &Notice) {
-        let regarding = ObjectReference {
-            api_version: parent["apiVersion"].as_str().map(str::to_string),
-            kind: parent["kind"].as_str().map(str::to_string),
-            name: parent["metadata"]["name"].as_str().map(str::to_string),
-            namespace: parent["metadata"]["namespace"].as_str().map(str::to_string),
-            uid: parent["metadata"]["uid"].as_str().map(str::to_string),
-            ..ObjectReference::default()
-        };
-        let event = Event {
-            type_: if notice.normal {
-                EventType::Normal
-            } else {
-                EventType::Warning
-            },
-            reason: notice.reason.clone(),
-            note: Some(notice.note.clone()),
-            action: notice.action.to_string(),
-            secondary: None,
-        };
-        if let Err(error) = self.events.publish(&event, &regarding).await {
+        if let Err(error) = self.events.publish(parent, notice).await {
             tracing::debug!(%error, "could not record an event");
         }
     }
@@ -770,13 +749,6 @@ async fn discover(
                 tokio::time::sleep(backoff(failures).min(Duration::from_secs(60))).await;
             }
         }
-    }
-}
-
-fn reporter(instance: Option<String>) -> Reporter {
-    Reporter {
-        controller: "koreo".into(),
-        instance,
     }
 }
 

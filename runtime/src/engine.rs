@@ -147,6 +147,8 @@ pub struct Change {
     pub verb: &'static str,
     /// `Kind:namespace:name`.
     pub object: String,
+    /// The object written.
+    pub id: ResourceId,
     /// Why it failed, if it did.
     pub error: Option<String>,
 }
@@ -536,6 +538,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         let change = Change {
             verb,
             object: id.to_string(),
+            id: id.clone(),
             error: result.as_ref().err().map(ToString::to_string),
         };
         // Only writes that landed count: a refused one changes nothing to look at again.

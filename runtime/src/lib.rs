@@ -2,6 +2,7 @@
 
 pub mod controller;
 pub mod engine;
+pub mod events;
 pub mod kube_api;
 pub mod leader;
 pub mod metrics;

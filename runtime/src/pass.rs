@@ -29,6 +29,8 @@ pub struct Notice {
     pub note: String,
     /// Normal, or a Warning.
     pub normal: bool,
+    /// The object it is about (the Event's related object), if one.
+    pub about: Option<ResourceId>,
 }
 
 impl Notice {
@@ -38,7 +40,13 @@ impl Notice {
             action,
             note,
             normal,
+            about: None,
         }
+    }
+
+    fn about(mut self, id: &ResourceId) -> Notice {
+        self.about = Some(id.clone());
+        self
     }
 }
 
@@ -57,6 +65,9 @@ pub fn combined(notices: &[Notice]) -> Vec<Notice> {
             Some(n) => {
                 n.note.push_str("; ");
                 n.note.push_str(&notice.note);
+                if n.about != notice.about {
+                    n.about = None; // about several objects: the note names them
+                }
             }
             None => out.push(notice.clone()),
         }
@@ -292,6 +303,7 @@ fn change_notice(change: &crate::engine::Change) -> Notice {
             false,
         ),
     }
+    .about(&change.id)
 }
 
 fn has_finalizer(parent: &Json) -> bool {
@@ -379,21 +391,24 @@ async fn release<A: ResourceApi>(
             }
             let done = api.apply(&id, &identity, false).await.is_ok();
             tracing::info!(object = %id, function = %f.meta.name, done, "decoration removed");
-            notices.push(if done {
-                Notice::new(
-                    "Undecorated",
-                    "Patch",
-                    format!("Removed koreo's fields from {id}"),
-                    true,
-                )
-            } else {
-                Notice::new(
-                    "UndecorateFailed",
-                    "Patch",
-                    format!("Could not remove koreo's fields from {id}; will retry"),
-                    false,
-                )
-            });
+            notices.push(
+                if done {
+                    Notice::new(
+                        "Undecorated",
+                        "Patch",
+                        format!("Removed koreo's fields from {id}"),
+                        true,
+                    )
+                } else {
+                    Notice::new(
+                        "UndecorateFailed",
+                        "Patch",
+                        format!("Could not remove koreo's fields from {id}; will retry"),
+                        false,
+                    )
+                }
+                .about(&id),
+            );
             all_done &= done;
             continue;
         }
@@ -428,16 +443,19 @@ async fn release<A: ResourceApi>(
             DeletePolicy::Abandon => ("Abandoned", "Abandon"),
         };
         tracing::info!(object = %id, policy = reason, done, "released");
-        notices.push(if done {
-            Notice::new(reason, verb, format!("{reason} {id}"), true)
-        } else {
-            Notice::new(
-                format!("{verb}Failed"),
-                verb,
-                format!("Could not {} {id}; will retry", verb.to_lowercase()),
-                false,
-            )
-        });
+        notices.push(
+            if done {
+                Notice::new(reason, verb, format!("{reason} {id}"), true)
+            } else {
+                Notice::new(
+                    format!("{verb}Failed"),
+                    verb,
+                    format!("Could not {} {id}; will retry", verb.to_lowercase()),
+                    false,
+                )
+            }
+            .about(&id),
+        );
         all_done &= done;
     }
     all_done

@@ -276,13 +276,40 @@ async fn events_on_the_parent_tell_what_koreo_did() {
     .await;
     assert_eq!(failed.type_.as_deref(), Some("Warning"));
     assert!(failed.note.unwrap().contains("error evaluating"));
-
-    // Deleting the parent abandons the ConfigMap (hello's delete policy), and says so.
+    // The object an Event is about is its related object.
+    let related = created.related.expect("the related object");
+    assert_eq!(
+        (related.kind.as_deref(), related.name.as_deref()),
+        (Some("ConfigMap"), Some("ada-greeting"))
+    );
+    // A failure with another message is another Event, not a count on the first.
     let greetings: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         "default",
         &resource("example.koreo.dev/v1", "Greeting"),
     );
+    support::merge(&greetings, "nobody", json!({"spec": {"name": ""}})).await;
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), "default");
+    let notes = eventually(10, "a second Failed event", async || {
+        let notes: Vec<String> = events
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some("Failed")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("nobody")
+            })
+            .filter_map(|e| e.note)
+            .collect();
+        (notes.len() == 2).then_some(notes)
+    })
+    .await;
+    assert!(notes[1].contains("a greeting needs a name"), "{notes:?}");
+
+    // Deleting the parent abandons the ConfigMap (hello's delete policy), and says so.
     greetings.delete("ada", &Default::default()).await.unwrap();
     let abandoned = eventually(10, "an Abandoned event", async || {
         about("ada", "Abandoned").await
