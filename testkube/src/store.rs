@@ -300,14 +300,21 @@ impl Store {
         fields: &Selector,
     ) -> Result<(Vec<Json>, u64), ApiError> {
         let t = &self.types[target.kind];
+        // Events are one kind served by two groups: core `v1` lists `events.k8s.io` ones too.
+        let core_events = t.group.is_empty() && t.plural == "events";
         let items = self
             .objects
             .iter()
             .filter(|((g, p, ns, _), _)| {
-                *g == t.group && *p == t.plural && target.namespace.is_none_or(|want| ns == want)
+                let same = *g == t.group && *p == t.plural;
+                let modern = core_events && g == "events.k8s.io" && p == "events";
+                (same || modern) && target.namespace.is_none_or(|want| ns == want)
             })
-            .filter(|(_, o)| selector.matches(&o["metadata"]["labels"]) && fields.matches_fields(o))
-            .map(|(_, o)| self.at_version(t, target.version, o))
+            .map(|((g, _, _, _), o)| match g.as_str() {
+                "events.k8s.io" if core_events => core_event(o),
+                _ => self.at_version(t, target.version, o),
+            })
+            .filter(|o| selector.matches(&o["metadata"]["labels"]) && fields.matches_fields(o))
             .collect();
         Ok((items, self.rv))
     }
@@ -1043,4 +1050,22 @@ fn validate_builtin(t: &ResourceType, name: &str, object: &Json) -> Result<(), A
         }
     }
     Ok(())
+}
+
+/// An `events.k8s.io/v1` Event as core `v1` shows it (what `kubectl get events` reads).
+fn core_event(event: &Json) -> Json {
+    let count = event["series"]["count"].as_i64().unwrap_or(1);
+    let last = event["series"]["lastObservedTime"]
+        .as_str()
+        .or(event["eventTime"].as_str());
+    json!({
+        "apiVersion": "v1", "kind": "Event", "metadata": event["metadata"],
+        "involvedObject": event["regarding"], "related": event["related"],
+        "reason": event["reason"], "message": event["note"], "type": event["type"],
+        "action": event["action"], "count": count, "eventTime": event["eventTime"],
+        "firstTimestamp": event["eventTime"], "lastTimestamp": last,
+        "reportingComponent": event["reportingController"],
+        "reportingInstance": event["reportingInstance"],
+        "source": {"component": event["reportingController"]},
+    })
 }

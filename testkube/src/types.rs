@@ -68,7 +68,25 @@ fn builtin(
             "services" | "deployments" | "horizontalpodautoscalers" => vec!["all".into()],
             _ => Vec::new(),
         },
-        columns: Vec::new(),
+        // `kubectl get events` shows what happened, not only names.
+        columns: match (group, plural) {
+            ("", "events") => [
+                ("Last Seen", "date", ".lastTimestamp"),
+                ("Type", "string", ".type"),
+                ("Reason", "string", ".reason"),
+                ("Object", "string", ".involvedObject.name"),
+                ("Message", "string", ".message"),
+            ]
+            .iter()
+            .map(|(name, ty, path)| PrinterColumn {
+                name: name.to_string(),
+                ty: ty.to_string(),
+                json_path: path.to_string(),
+                priority: 0,
+            })
+            .collect(),
+            _ => Vec::new(),
+        },
         namespaced,
         status,
         crd: None,

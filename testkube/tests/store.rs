@@ -546,3 +546,26 @@ fn built_in_kinds_get_the_api_servers_defaults_and_checks() {
     assert_eq!(stored["type"], "Opaque");
     assert!(stored.get("stringData").is_none());
 }
+
+#[test]
+fn events_of_either_group_list_through_core_v1() {
+    let mut s = Store::new();
+    let modern = target(&s, "events.k8s.io", "events", "v1", Some("default"));
+    let event = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "ada.1"}, "reason": "Created", "note": "Created ConfigMap:default:x",
+        "type": "Normal", "action": "Create", "eventTime": "2026-01-01T00:00:00.000000Z",
+        "regarding": {"kind": "Greeting", "name": "ada"}, "reportingController": "koreo",
+        "series": {"count": 3, "lastObservedTime": "2026-01-01T00:05:00.000000Z"}});
+    s.create(&modern, event, "koreo").unwrap();
+    let core = target(&s, "", "events", "v1", Some("default"));
+    let (items, _) = s
+        .list_matching(&core, &Selector::default(), &Selector::default())
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    let seen = &items[0];
+    assert_eq!(seen["apiVersion"], "v1");
+    assert_eq!(seen["message"], "Created ConfigMap:default:x");
+    assert_eq!(seen["involvedObject"]["name"], "ada");
+    assert_eq!(seen["count"], 3);
+    assert_eq!(seen["lastTimestamp"], "2026-01-01T00:05:00.000000Z");
+}
