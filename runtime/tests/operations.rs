@@ -289,21 +289,9 @@ async fn events_on_the_parent_tell_what_koreo_did() {
         &resource("example.koreo.dev/v1", "Greeting"),
     );
     support::merge(&greetings, "nobody", json!({"spec": {"name": ""}})).await;
-    let events: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(client.clone(), "default");
     let notes = eventually(10, "a second Failed event", async || {
-        let notes: Vec<String> = events
-            .list(&Default::default())
-            .await
-            .ok()?
-            .items
-            .into_iter()
-            .filter(|e| {
-                e.reason.as_deref() == Some("Failed")
-                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("nobody")
-            })
-            .filter_map(|e| e.note)
-            .collect();
+        let failed = support::events(&client, "default", "Failed", Some("nobody")).await;
+        let notes: Vec<String> = failed.into_iter().filter_map(|e| e.note).collect();
         (notes.len() == 2).then_some(notes)
     })
     .await;

@@ -127,20 +127,32 @@ pub async fn event(
     reason: &str,
     about: Option<&str>,
 ) -> Option<k8s_openapi::api::events::v1::Event> {
-    let events: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(client.clone(), namespace);
-    events
-        .list(&Default::default())
+    events(client, namespace, reason, about)
         .await
-        .ok()?
-        .items
         .into_iter()
-        .find(|e| {
+        .next()
+}
+
+/// The Events in `namespace` with this reason (and about this object, if named).
+pub async fn events(
+    client: &Client,
+    namespace: &str,
+    reason: &str,
+    about: Option<&str>,
+) -> Vec<k8s_openapi::api::events::v1::Event> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), namespace);
+    let Ok(list) = api.list(&Default::default()).await else {
+        return Vec::new();
+    };
+    list.items
+        .into_iter()
+        .filter(|e| {
             e.reason.as_deref() == Some(reason)
                 && about.is_none_or(|name| {
                     e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
                 })
         })
+        .collect()
 }
 
 /// A JSON merge patch, as another client (a person, another controller) would make it.
