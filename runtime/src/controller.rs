@@ -184,7 +184,7 @@ impl Controller {
         let mut statuses = Vec::new();
         for kind in koreo_lang::model::KINDS {
             for api in self.apis(&koreo_resource(kind), true) {
-                let Ok(list) = api.list(&Default::default()).await else {
+                let Some(list) = list_until_answered(&api, kind).await else {
                     continue;
                 };
                 for object in list.items {
@@ -847,6 +847,28 @@ async fn write_definition_status(
 }
 
 /// The wait after the `n`th failure in a row: 1 s doubling to at most 5 min, with ±20% jitter.
+/// The objects of one Koreo kind, asked again (with backoff, at most 30 s apart) until the API
+/// server answers: a definition is never reported missing because a request failed. `None`
+/// when the kind is not served (its CRD is not installed).
+async fn list_until_answered(
+    api: &Api<DynamicObject>,
+    kind: &str,
+) -> Option<kube::core::ObjectList<DynamicObject>> {
+    let mut failures = 0;
+    loop {
+        match api.list(&Default::default()).await {
+            Ok(list) => return Some(list),
+            Err(kube::Error::Api(status)) if status.code == 404 => return None,
+            Err(error) => {
+                failures += 1;
+                let wait = backoff(failures).min(Duration::from_secs(30));
+                tracing::warn!(%kind, %error, ?wait, "listing definitions failed; trying again");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
 fn backoff(n: u32) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let base = Duration::from_secs(1) * 2u32.saturating_pow(n.saturating_sub(1)).min(300);

@@ -696,3 +696,33 @@ async fn a_finalizer_outlives_no_workflow_but_waits_for_a_broken_one() {
     })
     .await;
 }
+
+/// A definition is never taken for missing because listing it failed: the controller asks
+/// again until the API server answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_listing_of_definitions_at_start_is_asked_again() {
+    let (server, client) = with_definitions(
+        &[
+            documents("web-app/crd.yaml"),
+            documents("web-app/web-app.koreo"),
+        ]
+        .concat(),
+    )
+    .await;
+    // The ResourceTemplates cannot be listed, twice: without them the Deployment's function
+    // would be invalid ("not found") until a restart.
+    server.fail_next(Some("list"), Some("resourcetemplates"), 2, 500);
+    tokio::spawn(Controller::new(client.clone()).run());
+    for doc in documents("web-app/webapp.yaml") {
+        create(&client, &doc).await;
+    }
+    let apps: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &resource("example.koreo.dev/v1", "WebApp"),
+    );
+    eventually(30, "the WebApp Ready", async || {
+        is_ready(&apps.get("shop").await.ok()?).then_some(())
+    })
+    .await;
+}
