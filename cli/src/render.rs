@@ -106,12 +106,38 @@ fn byte_offset(text: &str, line: u32, col: u32) -> usize {
     (line_start + within).min(text.len().saturating_sub(1))
 }
 
+/// Lines longer than this are quoted around the error instead of drawn.
+const LONGEST_LINE_DRAWN: usize = 1000;
+/// How much of such a line is quoted.
+const EXCERPT: usize = 80;
+
 /// The report for one diagnostic, with the file path, the line and a caret.
 pub fn render(diagnostic: &Diagnostic, color: bool) -> String {
     let file = &diagnostic.location.file;
     let start = diagnostic.location.span.start;
     if file.text.is_empty() {
         return format!("{diagnostic}\n");
+    }
+    // miette cannot draw a column past 65,535 (it panics), and a line that long is no picture
+    // anyway: such a line is quoted around the error only.
+    let near = |n: u32| file.line_text(n).map_or(0, |l| l.chars().count());
+    let error_line = start.line;
+    if (error_line.saturating_sub(1)..=error_line + 1).any(|n| near(n) > LONGEST_LINE_DRAWN) {
+        let line = file.line_text(error_line).unwrap_or_default();
+        let col = start.col.saturating_sub(1) as usize;
+        let from = col.saturating_sub(EXCERPT / 2);
+        let excerpt: String = line.chars().skip(from).take(EXCERPT).collect();
+        return format!(
+            "{diagnostic}\n  line {error_line} is {} characters long; around column {}:\n  {}{excerpt}{}\n",
+            line.chars().count(),
+            start.col,
+            if from > 0 { "..." } else { "" },
+            if from + EXCERPT < line.chars().count() {
+                "..."
+            } else {
+                ""
+            },
+        );
     }
     let report = Report {
         diagnostic,
@@ -152,6 +178,23 @@ mod tests {
         let d = Diagnostic::error(Location::new(&file, Span::point(at)), "here");
         let out = render(&d, false);
         assert!(out.contains("f.koreo:1:11]"), "{out}");
+    }
+
+    #[test]
+    fn a_very_long_line_is_quoted_around_the_error_not_drawn() {
+        use koreo_lang::source::{Location, Pos, SourceFile, Span};
+        let line = format!("x: '{}' +* 1", "a".repeat(70_000));
+        let file = SourceFile::new("f.koreo", format!("a: 1\n{line}\n"));
+        let col = line.find("+*").unwrap() as u32 + 1;
+        let at = Pos {
+            line: 2,
+            col,
+            offset: 5 + col - 1,
+        };
+        let d = Diagnostic::error(Location::new(&file, Span::point(at)), "here");
+        let out = render(&d, false);
+        assert!(out.contains("f.koreo:2:"), "{out}");
+        assert!(out.contains("+* 1") && out.len() < 400, "{out}");
     }
 
     #[test]
