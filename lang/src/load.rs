@@ -127,7 +127,27 @@ impl Workspace {
         match std::fs::read(path) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => self.add_source(path, text),
-                Err(_) => self.fail_file(path, "the file is not UTF-8 text"),
+                Err(e) => {
+                    // Where: the first byte that is not UTF-8.
+                    let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+                    let before = String::from_utf8_lossy(valid);
+                    let line = before.matches('\n').count() + 1;
+                    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                    let at = crate::source::Pos {
+                        line: line as u32,
+                        col: col as u32,
+                        offset: before.chars().count() as u32,
+                    };
+                    let file = SourceFile::new(path, String::new());
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            Location::new(&file, Span::point(at)),
+                            "the file is not UTF-8 text: here is a byte that is not",
+                        )
+                        .with_hint("save the file as UTF-8"),
+                    );
+                    self.failed_files.push(path.to_path_buf());
+                }
             },
             Err(e) => self.fail_file(path, &format!("cannot read the file: {e}")),
         }
@@ -197,6 +217,25 @@ impl Workspace {
 
     fn add_document(&mut self, file: &FileRef, root: &Node) {
         let location = Location::new(file, root.span);
+        // A document that names its type wrongly would otherwise load as nothing at all.
+        for key in ["apiVersion", "kind"] {
+            if let Some(value) = root.get(key).filter(|v| v.as_str().is_none()) {
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        Location::new(file, value.span),
+                        format!("`{key}` must be a string, not {}", value.type_name()),
+                    )
+                    .with_hint(format!(
+                        "for example `{key}: {}`",
+                        match key {
+                            "apiVersion" => model::API_VERSION,
+                            _ => "ResourceFunction",
+                        }
+                    )),
+                );
+                return;
+            }
+        }
         let api_version = root.get("apiVersion").and_then(Node::as_str).unwrap_or("");
         let kind = root.get("kind").and_then(Node::as_str).unwrap_or("");
         let is_koreo_group = api_version.split('/').next() == Some("koreo.dev");

@@ -476,7 +476,7 @@ fn scalar(
     };
     // `None`: the scalar is a string.
     let resolved = match tag {
-        Some(tag) if tag.handle == "!!" => match tag.suffix.as_str() {
+        Some(tag) if tag.is_yaml_core_schema() => match tag.suffix.as_str() {
             "str" => None,
             "int" => Some(resolve_int(&text).ok_or_else(|| tag_error(&text, "an integer", at))?),
             "float" => Some(
@@ -702,6 +702,19 @@ mod tests {
             offset: text.find("label").unwrap() as u32,
         };
         assert_eq!(doc.root.path_at(label), "spec.steps[0].label");
+    }
+
+    #[test]
+    fn tags_decide_the_type() {
+        let doc = &parse_documents(
+            "a: !!str 123\nb: !!int \"7\"\nc: !!float 1\nd: !!bool \"true\"\ne: !!null x\n",
+        )
+        .unwrap()[0];
+        assert_eq!(
+            doc.root.to_json(),
+            serde_json::json!({"a": "123", "b": 7, "c": 1.0, "d": true, "e": null})
+        );
+        assert!(parse_documents("a: !!int abc\n").is_err());
     }
 
     #[test]

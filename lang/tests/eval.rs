@@ -337,3 +337,36 @@ fn a_yaml_mistake_keeps_the_definitions_before_it() {
         "{error}"
     );
 }
+
+#[test]
+fn a_type_that_is_not_a_string_is_an_error_not_nothing() {
+    let text = "apiVersion: [koreo.dev/v1beta1]\nkind: ValueFunction\nmetadata: {name: x}\n";
+    let ws = Workspace::load_str("list.koreo", text);
+    let error = ws
+        .diagnostics
+        .iter()
+        .find(|d| d.is_error())
+        .expect("an error");
+    assert!(
+        error.message.contains("`apiVersion` must be a string"),
+        "{error}"
+    );
+    assert_eq!(error.location.span.start.line, 1);
+}
+
+#[test]
+fn a_file_that_is_not_utf8_says_where() {
+    let dir = std::env::temp_dir().join(format!("koreo-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.koreo");
+    std::fs::write(&path, b"a: 1\nbb: \xff\n").unwrap();
+    let ws = Workspace::load_paths(&[&path]);
+    let error = ws
+        .diagnostics
+        .iter()
+        .find(|d| d.is_error())
+        .expect("an error");
+    let at = error.location.span.start;
+    assert_eq!((at.line, at.col), (2, 5), "{error}");
+    std::fs::remove_dir_all(&dir).ok();
+}
