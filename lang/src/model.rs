@@ -422,9 +422,23 @@ fn decode_meta(d: &mut Decoder, top: &Fields) -> Option<Meta> {
     let name = d.literal_string(name_node, "metadata.name")?;
     if name.is_empty() {
         d.error(name_node.span, "`metadata.name` may not be empty");
+    } else if !is_dns_subdomain(&name) {
+        d.error(
+            name_node.span,
+            format!("`metadata.name` `{name}` is not a Kubernetes name: at most 253 lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit (the API server refuses it)"),
+        );
     }
     let namespace = match fields.get("namespace") {
-        Some(n) => Some(d.literal_string(n, "metadata.namespace")?),
+        Some(n) => {
+            let namespace = d.literal_string(n, "metadata.namespace")?;
+            if !is_dns_label(&namespace) {
+                d.error(
+                    n.span,
+                    format!("`metadata.namespace` `{namespace}` is not a namespace name: at most 63 lowercase letters, digits and `-`, starting and ending with a letter or digit"),
+                );
+            }
+            Some(namespace)
+        }
         None => None,
     };
     Some(Meta {
@@ -435,6 +449,25 @@ fn decode_meta(d: &mut Decoder, top: &Fields) -> Option<Meta> {
         labels: fields.get("labels").map_or(Json::Null, Node::to_json),
         annotations: fields.get("annotations").map_or(Json::Null, Node::to_json),
     })
+}
+
+/// RFC 1123 subdomain, as Kubernetes requires of object names.
+fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').all(is_dns_label_part)
+}
+
+/// RFC 1123 label, as Kubernetes requires of namespace names.
+fn is_dns_label(name: &str) -> bool {
+    name.len() <= 63 && is_dns_label_part(name)
+}
+
+fn is_dns_label_part(part: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    edge(part.chars().next())
+        && edge(part.chars().last())
+        && part
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 const SCOPE_INPUTS: &[&str] = &["inputs"];

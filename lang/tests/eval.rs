@@ -370,3 +370,34 @@ fn a_file_that_is_not_utf8_says_where() {
     assert_eq!((at.line, at.col), (2, 5), "{error}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn names_kubernetes_refuses_are_errors() {
+    for (meta, want) in [
+        ("{name: Bad_Name}", "is not a Kubernetes name"),
+        ("{name: ok, namespace: Team.A}", "is not a namespace name"),
+        ("{name: -x}", "is not a Kubernetes name"),
+    ] {
+        let text = format!(
+            "apiVersion: koreo.dev/v1beta1\nkind: ValueFunction\nmetadata: {meta}\nspec:\n  return: {{x: 1}}\n"
+        );
+        let ws = Workspace::load_str("names.koreo", text);
+        let errors: Vec<String> = ws
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.message.clone())
+            .collect();
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "{meta}: {errors:?}"
+        );
+    }
+    let fine = "apiVersion: koreo.dev/v1beta1\nkind: ValueFunction\nmetadata: {name: fully-built.v1, namespace: koreo-testing}\nspec:\n  return: {x: 1}\n";
+    assert!(
+        !Workspace::load_str("ok.koreo", fine)
+            .diagnostics
+            .iter()
+            .any(|d| d.is_error())
+    );
+}
