@@ -190,8 +190,9 @@ enum Frame {
     Map {
         entries: Vec<(Key, Node)>,
         pending_key: Option<(Node, String)>,
-        /// Keys that came from a `<<` merge: explicit keys replace them.
-        merged: Vec<String>,
+        /// The keys so far: the line of an explicit one, `None` for one a `<<` merge brought
+        /// (an explicit key replaces it). A map, so that a mapping of n keys loads in O(n).
+        keys: HashMap<String, Option<u32>>,
         start: Pos,
         anchor: usize,
     },
@@ -259,7 +260,7 @@ fn parse_into(text: &str, docs: &mut Vec<Document>) -> Result<(), YamlError> {
                     Frame::Map {
                         entries: Vec::new(),
                         pending_key: None,
-                        merged: Vec::new(),
+                        keys: HashMap::new(),
                         start: at.start,
                         anchor,
                     },
@@ -344,11 +345,11 @@ fn parse_into(text: &str, docs: &mut Vec<Document>) -> Result<(), YamlError> {
             Some(Frame::Map {
                 entries,
                 pending_key,
-                merged,
+                keys,
                 ..
             }) => match pending_key.take() {
                 None => *pending_key = Some((node, raw)),
-                Some((key, raw_key)) => insert_entry(entries, merged, key, raw_key, node)?,
+                Some((key, raw_key)) => insert_entry(entries, keys, key, raw_key, node)?,
             },
         }
     }
@@ -384,14 +385,14 @@ fn count_nodes(node: &Node) -> usize {
 /// Keys that YAML reads as numbers or booleans (`true:`, `3:`) keep the text the author wrote.
 fn insert_entry(
     entries: &mut Vec<(Key, Node)>,
-    merged: &mut Vec<String>,
+    keys: &mut HashMap<String, Option<u32>>,
     key: Node,
     raw_key: String,
     value: Node,
 ) -> Result<(), YamlError> {
     let span = key.span;
     let text = match key.value {
-        Value::Str(s, Style::Plain) if s == "<<" => return merge(entries, merged, value),
+        Value::Str(s, Style::Plain) if s == "<<" => return merge(entries, keys, value),
         Value::Str(s, _) => s,
         Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => raw_key,
         Value::Seq(_) | Value::Map(_) => {
@@ -401,19 +402,20 @@ fn insert_entry(
             });
         }
     };
-    if let Some(i) = merged.iter().position(|m| *m == text) {
-        merged.swap_remove(i);
-        entries.retain(|(k, _)| k.text != text);
+    match keys.get(&text) {
+        Some(Some(first)) => {
+            return Err(YamlError {
+                pos: span.start,
+                message: format!(
+                    "duplicate key `{text}` (first defined at line {first}); remove one of them"
+                ),
+            });
+        }
+        // Merged in: the explicit key replaces it.
+        Some(None) => entries.retain(|(k, _)| k.text != text),
+        None => {}
     }
-    if let Some((first, _)) = entries.iter().find(|(k, _)| k.text == text) {
-        return Err(YamlError {
-            pos: span.start,
-            message: format!(
-                "duplicate key `{text}` (first defined at line {}); remove one of them",
-                first.span.start.line
-            ),
-        });
-    }
+    keys.insert(text.clone(), Some(span.start.line));
     entries.push((Key { text, span }, value));
     Ok(())
 }
@@ -421,7 +423,7 @@ fn insert_entry(
 /// The YAML 1.1 merge key: entries of the merged mapping(s) that are not already present.
 fn merge(
     entries: &mut Vec<(Key, Node)>,
-    merged: &mut Vec<String>,
+    keys: &mut HashMap<String, Option<u32>>,
     value: Node,
 ) -> Result<(), YamlError> {
     let sources: Vec<Node> = match value.value {
@@ -442,8 +444,8 @@ fn merge(
             });
         };
         for (k, v) in more {
-            if !entries.iter().any(|(e, _)| e.text == k.text) {
-                merged.push(k.text.clone());
+            if !keys.contains_key(&k.text) {
+                keys.insert(k.text.clone(), None);
                 entries.push((k, v));
             }
         }
