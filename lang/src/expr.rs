@@ -108,7 +108,7 @@ impl Expr {
                 let at = position_in(&location, style, &source, line as u32, col);
                 return Err(Diagnostic::error(
                     Location::new(&location.file, Span::point(at)),
-                    format!("invalid expression `={source}`: {message}"),
+                    format!("invalid expression `={}`: {message}", clipped(&source)),
                 )
                 .with_hint(
                     "Koreo expressions are CEL (https://cel.dev); strings that are not \
@@ -118,7 +118,10 @@ impl Expr {
             Err(_) => {
                 return Err(Diagnostic::error(
                     location,
-                    format!("invalid expression `={source}`: the CEL parser could not read it"),
+                    format!(
+                        "invalid expression `={}`: the CEL parser could not read it",
+                        clipped(&source)
+                    ),
                 ));
             }
         };
@@ -526,6 +529,15 @@ fn describe_error(e: &cel::ExecutionError) -> String {
             text
         }
         other => other.to_string(),
+    }
+}
+
+/// An expression quoted in a message, cut short: the position points at the rest.
+fn clipped(source: &str) -> String {
+    const LONGEST: usize = 80;
+    match source.char_indices().nth(LONGEST) {
+        Some((cut, _)) => format!("{}...", &source[..cut]),
+        None => source.to_string(),
     }
 }
 
@@ -1042,6 +1054,10 @@ mod tests {
         ] {
             assert_eq!(message(src), want, "{src}");
         }
+        let huge = format!("{}+", "1 + ".repeat(30_000));
+        let refused = Expr::compile_str(&huge).unwrap_err().message;
+        assert!(refused.starts_with("invalid expression `=1 + 1"), "{refused}");
+        assert!(refused.len() < 300, "{} characters", refused.len());
         let long = message(&format!("'{}' + 1", "x".repeat(500)));
         assert!(long.len() < 200, "{long}");
         for debug in ["String(", "Int(", "Float("] {
