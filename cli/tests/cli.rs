@@ -480,3 +480,37 @@ fn dev_refuses_a_missing_path_and_a_kubeconfig_it_did_not_write() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// One malformed message, or an empty one, does not end a language server session.
+#[test]
+fn the_language_server_survives_a_malformed_message() {
+    use std::io::{Read, Write};
+    let mut lsp = Command::new(env!("CARGO_BIN_EXE_koreo"))
+        .arg("lsp")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let frame = |body: &str| format!("Content-Length: {}\r\n\r\n{body}", body.len());
+    let mut input = lsp.stdin.take().unwrap();
+    for body in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"capabilities":{}}}"#,
+        "{not json",
+        "",
+        r#"{"jsonrpc":"2.0","id":2,"method":"shutdown"}"#,
+        r#"{"jsonrpc":"2.0","method":"exit"}"#,
+    ] {
+        input.write_all(frame(body).as_bytes()).unwrap();
+        input.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    drop(input);
+    let mut out = String::new();
+    lsp.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let _ = lsp.wait();
+    assert!(
+        out.contains(r#""id":2"#),
+        "the shutdown was answered: {out}"
+    );
+}

@@ -1056,7 +1056,10 @@ mod tests {
         }
         let huge = format!("{}+", "1 + ".repeat(30_000));
         let refused = Expr::compile_str(&huge).unwrap_err().message;
-        assert!(refused.starts_with("invalid expression `=1 + 1"), "{refused}");
+        assert!(
+            refused.starts_with("invalid expression `=1 + 1"),
+            "{refused}"
+        );
         assert!(refused.len() < 300, "{} characters", refused.len());
         let long = message(&format!("'{}' + 1", "x".repeat(500)));
         assert!(long.len() < 200, "{long}");

@@ -46,9 +46,67 @@ fn serve_stdio() -> std::io::Result<()> {
         .build()?;
     runtime.block_on(async {
         let (service, socket) = service();
-        tower_lsp_server::Server::new(tokio::io::stdin(), tokio::io::stdout(), socket)
+        let (to_server, server_input) = tokio::io::duplex(1 << 16);
+        tokio::spawn(pass_json_messages(tokio::io::stdin(), to_server));
+        tower_lsp_server::Server::new(server_input, tokio::io::stdout(), socket)
             .serve(service)
             .await;
     });
     Ok(())
+}
+
+/// Passes the client's messages on, framed as they came, but only those whose body is JSON:
+/// the server's reader ends the session at the first message it cannot parse (a codec error
+/// ends its stream), so a malformed one is reported on stderr and left out instead.
+async fn pass_json_messages(
+    mut input: impl tokio::io::AsyncRead + Unpin,
+    mut output: impl tokio::io::AsyncWrite + Unpin,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        // Pass on every whole message in the buffer.
+        while let Some(header_end) = find(&buffer, b"\r\n\r\n") {
+            let headers = String::from_utf8_lossy(&buffer[..header_end]).to_string();
+            let length = headers.lines().find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.trim()
+                    .eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().ok())?
+            });
+            let Some(length) = length else {
+                // Not a header block: skip to the next one that could be.
+                eprintln!("koreo lsp: skipped input without a Content-Length header");
+                let next = find(&buffer[1..], b"Content-Length").map_or(buffer.len(), |i| i + 1);
+                buffer.drain(..next);
+                continue;
+            };
+            let body_start = header_end + 4;
+            if buffer.len() < body_start + length {
+                break;
+            }
+            let body = &buffer[body_start..body_start + length];
+            if serde_json::from_slice::<serde_json::Value>(body).is_ok() {
+                if output
+                    .write_all(&buffer[..body_start + length])
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            } else if length > 0 {
+                eprintln!("koreo lsp: ignored a message whose body is not JSON ({length} bytes)");
+            }
+            buffer.drain(..body_start + length);
+        }
+        match input.read(&mut chunk).await {
+            Ok(0) | Err(_) => return, // the client is gone: the server sees the end too
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
