@@ -77,9 +77,16 @@ impl Events {
                 last_observed_time: MicroTime(Timestamp::now()),
             }});
             let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(series))
-                .await?;
-            return Ok(());
+            match api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(series))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                // Gone (Events expire) or refused: forget it, and record a new one.
+                Err(_) => {
+                    self.seen.lock().await.remove(&key);
+                }
+            }
         }
         let regarding = ObjectReference {
             api_version: text(&parent["apiVersion"]),

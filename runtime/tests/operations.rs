@@ -296,6 +296,23 @@ async fn events_on_the_parent_tell_what_koreo_did() {
     })
     .await;
     assert!(notes[1].contains("a greeting needs a name"), "{notes:?}");
+    // Events expire: a repeat of one that is gone is recorded anew, not lost.
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), "default");
+    for e in support::events(&client, "default", "Failed", Some("nobody")).await {
+        let name = e.metadata.name.unwrap();
+        events.delete(&name, &Default::default()).await.unwrap();
+    }
+    support::merge(
+        &greetings,
+        "nobody",
+        json!({"metadata": {"labels": {"touched": "yes"}}}),
+    )
+    .await;
+    eventually(10, "the failure recorded again", async || {
+        event(&client, "default", "Failed", Some("nobody")).await
+    })
+    .await;
 
     // Deleting the parent abandons the ConfigMap (hello's delete policy), and says so.
     greetings.delete("ada", &Default::default()).await.unwrap();
