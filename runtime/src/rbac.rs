@@ -12,6 +12,8 @@ use serde_json::{Value as Json, json};
 const READ: &[&str] = &["get", "list", "watch"];
 /// koreo writes with create, patch (server-side apply) and delete; it never replaces (PUT).
 const MANAGE: &[&str] = &["get", "list", "watch", "create", "patch", "delete"];
+/// A function that cannot create decorates what others made: it reads and patches, no more.
+const DECORATE: &[&str] = &["get", "list", "watch", "patch"];
 /// Parents: read, and patches of the finalizer and the managed-resources annotation.
 const PARENT: &[&str] = &["get", "list", "watch", "patch"];
 
@@ -60,7 +62,13 @@ fn needs(ws: &Workspace) -> Needs {
         match definition {
             Definition::ResourceFunction(f) => {
                 let c = &f.api_config;
-                let verbs = if c.readonly { READ } else { MANAGE };
+                let verbs = if c.readonly {
+                    READ
+                } else if crate::engine::decorates(f) && !c.delete_if_exists {
+                    DECORATE
+                } else {
+                    MANAGE
+                };
                 add(
                     &c.api_version,
                     &c.kind,

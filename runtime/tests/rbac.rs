@@ -174,3 +174,13 @@ spec:
         ["get", "patch"]
     );
 }
+
+#[test]
+fn a_decorating_function_gets_read_and_patch_only() {
+    let ws = workspace(&["tests/fixtures/e2e-decorate"]);
+    let out = objects(&ws, &[], &subject());
+    assert_eq!(
+        verbs(&out[0], "", "configmaps"),
+        ["get", "list", "patch", "watch"]
+    );
+}
