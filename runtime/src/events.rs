@@ -98,7 +98,9 @@ impl Events {
         };
         let event = Event {
             metadata: ObjectMeta {
-                generate_name: Some(format!("{}.", regarding.name.clone().unwrap_or_default())),
+                // `<parent>.<random hex>`, as Kubernetes names Events (a `generateName` ending in
+                // `.` is refused: a name must end with a letter or digit).
+                name: Some(event_name(regarding.name.as_deref().unwrap_or("event"))),
                 namespace: Some(namespace.clone()),
                 ..ObjectMeta::default()
             },
@@ -127,6 +129,18 @@ impl Events {
         }
         Ok(())
     }
+}
+
+fn event_name(parent: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let prefix: String = parent.chars().take(253 - 17).collect();
+    format!("{prefix}.{:016x}", hasher.finish())
 }
 
 fn reference(id: &ResourceId) -> ObjectReference {

@@ -328,6 +328,15 @@ async fn hello_from_creation_to_cleanup(server: Server) {
         Some(json!("Bonjour, Ada!")),
     )
     .await;
+    // What koreo did is recorded as an Event the API server accepts.
+    let created = eventually(30, "a Created event", async || {
+        support::event(&e.client, &e.namespace, "Created", Some("ada")).await
+    })
+    .await;
+    assert_eq!(
+        created.note.as_deref(),
+        Some(format!("Created ConfigMap:{}:ada-greeting", e.namespace).as_str())
+    );
     // Created by server-side apply: one entry, koreo's Apply, owns koreo's fields.
     let managers = e
         .field(&configmaps, "ada-greeting", "/metadata/managedFields")
@@ -783,5 +792,79 @@ async fn a_function_that_cannot_create_decorates_what_others_made(server: Server
     let object = serde_json::to_value(configmaps.get("existing").await.unwrap()).unwrap();
     assert_eq!(object["data"], json!({"owner": "someone"}));
     assert_eq!(object["metadata"]["labels"], json!({"app": "someone"}));
+    e.finish().await;
+}
+
+/// The controller as a user with only the permissions `deploy/` and `koreo rbac` grant, on a
+/// real API server (testkube does not authorize): what an installation gives it is enough.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_privilege_is_enough_on_a_real_server() {
+    let Some(path) = std::env::var("KOREO_E2E_KUBECONFIG").ok() else {
+        eprintln!("e2e: KOREO_E2E_KUBECONFIG is not set: the least-privilege test is skipped");
+        return;
+    };
+    // ../shared/kube writes a kubeconfig for the user `koreo` (no groups) beside the admin's.
+    let user = std::path::Path::new(&path).with_file_name("koreo.kubeconfig");
+    let Ok(user) = Kubeconfig::read_from(&user) else {
+        eprintln!("e2e: no koreo.kubeconfig beside {path}: the least-privilege test is skipped");
+        return;
+    };
+    let Some(mut e) = Example::start(Server::Real, "examples/hello").await else {
+        return;
+    };
+    e.stop_controller().await; // the admin's; the user's starts below
+    let mut grants: Vec<Json> = documents_at("deploy/overlays/cluster-wide/rbac.yaml")
+        .into_iter()
+        .filter(|d| d["kind"] == "ClusterRole")
+        .collect();
+    let subject = koreo_runtime::rbac::Subject {
+        namespace: e.namespace.clone(),
+        service_account: "unused".into(),
+    };
+    let ws = koreo_lang::Workspace::load_paths(&[format!(
+        "{}/../examples/hello",
+        env!("CARGO_MANIFEST_DIR")
+    )]);
+    grants.extend(
+        koreo_runtime::rbac::objects(&ws, &[], &subject)
+            .into_iter()
+            .filter(|o| o["kind"] == "ClusterRole"),
+    );
+    for role in &grants {
+        apply(&e.client, role, None).await;
+        let name = role["metadata"]["name"].as_str().unwrap();
+        let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": format!("{name}-e2e-user")},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "koreo"}]});
+        apply(&e.client, &binding, None).await;
+    }
+    let config = Config::from_custom_kubeconfig(user, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    let as_koreo = Client::try_from(config).unwrap();
+    e.controller = Some(tokio::spawn(
+        Controller::new(as_koreo)
+            .in_namespaces(vec![e.namespace.clone()])
+            .run(),
+    ));
+    e.create("greeting.yaml").await;
+    let greetings = e.api("example.koreo.dev/v1", "Greeting");
+    let configmaps = e.api("v1", "ConfigMap");
+    e.ready(&greetings, "ada").await;
+    e.until(
+        "the greeting",
+        &configmaps,
+        "ada-greeting",
+        "/data/greeting",
+        Some(json!("Bonjour, Ada!")),
+    )
+    .await;
+    greetings
+        .delete("ada", &DeleteParams::default())
+        .await
+        .unwrap();
+    e.until("the parent gone", &greetings, "ada", "", None)
+        .await;
     e.finish().await;
 }

@@ -355,6 +355,16 @@ impl Store {
         let name = match body["metadata"]["name"].as_str() {
             Some(n) if !n.is_empty() => n.to_string(),
             _ => match generate {
+                // As the API server does: the prefix (but a trailing `-`) must itself be a name.
+                Some(prefix) if !is_dns_subdomain(prefix.trim_end_matches('-')) => {
+                    return Err(ApiError::invalid(
+                        &t.plural,
+                        "",
+                        format!(
+                            "metadata.generateName: Invalid value: \"{prefix}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+                        ),
+                    ));
+                }
                 Some(prefix) => format!("{prefix}{:05x}", self.uid + 1),
                 None => {
                     return Err(ApiError::invalid(
@@ -1068,4 +1078,16 @@ fn core_event(event: &Json) -> Json {
         "reportingInstance": event["reportingInstance"],
         "source": {"component": event["reportingController"]},
     })
+}
+
+fn is_dns_subdomain(name: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    name.len() <= 253
+        && name.split('.').all(|part| {
+            edge(part.chars().next())
+                && edge(part.chars().last())
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
 }

@@ -569,3 +569,13 @@ fn events_of_either_group_list_through_core_v1() {
     assert_eq!(seen["count"], 3);
     assert_eq!(seen["lastTimestamp"], "2026-01-01T00:05:00.000000Z");
 }
+
+#[test]
+fn a_generated_name_prefix_must_make_a_name() {
+    let mut s = Store::new();
+    let t = target(&s, "", "configmaps", "v1", Some("default"));
+    let with_prefix = |prefix: &str| json!({"metadata": {"generateName": prefix}});
+    assert!(s.create(&t, with_prefix("ada-"), "me").is_ok());
+    let err = s.create(&t, with_prefix("ada."), "me").unwrap_err();
+    assert_eq!((err.code, err.reason), (422, "Invalid"));
+}
