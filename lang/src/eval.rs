@@ -539,12 +539,28 @@ pub fn decide(
 /// `x-koreo-compare-last-applied`.
 pub fn with_last_applied(target: &Json) -> Json {
     let mut body = strip_directives(target);
-    let applied = body.to_string();
+    let applied = without_secret_values(&body).to_string();
     if !body["metadata"]["annotations"].is_object() {
         body["metadata"]["annotations"] = json!({});
     }
     body["metadata"]["annotations"][LAST_APPLIED_ANNOTATION] = json!(applied);
     body
+}
+
+/// What the last-applied annotation records of a Secret: its keys, not their values, which
+/// `kubectl describe` and anyone reading annotations would otherwise see.
+fn without_secret_values(body: &Json) -> std::borrow::Cow<'_, Json> {
+    use std::borrow::Cow;
+    if !(body["apiVersion"] == "v1" && body["kind"] == "Secret") {
+        return Cow::Borrowed(body);
+    }
+    let mut recorded = body.clone();
+    for field in ["data", "stringData"] {
+        if let Some(values) = recorded[field].as_object_mut() {
+            values.values_mut().for_each(|v| *v = json!(""));
+        }
+    }
+    Cow::Owned(recorded)
 }
 
 /// Phase 3: postconditions and `return` against the object in the cluster.

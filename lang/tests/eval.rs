@@ -401,3 +401,29 @@ fn names_kubernetes_refuses_are_errors() {
             .any(|d| d.is_error())
     );
 }
+
+#[test]
+fn the_last_applied_record_of_a_secret_holds_no_values() {
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+        "stringData": {"password": "SECRET-VALUE-123"}, "data": {"token": "c2VjcmV0"}});
+    let body = koreo_lang::eval::with_last_applied(&secret);
+    let record = body["metadata"]["annotations"]["koreo.dev/last-applied-configuration"]
+        .as_str()
+        .unwrap();
+    assert!(
+        !record.contains("SECRET-VALUE-123") && !record.contains("c2VjcmV0"),
+        "{record}"
+    );
+    assert!(
+        record.contains("password") && record.contains("token"),
+        "{record}"
+    );
+    // The object written still has its values.
+    assert_eq!(body["stringData"]["password"], "SECRET-VALUE-123");
+    let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "b"}});
+    let body = koreo_lang::eval::with_last_applied(&config_map);
+    let record = body["metadata"]["annotations"]["koreo.dev/last-applied-configuration"]
+        .as_str()
+        .unwrap();
+    assert!(record.contains(r#""a":"b""#), "{record}");
+}
