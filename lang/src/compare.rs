@@ -89,7 +89,13 @@ fn differ(
             } else {
                 let (t, a) = (describe(Some(target)), describe(actual));
                 // Values that print alike differ in type (`true` and `"true"`): say which.
-                path.push(if t == a {
+                path.push(if crate::expr::values_hidden() {
+                    format!(
+                        "<target:({}), resource:({}), values not shown>",
+                        type_name(Some(target)),
+                        type_name(actual)
+                    )
+                } else if t == a {
                     format!(
                         "<target:[{t}] ({}), resource:[{a}] ({})>",
                         type_name(Some(target)),
@@ -297,12 +303,19 @@ fn differ_set(target: &[Json], actual: &[Json], path: &mut Vec<String>) -> bool 
         return true;
     }
     let contains = |list: &[Json], v: &Json| list.iter().any(|x| scalar_equal(x, v));
+    let quoted = |v: &Json| {
+        if crate::expr::values_hidden() {
+            format!("a {}", type_name(Some(v)))
+        } else {
+            format!("'{}'", describe(Some(v)))
+        }
+    };
     if let Some(missing) = target.iter().find(|v| !contains(actual, v)) {
-        path.push(format!("<missing '{}'>", describe(Some(missing))));
+        path.push(format!("<missing {}>", quoted(missing)));
         return true;
     }
     if let Some(extra) = actual.iter().find(|v| !contains(target, v)) {
-        path.push(format!("<unexpectedly found '{}'>", describe(Some(extra))));
+        path.push(format!("<unexpectedly found {}>", quoted(extra)));
         return true;
     }
     false
@@ -377,6 +390,24 @@ pub fn strip_directives(value: &Json) -> Json {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn differences_name_no_values_where_values_are_hidden() {
+        let target = json!({"data": {"token": "bmV3"}, "tags": ["a", "secret-b"]});
+        let live = json!({"data": {"token": "b2xk"}, "tags": ["a", "secret-c"]});
+        let shown = first_difference(&target, &live, None).unwrap();
+        assert!(shown.contains("bmV3") && shown.contains("b2xk"), "{shown}");
+        let hidden = crate::expr::hiding_values(|| first_difference(&target, &live, None)).unwrap();
+        assert_eq!(
+            hidden,
+            "'data' -> 'token' -> <target:(string), resource:(string), values not shown>"
+        );
+        let set = json!({"x-koreo-compare-as-set": ["tags"], "tags": ["a", "secret-b"]});
+        let hidden = crate::expr::hiding_values(|| {
+            first_difference(&set, &json!({"tags": ["a", "secret-c"]}), None)
+        });
+        assert!(!hidden.clone().unwrap().contains("secret"), "{hidden:?}");
+    }
 
     #[test]
     fn only_target_keys_are_compared() {

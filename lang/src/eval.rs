@@ -11,7 +11,7 @@ use crate::compare::{
     LAST_APPLIED_ANNOTATION, as_the_server_stores, first_difference, lists_to_replace,
     strip_directives,
 };
-use crate::expr::{EvalError, Scope, Template};
+use crate::expr::{EvalError, Scope, Template, quoted};
 use crate::model::{
     ApiConfig, Condition, ConditionOutcome, OverlaySource, ResourceFunction, ResourceTemplate,
     Step, StepLogic, TargetSource, Update, ValueFunction,
@@ -338,7 +338,10 @@ fn string_of(t: &Template, scope: &Scope, what: &str) -> Result<String, Outcome>
     match t.eval(scope)? {
         Json::String(s) if !s.is_empty() => Ok(s),
         other => Err(Outcome::perm_fail(
-            format!("`{what}` must evaluate to a non-empty string, got `{other}`"),
+            format!(
+                "`{what}` must evaluate to a non-empty string, got {}",
+                quoted(&other)
+            ),
             t.expressions().first().map(|e| e.location.clone()),
         )),
     }
@@ -668,7 +671,10 @@ pub fn choose_case<'s>(
         Json::Number(n) if n.is_i64() => n.to_string(),
         other => {
             return Err(Outcome::perm_fail(
-                format!("`refSwitch.switchOn` must give a string or an integer, got `{other}`"),
+                format!(
+                    "`refSwitch.switchOn` must give a string or an integer, got {}",
+                    quoted(&other)
+                ),
                 Some(switch_on.location.clone()),
             ));
         }
@@ -681,7 +687,8 @@ pub fn choose_case<'s>(
         .ok_or_else(|| {
             Outcome::perm_fail(
                 format!(
-                    "`refSwitch` must match one case or a default must be provided, failed to match '{value}'. Use a `skipIf` guard if this is expected."
+                    "`refSwitch` must match one case or a default must be provided, failed to match {}. Use a `skipIf` guard if this is expected.",
+                    quoted(&Json::String(value.clone()))
                 ),
                 Some(switch_on.location.clone()),
             )

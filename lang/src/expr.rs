@@ -3,6 +3,7 @@
 //! Values are JSON (`serde_json::Value`, key order kept) everywhere outside an evaluation;
 //! an evaluation borrows its variables into the CEL runtime without copying strings.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -17,6 +18,7 @@ use cel::common::value::Val;
 use cel::{Context, IdedExpr};
 use serde_json::{Map, Value as Json};
 
+use crate::cost;
 use crate::source::{Diagnostic, FileRef, Location, Pos, Span};
 use crate::yaml::{Node, Style, Value as YamlValue};
 
@@ -125,6 +127,21 @@ impl Expr {
                 ));
             }
         };
+        if let Some(cost) = cost::worst_case(&program.ast)
+            && cost > cost::EXPRESSION_LIMIT
+        {
+            return Err(Diagnostic::error(
+                location,
+                format!(
+                    "the expression `={}` can cost up to {} units when it runs, over its limit \
+                     of {}: it would fail every time",
+                    clipped(&source),
+                    cost::thousands(cost),
+                    cost::thousands(cost::EXPRESSION_LIMIT)
+                ),
+            )
+            .with_hint(cost::HOW_COST_COUNTS));
+        }
         let mut expr = Expr {
             source,
             program,
@@ -159,11 +176,17 @@ impl Expr {
     pub fn eval(&self, scope: &Scope) -> Result<Json, EvalError> {
         // The interpreter has panics on paths we have not seen reached; a user's expression
         // must never take the process down.
-        let value = catch_unwind(AssertUnwindSafe(|| {
-            cel::Value::resolve(&self.program.ast, &scope.ctx)
-        }))
-        .map_err(|_| self.error("the CEL interpreter failed on this expression"))?
-        .map_err(|e| self.error(describe_error(&e)))?;
+        let (value, _, exceeded) = cost::metered(|| {
+            catch_unwind(AssertUnwindSafe(|| {
+                cel::Value::resolve(&self.program.ast, &scope.ctx)
+            }))
+        });
+        if let Some(exceeded) = exceeded {
+            return Err(self.error(cost::exceeded_message(exceeded)));
+        }
+        let value = value
+            .map_err(|_| self.error("the CEL interpreter failed on this expression"))?
+            .map_err(|e| self.error(describe_error(&e)))?;
         cel_to_json(&value).map_err(|message| self.error(message))
     }
 
@@ -171,10 +194,7 @@ impl Expr {
     pub fn eval_bool(&self, scope: &Scope) -> Result<bool, EvalError> {
         match self.eval(scope)? {
             Json::Bool(b) => Ok(b),
-            other => Err(self.error(format!(
-                "expected a boolean, got {} `{other}`",
-                json_type(&other)
-            ))),
+            other => Err(self.error(format!("expected a boolean, got {}", quoted(&other)))),
         }
     }
 
@@ -571,15 +591,59 @@ fn cel_type(value: &cel::Value) -> &'static str {
     }
 }
 
+thread_local! {
+    static VALUES_HIDDEN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `work` with values kept out of the messages it produces: a value is described by its
+/// type only. The controller evaluates this way: what it writes (status, conditions, Events,
+/// logs) must never echo data, which may come from a Secret.
+pub fn hiding_values<T>(work: impl FnOnce() -> T) -> T {
+    let outer = VALUES_HIDDEN.replace(true);
+    let result = work();
+    VALUES_HIDDEN.set(outer);
+    result
+}
+
+pub(crate) fn values_hidden() -> bool {
+    VALUES_HIDDEN.get()
+}
+
 /// A value as an expression would write it, cut short: messages quote what went wrong, not
-/// whole documents.
+/// whole documents. Where values are hidden, `<a string>`.
 fn shown(value: &cel::Value) -> String {
-    const LONGEST: usize = 60;
+    if values_hidden() {
+        return format!("<{}>", with_article(cel_type(value)));
+    }
     let text = match (value, cel_to_json(value)) {
         (cel::Value::Float(f), _) if f.fract() == 0.0 && f.is_finite() => format!("{f:.1}"),
         (_, Ok(json)) => json.to_string(),
         (other, Err(_)) => other.type_of().to_string(),
     };
+    cut_short(text)
+}
+
+/// A JSON value quoted in a message (`` `"abc"` ``), cut short; where values are hidden, its
+/// type (`a string`).
+pub fn quoted(value: &Json) -> String {
+    if values_hidden() {
+        json_type(value).to_string()
+    } else {
+        format!("{} `{}`", json_type(value), cut_short(value.to_string()))
+    }
+}
+
+fn with_article(type_name: &str) -> String {
+    let article = if type_name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {type_name}")
+}
+
+fn cut_short(text: String) -> String {
+    const LONGEST: usize = 60;
     match text.char_indices().nth(LONGEST) {
         Some((cut, _)) => format!("{}...", &text[..cut]),
         None => text,
@@ -1021,6 +1085,27 @@ mod tests {
             .eval(&scope)
             .unwrap_err();
         assert!(err.message.contains("`nothere` is not defined"), "{err}");
+    }
+
+    #[test]
+    fn where_values_are_hidden_errors_name_types_only() {
+        let inputs = json!({"token": "SECRET-VALUE-123", "n": 7});
+        let scope = Scope::new().with("inputs", &inputs);
+        let error = |src: &str| {
+            let expr = Expr::compile_str(src).unwrap();
+            hiding_values(|| expr.eval_bool(&scope))
+                .unwrap_err()
+                .message
+        };
+        assert_eq!(error("inputs.token"), "expected a boolean, got a string");
+        assert_eq!(
+            error("inputs.token + inputs.n > 0"),
+            "cannot add string and int: <a string> + <an int> (use string(x))"
+        );
+        assert_eq!(error("inputs.n / 0 > 1"), "division by zero: <an int> / 0");
+        // elsewhere (koreo test, koreo eval) values help the reader
+        let shown = Expr::compile_str("inputs.token").unwrap().eval_bool(&scope);
+        assert!(shown.unwrap_err().message.contains("SECRET-VALUE-123"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod compare;
+pub mod cost;
 mod decode;
 pub mod eval;
 pub mod expr;

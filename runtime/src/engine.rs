@@ -5,15 +5,19 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use koreo_lang::Workspace;
 use koreo_lang::analysis::{StepGraph, step_graph};
+use koreo_lang::cost::Budget;
 use koreo_lang::eval::{self, Action, Outcome, ResourceId, StepContext, StepPlan};
+use koreo_lang::expr::hiding_values;
 use koreo_lang::load::NamespaceView;
 use koreo_lang::model::{LogicKind, LogicRef, ResourceFunction, Step, Workflow};
 use serde_json::{Map, Value as Json, json};
+use tokio::runtime::RuntimeFlavor;
 use tracing::Instrument;
 
 use crate::pass::ABANDONED_LABEL;
@@ -162,6 +166,8 @@ pub struct Engine<'a, A: ResourceApi> {
     writes: AtomicUsize,
     api_errors: AtomicUsize,
     changes: std::sync::Mutex<Vec<Change>>,
+    /// What this reconcile's expressions may still spend.
+    budget: Arc<Budget>,
 }
 
 impl<'a, A: ResourceApi> Engine<'a, A> {
@@ -173,6 +179,21 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             writes: AtomicUsize::new(0),
             api_errors: AtomicUsize::new(0),
             changes: std::sync::Mutex::default(),
+            budget: Budget::for_reconcile(),
+        }
+    }
+
+    /// Runs `work`, which evaluates expressions, paid from this reconcile's budget and off the
+    /// async worker: the runtime hands the worker's other tasks to another thread meanwhile, so
+    /// a costly expression never stalls other reconciles or `/healthz`. Its messages name
+    /// values by type only: they end up in status, Events and logs, and data may be a Secret's.
+    fn evaluate<T>(&self, work: impl FnOnce() -> T) -> T {
+        let paid = || hiding_values(|| self.budget.pay_for(work));
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(paid)
+            }
+            _ => paid(),
         }
     }
 
@@ -263,7 +284,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         let mut settled = std::collections::BTreeSet::new();
         for ((step, outcome), resource) in workflow.steps.iter().zip(&outcomes).zip(resources) {
             if let Outcome::Ok(value) = outcome {
-                match eval::step_state(step, value) {
+                match self.evaluate(|| eval::step_state(step, value)) {
                     Ok(Some(state)) => states.push(state),
                     Ok(None) => {}
                     Err(e) => {
@@ -312,7 +333,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         namespace: Option<&str>,
     ) -> (Outcome, Json) {
         let ctx = StepContext { parent, steps };
-        let plan = match eval::plan_step(step, &ctx) {
+        let plan = match self.evaluate(|| eval::plan_step(step, &ctx)) {
             Ok(plan) => plan,
             Err(outcome) => return (outcome, Json::Null),
         };
@@ -358,7 +379,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         ctx: &StepContext<'_>,
         namespace: Option<&str>,
     ) -> (Outcome, Json) {
-        let logic: &LogicRef = match eval::choose_case(step, inputs, ctx) {
+        let logic: &LogicRef = match self.evaluate(|| eval::choose_case(step, inputs, ctx)) {
             Ok(l) => l,
             Err(outcome) => return (outcome, Json::Null),
         };
@@ -376,7 +397,10 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         match logic.kind {
             LogicKind::ValueFunction => match self.workspace.value_function(&logic.name, namespace)
             {
-                Some(f) => (eval::run_value_function(f, inputs, None), Json::Null),
+                Some(f) => (
+                    self.evaluate(|| eval::run_value_function(f, inputs, None)),
+                    Json::Null,
+                ),
                 None => (missing(), Json::Null),
             },
             LogicKind::ResourceFunction => {
@@ -412,7 +436,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             workspace: self.workspace,
             namespace,
         };
-        let prepared = match eval::prepare_resource(f, inputs, &view) {
+        let prepared = match self.evaluate(|| eval::prepare_resource(f, inputs, &view)) {
             Ok(p) => p,
             Err(outcome) => return (outcome, Json::Null),
         };
@@ -437,7 +461,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
                 );
             }
         };
-        let action = match eval::decide(f, inputs, &prepared, live.as_ref()) {
+        let action = match self.evaluate(|| eval::decide(f, inputs, &prepared, live.as_ref())) {
             Ok(a) => a,
             Err(outcome) => return (outcome, managed),
         };
@@ -478,7 +502,9 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             }
         }
         let outcome = match action {
-            Action::Finish(object) => eval::finish_resource(f, inputs, &prepared, &object),
+            Action::Finish(object) => {
+                self.evaluate(|| eval::finish_resource(f, inputs, &prepared, &object))
+            }
             Action::Wait(outcome) => outcome,
             Action::Create { body, then, .. } => {
                 // Not forced: an object someone made meanwhile is theirs, not taken over.

@@ -726,3 +726,105 @@ async fn a_failed_listing_of_definitions_at_start_is_asked_again() {
     })
     .await;
 }
+
+/// A runaway expression is stopped at its cost limit, a PermFail naming it, and runs off the
+/// async workers: parents with one do not hold up the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runaway_expressions_fail_alone_and_others_converge() {
+    let mut docs = hello_in("default");
+    let words = docs
+        .iter_mut()
+        .find(|d| d["metadata"]["name"] == "hello-words")
+        .unwrap();
+    // 64 million steps for a parent named Loop (sized by data: a literal size is refused at load)
+    words["spec"]["locals"]["spin"] = json!(
+        "=inputs.name != 'Loop' || cel.bind(n, size(inputs.name) * 2000, \
+         lists.range(n).all(x, lists.range(n).all(y, true)))"
+    );
+    let (_server, client) = with_definitions(&docs).await;
+    tokio::spawn(Controller::new(client.clone()).with_workers(2).run());
+    for name in ["loop-1", "loop-2", "loop-3"] {
+        let mut parent = greeting("default");
+        parent["metadata"]["name"] = json!(name);
+        parent["spec"]["name"] = json!("Loop");
+        create(&client, &parent).await;
+    }
+    create(&client, &greeting("default")).await;
+    let greetings: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &resource("example.koreo.dev/v1", "Greeting"),
+    );
+    eventually(10, "the ordinary Greeting Ready", async || {
+        is_ready(&greetings.get("ada").await.ok()?).then_some(())
+    })
+    .await;
+    for name in ["loop-1", "loop-2", "loop-3"] {
+        let status = eventually(10, &format!("{name} failed"), async || {
+            let status = greetings.get(name).await.ok()?.data["status"].to_string();
+            status
+                .contains("passed its limit of 1,000,000 cost units")
+                .then_some(status)
+        })
+        .await;
+        assert!(
+            status.contains("lists.range(n)"),
+            "names the expression: {status}"
+        );
+    }
+}
+
+/// Data never shows in what the controller writes: an expression failing on a value read from
+/// a Secret names the value's type, not the value, in status, conditions and Events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_value_never_shows_in_status_or_events() {
+    const SECRET: &str = "SECRET-VALUE-123";
+    let mut docs = hello_in("default");
+    let token = "U0VDUkVULVZBTFVFLTEyMw=="; // base64 of SECRET
+    docs.push(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "root-token", "namespace": "default"}, "data": {"token": token}}));
+    docs.push(
+        json!({"apiVersion": "koreo.dev/v1beta1", "kind": "ResourceFunction",
+        "metadata": {"name": "read-token", "namespace": "default"},
+        "spec": {"apiConfig": {"apiVersion": "v1", "kind": "Secret", "name": "root-token",
+            "namespace": "default", "readonly": true}, "resource": {},
+            "return": {"token": "=base64.decode(resource.data.token)"}}}),
+    );
+    let workflow = docs.iter_mut().find(|d| d["kind"] == "Workflow").unwrap();
+    let steps = workflow["spec"]["steps"].as_array_mut().unwrap();
+    steps.insert(
+        0,
+        json!({"label": "token", "ref": {"kind": "ResourceFunction", "name": "read-token"}}),
+    );
+    steps[1]["inputs"]["name"] = json!("=steps.token.token");
+    let words = docs
+        .iter_mut()
+        .find(|d| d["metadata"]["name"] == "hello-words")
+        .unwrap();
+    // a string where a boolean belongs: the error is about the Secret's value
+    words["spec"]["preconditions"][0]["assert"] = json!("=inputs.name");
+    let (_server, client) = with_definitions(&docs).await;
+    tokio::spawn(Controller::new(client.clone()).run());
+    create(&client, &greeting("default")).await;
+    let greetings: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &resource("example.koreo.dev/v1", "Greeting"),
+    );
+    let status = eventually(10, "the failure in status", async || {
+        let status = greetings.get("ada").await.ok()?.data["status"].to_string();
+        status
+            .contains("expected a boolean, got a string")
+            .then_some(status)
+    })
+    .await;
+    let failed = eventually(10, "an Event", async || {
+        event(&client, "default", "Failed", Some("ada")).await
+    })
+    .await;
+    for (what, text) in [("status", status), ("Event", format!("{failed:?}"))] {
+        for value in [SECRET, token] {
+            assert!(!text.contains(value), "{what} shows {value}: {text}");
+        }
+    }
+}

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use koreo_lang::compare::LAST_APPLIED_ANNOTATION;
+use koreo_lang::cost::Budget;
 use koreo_lang::eval::{self, Action, Outcome};
 use koreo_lang::expr::Scope;
 use koreo_lang::load::NamespaceView;
@@ -152,13 +153,14 @@ pub fn run_function_test(ws: &Workspace, test: &FunctionTest) -> TestReport {
                 continue;
             }
         };
-        let run = match &function {
+        // A case is one reconcile: the controller's limits apply to it as a whole.
+        let run = Budget::for_reconcile().pay_for(|| match &function {
             Function::Resource(f) => run_resource(f, &case_inputs, case_resource.as_ref(), &view),
             Function::Value(f) => Run {
                 outcome: eval::run_value_function(f, &case_inputs, case_resource.as_ref()),
                 write: None,
             },
-        };
+        });
         result.status = check(&case.expectation, &run);
         if !case.variant {
             inputs = case_inputs;

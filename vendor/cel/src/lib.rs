@@ -28,6 +28,7 @@ pub use macros::to_camel_case;
 pub mod common;
 mod container;
 pub mod context;
+pub mod cost;
 mod env;
 pub mod extensions;
 pub mod parser;
@@ -200,6 +201,9 @@ pub enum ExecutionError {
     DuplicateKey(Value),
     #[error("InternalError: {0:?}")]
     InternalError(String),
+    /// koreo-rs patch: the evaluation spent more than its cost limit (see [`cost`]).
+    #[error("the expression is too costly: it passed its limit of {0} cost units")]
+    CostLimitExceeded(u64),
 }
 
 impl ExecutionError {

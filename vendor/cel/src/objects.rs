@@ -1,4 +1,5 @@
 use crate::common::ast::{operators, ComprehensionExpr, EntryExpr, Expr};
+use crate::cost;
 use crate::common::types::bool::Bool;
 use crate::common::types::map;
 use crate::common::types::optional::{unwrap_optional, Unwrapped};
@@ -1039,6 +1040,19 @@ impl Value {
         expr: &'e Expression,
         ctx: &'e Context<'p, 'v>,
     ) -> Result<CowVal<'e, 'v>, ExecutionError> {
+        // koreo-rs patch: every node and every value built is paid for (see `cost`)
+        cost::charge(1)?;
+        let value = Self::resolve_unmetered(expr, ctx)?;
+        if value.is_owned() {
+            cost::charge_size(value.as_ref())?;
+        }
+        Ok(value)
+    }
+
+    fn resolve_unmetered<'e, 'p, 'v>(
+        expr: &'e Expression,
+        ctx: &'e Context<'p, 'v>,
+    ) -> Result<CowVal<'e, 'v>, ExecutionError> {
         match &expr.expr {
             Expr::Literal(literal) => Ok(literal.to_val()),
             Expr::Call(call) => {
@@ -1091,17 +1105,12 @@ impl Value {
                                 }
                             };
                         }
-                        operators::EQUALS => {
-                            return Ok(bool(
-                                Value::resolve_val(&call.args[0], ctx)?
-                                    == Value::resolve_val(&call.args[1], ctx)?,
-                            ))
-                        }
-                        operators::NOT_EQUALS => {
-                            return Ok(bool(
-                                Value::resolve_val(&call.args[0], ctx)?
-                                    != Value::resolve_val(&call.args[1], ctx)?,
-                            ))
+                        operators::EQUALS | operators::NOT_EQUALS => {
+                            let lhs = Value::resolve_val(&call.args[0], ctx)?;
+                            let rhs = Value::resolve_val(&call.args[1], ctx)?;
+                            cost::charge_size(lhs.as_ref())?;
+                            let equal = lhs == rhs;
+                            return Ok(bool(equal == (call.func_name == operators::EQUALS)));
                         }
                         operators::INDEX | operators::OPT_INDEX => {
                             let mut is_optional = call.func_name == operators::OPT_INDEX;
@@ -1290,6 +1299,7 @@ impl Value {
                                     false,
                                 )
                             };
+                            cost::charge_size(rhs.as_ref())?;
                             let container = rhs.as_container().ok_or_else(overload_error)?;
                             return container
                                 .contains(lhs.as_ref())
@@ -1365,6 +1375,9 @@ impl Value {
                         }
                         let target = Value::resolve_val(target_expr, ctx)?;
                         args.insert(0, target);
+                        for arg in &args {
+                            cost::charge_size(arg.as_ref())?;
+                        }
                         if let Some(op) = ctx.env().find_member_overload(&call.func_name, &args) {
                             return op(args);
                         }
@@ -1762,6 +1775,9 @@ fn call_function<'e, 'p, 'v>(
     ftx_name: &'e str,
     args: Vec<CowVal<'e, 'v>>,
 ) -> Result<CowVal<'e, 'v>, ExecutionError> {
+    for arg in &args {
+        cost::charge_size(arg.as_ref())?;
+    }
     if let Some(op) = ctx.env().find_overload(name, &args) {
         return op(args);
     }
