@@ -1,5 +1,6 @@
 //! `koreo dev`: an embedded API server with a directory's CRDs, definitions and objects loaded.
 
+use koreo_runtime::boundary::Boundary;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -103,11 +104,12 @@ pub(crate) fn async_runtime() -> Option<tokio::runtime::Runtime> {
 }
 
 /// Starts the controller and prints each of its reconciles.
-fn start_controller(client: kube::Client) {
+fn start_controller(client: kube::Client, boundary: Boundary) {
     let (reports, mut received) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(
         koreo_runtime::controller::Controller::new(client)
             .with_reports(reports)
+            .with_boundary(boundary)
             .run(),
     );
     tokio::spawn(async move {
@@ -151,7 +153,7 @@ pub fn run(
     paths: &[PathBuf],
     port: u16,
     kubeconfig_out: Option<&Path>,
-    with_controller: bool,
+    controller: Option<Boundary>,
 ) -> ExitCode {
     // A mistyped path would start a server with nothing loaded: say so instead.
     if let Some(missing) = paths.iter().find(|p| !p.exists()) {
@@ -224,9 +226,9 @@ pub fn run(
                 return ExitCode::FAILURE;
             }
         };
-        if with_controller {
+        if let Some(boundary) = controller {
             println!("The controller is running. Ctrl-C stops.");
-            start_controller(client);
+            start_controller(client, boundary);
         } else {
             println!("No controller (--no-controller). Ctrl-C stops.");
         }

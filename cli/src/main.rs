@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod dev;
-mod render;
 mod run;
 
 // Parsing and evaluation allocate many small values, from several threads.
@@ -83,6 +82,10 @@ enum Command {
         /// Serve the API only, without a controller (to try `koreo run` against it).
         #[arg(long)]
         no_controller: bool,
+        /// As `koreo run --allow`: let Workflows reach beyond their own and their parent's
+        /// namespace (FROM=TO[,TO...]).
+        #[arg(long = "allow", value_name = "FROM=TO")]
+        allow: Vec<String>,
     },
     /// Run the controller against a cluster: the kubeconfig given, else $KUBECONFIG or
     /// ~/.kube/config, else the in-cluster service account.
@@ -141,7 +144,19 @@ fn main() -> ExitCode {
             port,
             kubeconfig_out,
             no_controller,
-        } => dev::run(&paths, port, kubeconfig_out.as_deref(), !no_controller),
+            allow,
+        } => match koreo_runtime::boundary::Boundary::parse(&allow) {
+            Ok(boundary) => dev::run(
+                &paths,
+                port,
+                kubeconfig_out.as_deref(),
+                (!no_controller).then_some(boundary),
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 
@@ -154,7 +169,7 @@ fn emit(text: &str) {
 pub(crate) fn print_diagnostic(d: &Diagnostic) {
     use std::io::IsTerminal;
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    eprint!("{}", render::render(d, color));
+    eprint!("{}", koreo::render::render(d, color));
 }
 
 fn diagnostic_json(d: &Diagnostic) -> Json {
@@ -297,6 +312,15 @@ fn rbac(paths: &[PathBuf], namespaces: &[String], service_account: &str) -> Exit
     if !errors.is_empty() {
         eprintln!("error: fix the definitions first: the permissions would be incomplete");
         return ExitCode::FAILURE;
+    }
+    let cluster_scoped = koreo_runtime::rbac::cluster_scoped(&ws);
+    if !namespaces.is_empty() && !cluster_scoped.is_empty() {
+        eprintln!(
+            "warning: the workflows manage or read cluster-scoped kinds ({}), which no Role can \
+             grant: a ClusterRole is printed for them. The controller reaches them only if it \
+             runs with `--allow NAMESPACE=cluster/Kind` for the Workflows' namespace.",
+            cluster_scoped.join(", ")
+        );
     }
     let subject = koreo_runtime::rbac::Subject {
         namespace: namespace.to_string(),

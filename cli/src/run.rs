@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use koreo_runtime::boundary::Boundary;
 use koreo_runtime::controller::{Controller, DEFAULT_WORKERS};
 use koreo_runtime::leader::{LeaseConfig, run_while_leading};
 use koreo_runtime::metrics::Metrics;
@@ -37,6 +38,11 @@ pub struct Options {
     /// The Lease's namespace (default: $POD_NAMESPACE, else "default").
     #[arg(long)]
     lease_namespace: Option<String>,
+    /// Let the Workflows of a namespace reach more than their own and their parent's namespace:
+    /// FROM=TO[,TO...], FROM a namespace or `*`, each TO a namespace, `*` or `cluster`
+    /// (cluster-scoped kinds), optionally `/Kind` (`platform=*,cluster/Namespace`). Repeat.
+    #[arg(long = "allow", value_name = "FROM=TO")]
+    pub allow: Vec<String>,
     /// Log format; the level comes from RUST_LOG (default: info).
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -126,6 +132,13 @@ pub fn run(options: Options) -> ExitCode {
             }
         },
     };
+    let boundary = match Boundary::parse(&options.allow) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let Some(runtime) = crate::dev::async_runtime() else {
         return ExitCode::FAILURE;
     };
@@ -155,6 +168,7 @@ pub fn run(options: Options) -> ExitCode {
             workers = options.workers,
             qps = options.qps,
             leader_elect = options.leader_elect,
+            reach = %boundary,
             "koreo controller starting"
         );
         let controller = || {
@@ -163,6 +177,7 @@ pub fn run(options: Options) -> ExitCode {
                 .with_workers(options.workers)
                 .with_metrics(metrics.clone())
                 .with_instance(identity.clone())
+                .with_boundary(boundary.clone())
                 .run()
         };
         let work = async {

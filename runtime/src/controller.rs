@@ -2,6 +2,7 @@
 //! watches the parent kind of every Workflow with a `crdRef`, and reconciles each parent with
 //! the engine, one reconcile per parent at a time, requeued by outcome.
 
+use crate::boundary::Boundary;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -100,6 +101,8 @@ pub struct Controller {
     metrics: Arc<Metrics>,
     /// Kubernetes Events on parents for what koreo does to their resources.
     events: crate::events::Events,
+    /// Where workflows may read and write.
+    boundary: Boundary,
 }
 
 /// Reconciles that run at once unless configured otherwise.
@@ -130,6 +133,7 @@ impl Controller {
             tasks: OnceLock::new(),
             metrics: Arc::default(),
             events: crate::events::Events::new(client.clone(), None),
+            boundary: Boundary::default(),
         }
     }
 
@@ -140,6 +144,12 @@ impl Controller {
     }
 
     /// How many reconciles may run at once (at least 1).
+    /// Widens where workflows may read and write beyond their own and their parent's namespace.
+    pub fn with_boundary(mut self, boundary: Boundary) -> Controller {
+        self.boundary = boundary;
+        self
+    }
+
     pub fn with_workers(mut self, workers: usize) -> Controller {
         self.workers = workers.max(1);
         self
@@ -572,7 +582,7 @@ impl Controller {
             name: key.name.clone(),
             namespace: key.namespace.clone(),
         };
-        let pass = crate::pass::reconcile(ws, &self.kube_api, &id).await;
+        let pass = crate::pass::reconcile(ws, &self.kube_api, &id, &self.boundary).await;
         if let Some(parent) = &pass.parent {
             for notice in &crate::pass::combined(&pass.notices) {
                 self.event(parent, notice).await;

@@ -20,6 +20,7 @@ use serde_json::{Map, Value as Json, json};
 use tokio::runtime::RuntimeFlavor;
 use tracing::Instrument;
 
+use crate::boundary::{Boundary, Principal};
 use crate::pass::ABANDONED_LABEL;
 
 /// Why a write failed, as far as the engine needs to know.
@@ -168,6 +169,8 @@ pub struct Engine<'a, A: ResourceApi> {
     changes: std::sync::Mutex<Vec<Change>>,
     /// What this reconcile's expressions may still spend.
     budget: Arc<Budget>,
+    /// Where this reconcile may read and write; `None`: anywhere (the engine's own tests).
+    reach: Option<(&'a Boundary, Principal)>,
 }
 
 impl<'a, A: ResourceApi> Engine<'a, A> {
@@ -180,7 +183,15 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             api_errors: AtomicUsize::new(0),
             changes: std::sync::Mutex::default(),
             budget: Budget::for_reconcile(),
+            reach: None,
         }
+    }
+
+    /// Keeps this reconcile within `boundary` for `principal`: an object out of reach is
+    /// neither read nor written, and its step fails for good saying how to allow it.
+    pub fn within(mut self, boundary: &'a Boundary, principal: Principal) -> Engine<'a, A> {
+        self.reach = Some((boundary, principal));
+        self
     }
 
     /// Runs `work`, which evaluates expressions, paid from this reconcile's budget and off the
@@ -441,6 +452,14 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             Err(outcome) => return (outcome, Json::Null),
         };
         let id = &prepared.id;
+        if let Some((boundary, principal)) = &self.reach
+            && !boundary.permits(principal, id)
+        {
+            return (
+                Outcome::perm_fail(boundary.refusal(principal, id), None),
+                Json::Null,
+            );
+        }
         let plural = match &id.plural {
             Some(plural) => Some(plural.clone()),
             None => self.api.plural(id).await,

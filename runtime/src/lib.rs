@@ -1,5 +1,6 @@
 //! The koreo controller: workflows as control loops over any Kubernetes kinds.
 
+pub mod boundary;
 pub mod controller;
 pub mod engine;
 pub mod events;

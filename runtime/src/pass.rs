@@ -2,6 +2,7 @@
 //! a cluster, and what a WorkflowTest runs against an in-memory one. Everything a pass does to
 //! the cluster goes through the API given; what it wants told (Events) it returns as notices.
 
+use crate::boundary::{Boundary, Principal};
 use std::time::Duration;
 
 use koreo_lang::Workspace;
@@ -134,10 +135,16 @@ pub fn workflows_for<'w>(
         .collect()
 }
 
-/// Reconciles the parent `parent_id` once with the workflow its kind triggers.
-pub async fn reconcile<A: ResourceApi>(ws: &Workspace, api: &A, parent_id: &ResourceId) -> Pass {
+/// Reconciles the parent `parent_id` once with the workflow its kind triggers, reading and
+/// writing only within `boundary`.
+pub async fn reconcile<A: ResourceApi>(
+    ws: &Workspace,
+    api: &A,
+    parent_id: &ResourceId,
+    boundary: &Boundary,
+) -> Pass {
     let mut pass = Pass::default();
-    pass.next = run(ws, api, parent_id, &mut pass).await;
+    pass.next = run(ws, api, parent_id, boundary, &mut pass).await;
     pass
 }
 
@@ -145,6 +152,7 @@ async fn run<A: ResourceApi>(
     ws: &Workspace,
     api: &A,
     parent_id: &ResourceId,
+    boundary: &Boundary,
     pass: &mut Pass,
 ) -> Result<Option<Duration>, String> {
     let workflows = workflows_for(ws, &parent_id.api_version, &parent_id.kind);
@@ -228,7 +236,11 @@ async fn run<A: ResourceApi>(
         parent: &parent,
         finalized,
     };
-    let engine = Engine::new(ws, &cluster, Owner::of(&input));
+    let principal = Principal {
+        workflow_namespace: workflow.meta.namespace.clone(),
+        parent: parent_id.clone(),
+    };
+    let engine = Engine::new(ws, &cluster, Owner::of(&input)).within(boundary, principal);
     let mut run = engine.run_workflow(&workflow, &input).await;
     keep_unsettled(&previous, &mut run);
     let gone = no_longer_produced(&previous, &run);

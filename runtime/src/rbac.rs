@@ -174,6 +174,19 @@ fn role(kind: &str, name: &str, namespace: Option<&str>, rules: Vec<Json>) -> Js
     json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": metadata, "rules": rules})
 }
 
+/// The cluster-scoped resources the workflows in `ws` need (`namespaces`, `rbac.authorization.k8s.io/clusterroles`):
+/// rules no Role can hold.
+pub fn cluster_scoped(ws: &Workspace) -> Vec<String> {
+    needs(ws)
+        .into_iter()
+        .filter(|(_, (_, cluster))| *cluster)
+        .map(|((group, resource), _)| match group.as_str() {
+            "" => resource,
+            group => format!("{group}/{resource}"),
+        })
+        .collect()
+}
+
 /// The RBAC objects granting `subject` what the workflows in `ws` need: a ClusterRole and its
 /// binding when `namespaces` is empty (koreo watching all namespaces); otherwise a Role and
 /// RoleBinding in each namespace, plus a ClusterRole for cluster-scoped kinds, if any.

@@ -9,6 +9,7 @@ use support::{
 };
 
 use k8s_openapi::api::core::v1::ConfigMap;
+use koreo_runtime::boundary::Boundary;
 use koreo_runtime::controller::Controller;
 use kube::api::{Api, DynamicObject, PostParams};
 use serde_json::{Value as Json, json};
@@ -826,5 +827,84 @@ async fn a_secret_value_never_shows_in_status_or_events() {
         for value in [SECRET, token] {
             assert!(!text.contains(value), "{what} shows {value}: {text}");
         }
+    }
+}
+
+/// A Workflow in team-a cannot reach kube-system or cluster-scoped kinds, though the
+/// controller's RBAC could: the step fails saying how to allow it, and nothing is read or
+/// written there. The administrator's `--allow` widens exactly what it names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_reaches_only_its_namespaces_unless_allowed() {
+    for allowed in [false, true] {
+        let mut docs = hello_in("team-a");
+        docs.push(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "root-token", "namespace": "kube-system"},
+            "data": {"token": "U0VDUkVU"}}));
+        let config = docs
+            .iter_mut()
+            .find(|d| d["metadata"]["name"] == "hello-config")
+            .unwrap();
+        config["spec"]["apiConfig"]["namespace"] = json!("kube-system");
+        docs.push(
+            json!({"apiVersion": "koreo.dev/v1beta1", "kind": "ResourceFunction",
+            "metadata": {"name": "read-token", "namespace": "team-a"},
+            "spec": {"apiConfig": {"apiVersion": "v1", "kind": "Secret", "name": "root-token",
+                "namespace": "kube-system", "readonly": true}, "resource": {},
+                "return": {"token": "=resource.data.token"}}}),
+        );
+        let workflow = docs.iter_mut().find(|d| d["kind"] == "Workflow").unwrap();
+        workflow["spec"]["steps"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"label": "steal",
+            "ref": {"kind": "ResourceFunction", "name": "read-token"},
+            "state": {"stolen": "=value.token"}}));
+        let (_server, client) = with_definitions(&docs).await;
+        let mut controller = Controller::new(client.clone());
+        if allowed {
+            controller = controller.with_boundary(
+                Boundary::parse(&["team-a=kube-system/ConfigMap,kube-system/Secret"]).unwrap(),
+            );
+        }
+        tokio::spawn(controller.run());
+        create(&client, &greeting("team-a")).await;
+        let greetings: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            "team-a",
+            &resource("example.koreo.dev/v1", "Greeting"),
+        );
+        let in_kube_system: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+        if allowed {
+            eventually(10, "Ready once allowed", async || {
+                is_ready(&greetings.get("ada").await.ok()?).then_some(())
+            })
+            .await;
+            assert!(
+                in_kube_system
+                    .get_opt("ada-greeting")
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+            continue;
+        }
+        let status = eventually(10, "both steps refused", async || {
+            let status = greetings.get("ada").await.ok()?.data["status"].to_string();
+            (status.contains("ConfigMap:kube-system:ada-greeting is outside this workflow's reach")
+                && status.contains("Secret:kube-system:root-token is outside"))
+            .then_some(status)
+        })
+        .await;
+        assert!(
+            status.contains("--allow team-a=kube-system/Secret") && !status.contains("U0VDUkVU"),
+            "{status}"
+        );
+        assert!(
+            in_kube_system
+                .get_opt("ada-greeting")
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! store, with its server-side apply, finalizers and garbage collection), so that what passes
 //! here behaves the same in a cluster.
 
+use koreo_runtime::boundary::Boundary;
 use std::sync::Mutex;
 
 use koreo_lang::Workspace;
@@ -423,7 +424,8 @@ fn within(inner: &Location, outer: &Location) -> bool {
 }
 
 fn reconcile(ws: &Workspace, cluster: &MemoryCluster, parent: &ResourceId) -> Pass {
-    futures::executor::block_on(pass::reconcile(ws, cluster, parent))
+    // The controller's default boundary: a test that passes here is not refused in a cluster.
+    futures::executor::block_on(pass::reconcile(ws, cluster, parent, &Boundary::default()))
 }
 
 fn failed(message: impl Into<String>, differences: Vec<Difference>) -> CaseStatus {

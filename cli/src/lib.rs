@@ -1,0 +1,3 @@
+//! The parts of the `koreo` command that other tools (the fuzz targets) exercise directly.
+
+pub mod render;
