@@ -317,8 +317,9 @@ fn rbac(paths: &[PathBuf], namespaces: &[String], service_account: &str) -> Exit
     if !namespaces.is_empty() && !cluster_scoped.is_empty() {
         eprintln!(
             "warning: the workflows manage or read cluster-scoped kinds ({}), which no Role can \
-             grant: a ClusterRole is printed for them. The controller reaches them only if it \
-             runs with `--allow NAMESPACE=cluster/Kind` for the Workflows' namespace.",
+             grant: a ClusterRole is printed for them. Beyond a workflow's own parent, the \
+             controller reaches them only if it runs with `--allow NAMESPACE=cluster/Kind` for \
+             the Workflows' namespace.",
             cluster_scoped.join(", ")
         );
     }

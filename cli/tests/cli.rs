@@ -18,6 +18,10 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 #[test]
 fn test_reports_failures_with_their_differences_and_exits_1() {
     let out = koreo(&["test", "tests/fixtures/failing"]);
@@ -512,5 +516,25 @@ fn the_language_server_survives_a_malformed_message() {
     assert!(
         out.contains(r#""id":2"#),
         "the shutdown was answered: {out}"
+    );
+}
+
+#[test]
+fn rbac_per_namespace_warns_about_cluster_scoped_kinds() {
+    // The decorator's parents are Namespaces: no Role can grant them.
+    let per_namespace = koreo(&["rbac", "-n", "team-a", "../examples/decorator"]);
+    assert!(per_namespace.status.success(), "{}", stderr(&per_namespace));
+    let warning = stderr(&per_namespace);
+    assert!(
+        warning.contains("warning: the workflows manage or read cluster-scoped kinds (namespaces)")
+            && warning.contains("--allow NAMESPACE=cluster/Kind"),
+        "{warning}"
+    );
+    assert!(stdout(&per_namespace).contains("kind: ClusterRole"));
+    let web_app = koreo(&["rbac", "-n", "team-a", "../examples/web-app"]);
+    assert!(
+        web_app.status.success() && stderr(&web_app).is_empty(),
+        "{}",
+        stderr(&web_app)
     );
 }

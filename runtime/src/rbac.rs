@@ -179,7 +179,7 @@ fn role(kind: &str, name: &str, namespace: Option<&str>, rules: Vec<Json>) -> Js
 pub fn cluster_scoped(ws: &Workspace) -> Vec<String> {
     needs(ws)
         .into_iter()
-        .filter(|(_, (_, cluster))| *cluster)
+        .filter(|((_, resource), (_, cluster))| *cluster && !resource.contains('/'))
         .map(|((group, resource), _)| match group.as_str() {
             "" => resource,
             group => format!("{group}/{resource}"),
