@@ -36,6 +36,27 @@ struct FaultRule {
 struct Faults {
     rules: Vec<FaultRule>,
     latency: Duration,
+    chaos: Option<Chaos>,
+}
+
+/// Faults at random: a share of requests fail before they are handled, and a share of writes
+/// are handled and then answered with an error, as when a response is lost.
+struct Chaos {
+    /// Out of 2^32.
+    threshold: u64,
+    /// Failures so far: before handling, and after a write landed.
+    struck: (u64, u64),
+    /// xorshift64: reproducible from the seed, no dependency.
+    state: u64,
+}
+
+impl Chaos {
+    fn strikes(&mut self) -> bool {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        (self.state >> 32) < self.threshold
+    }
 }
 
 struct Shared {
@@ -150,6 +171,27 @@ impl TestKube {
     /// Forgets the event history: watches resuming from an older version get `410 Gone`.
     pub fn expire_resource_versions(&self) {
         lock(&self.shared.store).expire_resource_versions();
+    }
+
+    /// From now on, fails `rate` (0 to 1) of the requests on resources with 500 before handling
+    /// them, and answers `rate` of the writes it does handle with 500 too (the write landed, the
+    /// client cannot know). Reproducible for a `seed`. Watches are not failed: cut them with
+    /// [`TestKube::drop_watches`].
+    pub fn fail_randomly(&self, rate: f64, seed: u64) {
+        lock(&self.shared.faults).chaos = Some(Chaos {
+            threshold: (rate.clamp(0.0, 1.0) * f64::from(u32::MAX)) as u64,
+            struck: (0, 0),
+            state: seed | 1,
+        });
+    }
+
+    /// Stops the random failures of [`TestKube::fail_randomly`]; returns how many requests
+    /// failed before they were handled, and how many writes landed but answered an error.
+    pub fn stop_failing(&self) -> (u64, u64) {
+        lock(&self.shared.faults)
+            .chaos
+            .take()
+            .map_or((0, 0), |chaos| chaos.struck)
     }
 
     /// Requests served so far, by verb.
@@ -401,6 +443,29 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Reply {
         Path::Resource(route) => {
             let verb = verb_of(req.method(), &route, &q);
             *lock(&shared.requests).entry(verb.to_string()).or_default() += 1;
+            // Whether a random failure strikes now; `landed`: after the write was made.
+            let chaos = |shared: &Shared, landed: bool| {
+                let mut faults = lock(&shared.faults);
+                let Some(chaos) = faults.chaos.as_mut().filter(|_| verb != "watch") else {
+                    return false;
+                };
+                let strikes = chaos.strikes();
+                if strikes {
+                    *(if landed {
+                        &mut chaos.struck.1
+                    } else {
+                        &mut chaos.struck.0
+                    }) += 1;
+                }
+                strikes
+            };
+            if chaos(&shared, false) {
+                return error_reply(&ApiError::new(
+                    500,
+                    reason_for(500),
+                    format!("injected random failure for {verb} {}", route.plural),
+                ));
+            }
             if let Some(code) = injected_fault(&shared, verb, &route.plural) {
                 return error_reply(&ApiError::new(
                     code,
@@ -434,6 +499,19 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Reply {
                             .unwrap_or_default()
                     };
                     json_reply(code, &table::of(&body, &columns, chrono::Utc::now()))
+                }
+                Ok(_)
+                    if matches!(verb, "create" | "update" | "patch" | "delete")
+                        && chaos(&shared, true) =>
+                {
+                    error_reply(&ApiError::new(
+                        500,
+                        reason_for(500),
+                        format!(
+                            "injected failure after the {verb} of {} landed",
+                            route.plural
+                        ),
+                    ))
                 }
                 Ok((code, body)) => json_reply(code, &body),
                 Err(e) => error_reply(&e),
