@@ -166,10 +166,28 @@ impl Backend {
         self.recover("a request", result).await
     }
 
-    /// Changes the analysis; gives the files whose diagnostics may have changed.
+    /// Changes the analysis and runs the tests the change made due; gives the files whose
+    /// diagnostics may have changed. The tests run on a blocking thread, without the lock:
+    /// requests meanwhile are answered from the analysis as changed.
     async fn update(&self, change: impl FnOnce(&mut Shared) -> Vec<PathBuf>) -> Vec<PathBuf> {
-        let result = guarded(|| change(&mut self.lock()));
-        self.recover("an update", result).await
+        let result = guarded(|| {
+            let mut shared = self.lock();
+            let dirty = change(&mut shared);
+            (dirty, shared.analysis.test_job())
+        });
+        let (mut dirty, job) = self.recover("an update", result).await;
+        if let Some(job) = job {
+            let ran = tokio::task::spawn_blocking(move || guarded(|| job.run()))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            if let Some(done) = self.recover("running tests", ran.map(Some)).await {
+                let finished = guarded(|| self.lock().analysis.finish_tests(done));
+                dirty.extend(self.recover("taking test results", finished).await);
+                dirty.sort();
+                dirty.dedup();
+            }
+        }
+        dirty
     }
 
     async fn run_test(&self, arguments: &[serde_json::Value]) -> Result<Option<LSPAny>> {

@@ -144,7 +144,7 @@ pub type DefId = (PathBuf, usize);
 #[derive(Debug, Default)]
 pub struct Analysis {
     files: BTreeMap<PathBuf, FileState>,
-    workspace: Workspace,
+    workspace: Arc<Workspace>,
     /// For each definition of `workspace`.
     ids: Vec<DefId>,
     provides: Vec<Vec<Key>>,
@@ -152,6 +152,10 @@ pub struct Analysis {
     /// Cross-file findings, by the definition they are about.
     checks: HashMap<DefId, Vec<Diagnostic>>,
     tests: HashMap<DefId, TestReport>,
+    /// Tests to run again, and the changes so far: results of a run started before the last
+    /// change are stale (see [`TestJob`]).
+    pending_tests: BTreeSet<DefId>,
+    generation: u64,
     /// Definitions defined twice (found over the whole workspace at every change: it is cheap).
     duplicates: Vec<Diagnostic>,
 }
@@ -266,7 +270,9 @@ impl Analysis {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        self.run_tests(&tested);
+        self.pending_tests
+            .extend(tested.iter().map(|&i| self.ids[i].clone()));
+        self.generation += 1;
 
         let mut dirty: BTreeSet<PathBuf> = changed.iter().cloned().collect();
         dirty.extend(
@@ -306,7 +312,7 @@ impl Analysis {
         }
         ws.finish();
         self.duplicates = std::mem::take(&mut ws.diagnostics);
-        self.workspace = ws;
+        self.workspace = Arc::new(ws);
     }
 
     fn uses_any(&self, i: usize, keys: &HashSet<Key>) -> bool {
@@ -365,13 +371,46 @@ impl Analysis {
         }
     }
 
-    fn run_tests(&mut self, tested: &[usize]) {
-        let ws = &self.workspace;
-        let reports = koreo_lang::parallel::map(tested, |&i| run_test(ws, &ws.definitions[i]));
-        for (&i, report) in tested.iter().zip(reports) {
+    /// The tests that changes made due, to run without holding the analysis: a test can take
+    /// long (up to its cost limits), and requests must not wait for it.
+    pub fn test_job(&self) -> Option<TestJob> {
+        let tests: Vec<(DefId, usize)> = self
+            .ids
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| self.pending_tests.contains(id))
+            .map(|(i, id)| (id.clone(), i))
+            .collect();
+        (!tests.is_empty()).then(|| TestJob {
+            generation: self.generation,
+            workspace: Arc::clone(&self.workspace),
+            tests,
+        })
+    }
+
+    /// Takes the reports of a job; gives the files whose test results changed. Reports of a job
+    /// started before a later change are dropped: that change's own job runs them again.
+    pub fn finish_tests(&mut self, done: TestResults) -> Vec<PathBuf> {
+        if done.generation != self.generation {
+            return Vec::new();
+        }
+        let mut dirty = BTreeSet::new();
+        for (id, report) in done.reports {
+            dirty.insert(id.0.clone());
             if let Some(report) = report {
-                self.tests.insert(self.ids[i].clone(), report);
+                self.tests.insert(id, report);
             }
+        }
+        self.pending_tests.clear();
+        dirty.into_iter().collect()
+    }
+
+    /// Runs the due tests here and now (the server runs them aside).
+    #[cfg(test)]
+    pub fn run_pending_tests(&mut self) -> Vec<PathBuf> {
+        match self.test_job() {
+            Some(job) => self.finish_tests(job.run()),
+            None => Vec::new(),
         }
     }
 
@@ -406,6 +445,36 @@ pub fn is_test(definition: &Definition) -> bool {
         definition,
         Definition::FunctionTest(_) | Definition::WorkflowTest(_)
     )
+}
+
+/// Tests to run against a snapshot of the workspace.
+pub struct TestJob {
+    generation: u64,
+    workspace: Arc<Workspace>,
+    tests: Vec<(DefId, usize)>,
+}
+
+/// What a [`TestJob`] found.
+pub struct TestResults {
+    generation: u64,
+    reports: Vec<(DefId, Option<TestReport>)>,
+}
+
+impl TestJob {
+    pub fn run(self) -> TestResults {
+        let ws = &self.workspace;
+        let reports =
+            koreo_lang::parallel::map(&self.tests, |(_, i)| run_test(ws, &ws.definitions[*i]));
+        TestResults {
+            generation: self.generation,
+            reports: self
+                .tests
+                .into_iter()
+                .map(|(id, _)| id)
+                .zip(reports)
+                .collect(),
+        }
+    }
 }
 
 fn run_test(ws: &Workspace, definition: &Definition) -> Option<TestReport> {
@@ -505,6 +574,7 @@ mod tests {
             "{HEAD} {{name: t}}\nkind: FunctionTest\nspec:\n  functionRef: {{kind: ValueFunction, name: greet}}\n  inputs: {{name: a}}\n  testCases:\n  - expectReturn: {{text: a}}\n"
         );
         analysis.set_text(Path::new("t.koreo"), test, None);
+        analysis.run_pending_tests();
         assert!(analysis.reports(Path::new("t.koreo"))[0].1.passed());
 
         // Nothing refers to `other`: only its own file is looked at again.
@@ -518,6 +588,7 @@ mod tests {
             None,
         );
         assert_eq!(files(dirty), ["f.koreo", "t.koreo", "w.koreo"]);
+        assert_eq!(files(analysis.run_pending_tests()), ["t.koreo"]);
         assert!(!analysis.reports(Path::new("t.koreo"))[0].1.passed());
 
         // Renamed away: callers lose it.
