@@ -103,7 +103,14 @@ fn byte_offset(text: &str, line: u32, col: u32) -> usize {
         .take(col.saturating_sub(1) as usize)
         .map(char::len_utf8)
         .sum();
-    (line_start + within).min(text.len().saturating_sub(1))
+    let offset = line_start + within;
+    if offset < text.len() {
+        offset
+    } else {
+        // Past the end (an error at the end of the file): the last character, whose first byte
+        // is not always the text's last.
+        text.char_indices().next_back().map_or(0, |(i, _)| i)
+    }
 }
 
 /// Lines longer than this are quoted around the error instead of drawn.
@@ -197,10 +204,26 @@ mod tests {
         assert!(out.contains("+* 1") && out.len() < 400, "{out}");
     }
 
+    /// Found by the `render` fuzz target: a position inside a multi-byte character.
+    #[test]
+    fn every_diagnostic_of_a_fuzzed_file_renders() {
+        let text = include_str!("../tests/fixtures/fuzz/render-inside-a-character.koreo");
+        let ws = koreo_lang::Workspace::load_str("fuzz.koreo", text);
+        let checked = koreo_lang::analysis::check(&ws);
+        for d in ws.diagnostics.iter().chain(&checked) {
+            assert!(render(d, false).contains(&d.message));
+        }
+    }
+
     #[test]
     fn offsets_count_characters_on_the_line() {
         let text = "a: 1\nné: =x\n";
         assert_eq!(byte_offset(text, 1, 1), 0);
+        assert_eq!(
+            byte_offset("a: é", 1, 9),
+            3,
+            "past the end: the last character"
+        );
         assert_eq!(byte_offset(text, 2, 1), 5);
         assert_eq!(&text[byte_offset(text, 2, 5)..], "=x\n");
     }
