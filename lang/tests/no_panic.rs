@@ -23,7 +23,13 @@ mod shared;
 use proptest::sample::select;
 use serde_json::{Map, Value as Json, json};
 
-const CASES: u32 = 256;
+/// Cases per property: 256 in CI; `PROPTEST_CASES=100000` for a long run.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(256)
+}
 
 // ---------------------------------------------------------------------------------------------
 // Panic detection
@@ -1221,7 +1227,7 @@ fn run_definitions(ws: &Workspace, inputs: &Json, live: &Json) -> Result<(), Tes
 // Properties
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn random_text_loads_without_panicking(text in yaml_text()) {
@@ -1230,7 +1236,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn mutated_conformance_files_load_without_panicking(
@@ -1251,7 +1257,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn random_koreo_documents_load_and_run_without_panicking(
@@ -1267,7 +1273,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn random_expressions_compile_and_evaluate_without_panicking(
@@ -1280,7 +1286,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn deep_and_long_expressions_compile_and_evaluate_without_panicking(
@@ -1292,7 +1298,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn value_functions_run_on_random_inputs_without_panicking(

@@ -55,6 +55,28 @@ fn serve_stdio() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Serves `input` as a whole session (what a client would send on stdin), discarding what the
+/// server answers; returns when the server has read all of it. For fuzzing the input side.
+pub fn serve_bytes(input: &[u8]) {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    runtime.block_on(async {
+        let (service, socket) = service();
+        let (to_server, server_input) = tokio::io::duplex(1 << 16);
+        tokio::spawn(pass_json_messages(
+            std::io::Cursor::new(input.to_vec()),
+            to_server,
+        ));
+        tower_lsp_server::Server::new(server_input, tokio::io::sink(), socket)
+            .serve(service)
+            .await;
+    });
+}
+
 /// Passes the client's messages on, framed as they came, but only those whose body is JSON:
 /// the server's reader ends the session at the first message it cannot parse (a codec error
 /// ends its stream), so a malformed one is reported on stderr and left out instead.
