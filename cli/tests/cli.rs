@@ -538,3 +538,127 @@ fn rbac_per_namespace_warns_about_cluster_scoped_kinds() {
         stderr(&web_app)
     );
 }
+
+/// Twenty cases, each with three expressions near their cost limit (about 40 million units in
+/// all: seconds in a debug build), with a failing expectation.
+fn slow_test() -> String {
+    let mut text = String::from(
+        "\
+apiVersion: koreo.dev/v1beta1
+kind: ValueFunction
+metadata: {name: slow, namespace: default}
+spec:
+  return:
+    evens: =lists.range(inputs.n).filter(x, x % 2 == 0).size()
+    odds: =lists.range(inputs.n).filter(x, x % 2 == 1).size()
+    thirds: =lists.range(inputs.n).filter(x, x % 3 == 0).size()
+---
+apiVersion: koreo.dev/v1beta1
+kind: FunctionTest
+metadata: {name: slow-test, namespace: default}
+spec:
+  functionRef: {kind: ValueFunction, name: slow}
+  inputs: {n: 100000}
+  testCases:
+",
+    );
+    for i in 0..20 {
+        text.push_str(&format!(
+            "  - variant: true\n    label: case {i}\n    expectReturn: {{evens: 1}}\n"
+        ));
+    }
+    text
+}
+
+/// A slow test does not hold up requests: a hover sent right after the file opens is answered
+/// while the tests run (the server logs their start and end).
+#[test]
+fn the_language_server_answers_requests_while_tests_run() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut lsp = Command::new(env!("CARGO_BIN_EXE_koreo"))
+        .arg("lsp")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let frame = |body: serde_json::Value| {
+        let body = body.to_string();
+        format!("Content-Length: {}\r\n\r\n{body}", body.len())
+    };
+    let uri = "file:///nowhere/slow.koreo";
+    let mut input = lsp.stdin.take().unwrap();
+    let mut output = BufReader::new(lsp.stdout.take().unwrap());
+    let mut next_message = || {
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            assert_ne!(
+                output.read_line(&mut header).unwrap(),
+                0,
+                "the server ended"
+            );
+            match header.trim().split_once(':') {
+                Some((name, value)) if name.eq_ignore_ascii_case("content-length") => {
+                    length = value.trim().parse().unwrap();
+                }
+                None if header.trim().is_empty() => break,
+                _ => {}
+            }
+        }
+        let mut body = vec![0; length];
+        output.read_exact(&mut body).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+    };
+    let initialize = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"capabilities": {}}});
+    input.write_all(frame(initialize).as_bytes()).unwrap();
+    input.flush().unwrap();
+    while next_message()["id"] != 1 {}
+    for message in [
+        serde_json::json!({"jsonrpc": "2.0", "method": "initialized", "params": {}}),
+        serde_json::json!({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params":
+            {"textDocument": {"uri": uri, "languageId": "koreo", "version": 1, "text": slow_test()}}}),
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "textDocument/hover", "params":
+            {"textDocument": {"uri": uri}, "position": {"line": 2, "character": 18}}}),
+    ] {
+        input.write_all(frame(message).as_bytes()).unwrap();
+    }
+    input.flush().unwrap();
+    // The server's messages in the order it sent them, until the test results are in.
+    let mut order = Vec::new();
+    loop {
+        let message = next_message();
+        if message["id"] == 2 {
+            assert!(
+                message["result"].to_string().contains("ValueFunction"),
+                "{message}"
+            );
+            order.push("hover");
+        }
+        let log = message["params"]["message"].as_str().unwrap_or_default();
+        if message["method"] == "window/logMessage" && log.contains("test(s)") {
+            order.push(if log.contains("running") {
+                "tests start"
+            } else {
+                "tests end"
+            });
+        }
+        if message["method"] == "textDocument/publishDiagnostics"
+            && message["params"].to_string().contains("case 0")
+        {
+            order.push("test results");
+            break;
+        }
+    }
+    drop(input);
+    let _ = lsp.kill();
+    let _ = lsp.wait();
+    let at = |what: &str| order.iter().position(|o| *o == what);
+    assert!(
+        at("hover").is_some()
+            && at("hover") < at("tests end")
+            && at("tests start") < at("tests end"),
+        "the hover waited for the tests: {order:?}"
+    );
+}

@@ -177,9 +177,21 @@ impl Backend {
         });
         let (mut dirty, job) = self.recover("an update", result).await;
         if let Some(job) = job {
+            let tests = job.len();
+            self.client
+                .log_message(MessageType::LOG, format!("koreo: running {tests} test(s)"))
+                .await;
+            let started = std::time::Instant::now();
             let ran = tokio::task::spawn_blocking(move || guarded(|| job.run()))
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()));
+            let took = started.elapsed().as_millis();
+            self.client
+                .log_message(
+                    MessageType::LOG,
+                    format!("koreo: {tests} test(s) run in {took} ms"),
+                )
+                .await;
             if let Some(done) = self.recover("running tests", ran.map(Some)).await {
                 let finished = guarded(|| self.lock().analysis.finish_tests(done));
                 dirty.extend(self.recover("taking test results", finished).await);

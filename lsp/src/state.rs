@@ -461,6 +461,11 @@ pub struct TestResults {
 }
 
 impl TestJob {
+    /// How many tests it runs.
+    pub fn len(&self) -> usize {
+        self.tests.len()
+    }
+
     pub fn run(self) -> TestResults {
         let ws = &self.workspace;
         let reports =
