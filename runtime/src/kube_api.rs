@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 
 use crate::engine::{ResourceApi, WriteError};
 
-pub const FIELD_MANAGER: &str = "koreo";
+pub use koreo_reconcile::FIELD_MANAGER;
 
 /// A client for the cluster of `config` that sends at most `qps` requests in any one-second
 /// window (watches count when they start), so that a burst of reconciles cannot flood the API

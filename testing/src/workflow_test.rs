@@ -1,18 +1,18 @@
 //! Runs WorkflowTests: each case is one reconcile pass of the runtime's own pass
-//! ([`koreo_runtime::pass::reconcile`]) against an in-memory cluster (the local API server's
+//! ([`koreo_reconcile::pass::reconcile`]) against an in-memory cluster (the local API server's
 //! store, with its server-side apply, finalizers and garbage collection), so that what passes
 //! here behaves the same in a cluster.
 
-use koreo_runtime::boundary::Boundary;
+use koreo_reconcile::boundary::Boundary;
 use std::sync::Mutex;
 
 use koreo_lang::Workspace;
 use koreo_lang::eval::ResourceId;
 use koreo_lang::model::{Definition, WorkflowTest, WorkflowTestCase};
 use koreo_lang::source::Location;
-use koreo_runtime::engine::{ResourceApi, WriteError};
-use koreo_runtime::kube_api::FIELD_MANAGER;
-use koreo_runtime::pass::{self, Pass};
+use koreo_reconcile::FIELD_MANAGER;
+use koreo_reconcile::engine::{ResourceApi, WriteError};
+use koreo_reconcile::pass::{self, Pass};
 use koreo_testkube::error::ApiError;
 use koreo_testkube::store::{Patch, Propagation, Store, Target};
 use serde_json::{Map, Value as Json, json};

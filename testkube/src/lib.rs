@@ -4,6 +4,7 @@
 pub mod error;
 pub mod fields;
 pub mod selector;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod store;
 pub mod strategic;
@@ -11,5 +12,6 @@ pub mod table;
 pub mod types;
 
 pub use error::ApiError;
+#[cfg(feature = "server")]
 pub use server::TestKube;
 pub use store::Store;

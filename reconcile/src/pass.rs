@@ -720,9 +720,7 @@ fn strip_times(conditions: &Json) -> Json {
 
 /// Now, as Kubernetes writes times.
 pub fn now() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 #[cfg(test)]
