@@ -34,6 +34,18 @@ pub enum WriteError {
     Transient(String),
 }
 
+impl WriteError {
+    /// The error for an API server's answer: 409 a conflict, 429 and 5xx worth retrying,
+    /// anything else refused. The one mapping both clusters (real and in memory) use.
+    pub fn from_status(code: u16, message: String) -> WriteError {
+        match code {
+            409 => WriteError::Conflict(message),
+            429 | 500.. => WriteError::Transient(format!("{message} ({code})")),
+            _ => WriteError::Refused(format!("{message} ({code})")),
+        }
+    }
+}
+
 impl std::fmt::Display for WriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -729,4 +741,25 @@ fn replace_lists(live: &Json, lists: &[(String, Json)]) -> Json {
         .iter()
         .map(|(path, list)| json!({"op": "replace", "path": path, "value": list}));
     Json::Array(std::iter::once(version).chain(replaces).collect())
+}
+
+#[cfg(test)]
+mod write_errors {
+    use super::WriteError;
+
+    #[test]
+    fn answers_map_to_what_the_engine_does_next() {
+        let kind = |code| match WriteError::from_status(code, "m".into()) {
+            WriteError::Conflict(_) => "conflict",
+            WriteError::Transient(_) => "retry",
+            WriteError::Refused(_) => "refused",
+        };
+        assert_eq!(kind(409), "conflict");
+        for code in [429, 500, 503, 504] {
+            assert_eq!(kind(code), "retry", "{code}");
+        }
+        for code in [400, 403, 404, 422] {
+            assert_eq!(kind(code), "refused", "{code}");
+        }
+    }
 }

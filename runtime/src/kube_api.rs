@@ -109,13 +109,7 @@ fn to_json(object: &DynamicObject) -> Json {
 
 fn write_error(e: kube::Error) -> WriteError {
     match e {
-        kube::Error::Api(status) if status.code == 409 => WriteError::Conflict(status.message),
-        kube::Error::Api(status) if status.code == 429 || status.code >= 500 => {
-            WriteError::Transient(format!("{} ({})", status.message, status.code))
-        }
-        kube::Error::Api(status) => {
-            WriteError::Refused(format!("{} ({})", status.message, status.code))
-        }
+        kube::Error::Api(status) => WriteError::from_status(status.code, status.message),
         other => WriteError::Transient(other.to_string()),
     }
 }

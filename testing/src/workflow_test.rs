@@ -29,11 +29,7 @@ struct MemoryCluster {
 }
 
 fn write_error(e: ApiError) -> WriteError {
-    match e.code {
-        409 => WriteError::Conflict(e.message),
-        code if code >= 500 => WriteError::Transient(e.message),
-        _ => WriteError::Refused(format!("{} ({})", e.message, e.code)),
-    }
+    WriteError::from_status(e.code, e.message)
 }
 
 impl MemoryCluster {
