@@ -253,11 +253,7 @@ pub fn check_definition(ws: &Workspace, definition: &Definition) -> Vec<Diagnost
 /// a parent belongs to. A warning: Koreo's own test fixtures share trigger kinds.
 fn check_triggers(ws: &Workspace, diags: &mut Vec<Diagnostic>) {
     let mut first: std::collections::HashMap<(String, String), &str> = Default::default();
-    for definition in &ws.definitions {
-        let Definition::Workflow(w) = definition else {
-            continue;
-        };
-        let Some(crd) = &w.crd_ref else { continue };
+    for (crd, w) in ws.triggers() {
         let key = (crd.api_version(), crd.kind.clone());
         match first.get(&key) {
             None => {

@@ -309,6 +309,22 @@ impl Workspace {
         self.diagnostics.extend(duplicates);
     }
 
+    /// Every Workflow with a `crdRef`, with it: what runs for which parent kind.
+    pub fn triggers(&self) -> impl Iterator<Item = (&crate::model::CrdRef, &Arc<Workflow>)> {
+        self.definitions.iter().filter_map(|d| match d {
+            Definition::Workflow(w) => Some((w.crd_ref.as_ref()?, w)),
+            _ => None,
+        })
+    }
+
+    /// The Workflows a parent of this kind triggers (more than one: the controller runs none).
+    pub fn workflows_for(&self, api_version: &str, kind: &str) -> Vec<&Arc<Workflow>> {
+        self.triggers()
+            .filter(|(crd, _)| crd.kind == kind && crd.api_version() == api_version)
+            .map(|(_, w)| w)
+            .collect()
+    }
+
     /// The definition of `kind` named `name`, preferring the one in `namespace`.
     pub fn find(
         &self,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use koreo_lang::Workspace;
 use koreo_lang::eval::{Outcome, ResourceId};
-use koreo_lang::model::{Definition, DeletePolicy, Workflow};
+use koreo_lang::model::{DeletePolicy, Workflow};
 use serde_json::{Map, Value as Json, json};
 use tokio::sync::OnceCell;
 
@@ -114,27 +114,6 @@ impl Default for Pass {
     }
 }
 
-/// The workflows triggered by a parent kind.
-pub fn workflows_for<'w>(
-    ws: &'w Workspace,
-    api_version: &str,
-    kind: &str,
-) -> Vec<&'w std::sync::Arc<Workflow>> {
-    ws.definitions
-        .iter()
-        .filter_map(|d| match d {
-            Definition::Workflow(w)
-                if w.crd_ref
-                    .as_ref()
-                    .is_some_and(|c| c.api_version() == api_version && c.kind == kind) =>
-            {
-                Some(w)
-            }
-            _ => None,
-        })
-        .collect()
-}
-
 /// Reconciles the parent `parent_id` once with the workflow its kind triggers, reading and
 /// writing only within `boundary`.
 pub async fn reconcile<A: ResourceApi>(
@@ -155,7 +134,7 @@ async fn run<A: ResourceApi>(
     boundary: &Boundary,
     pass: &mut Pass,
 ) -> Result<Option<Duration>, String> {
-    let workflows = workflows_for(ws, &parent_id.api_version, &parent_id.kind);
+    let workflows = ws.workflows_for(&parent_id.api_version, &parent_id.kind);
     // No workflow for this kind (any more): nothing to do until one appears. A deleted parent
     // has nothing to run its cleanup either, so koreo's finalizer goes (left, it would keep the
     // parent, and a namespace deleted with it, forever); what it owns goes by garbage

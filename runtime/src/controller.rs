@@ -463,19 +463,13 @@ impl Controller {
             .read()
             .await
             .iter()
-            .filter(|(api_version, kind)| {
-                crate::pass::workflows_for(ws, api_version, kind).is_empty()
-            })
+            .filter(|(api_version, kind)| ws.workflows_for(api_version, kind).is_empty())
             .cloned()
             .collect();
         for gvk in &orphaned {
             let _ = self.requeue_all(gvk, queue).await;
         }
-        for def in &ws.definitions {
-            let koreo_lang::model::Definition::Workflow(w) = def else {
-                continue;
-            };
-            let Some(crd) = &w.crd_ref else { continue };
+        for (crd, _) in ws.triggers() {
             let api_version = crd.api_version();
             let gvk = (api_version.clone(), crd.kind.clone());
             if !watched.write().await.insert(gvk.clone()) {
