@@ -250,6 +250,9 @@ pub struct Workflow {
     pub meta: Meta,
     pub crd_ref: Option<CrdRef>,
     pub steps: Vec<Step>,
+    /// The steps' dependencies and a run order, built once when the file loads (its problems
+    /// are reported by `analysis::check`).
+    pub graph: crate::analysis::StepGraph,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -861,11 +864,14 @@ fn workflow(d: &mut Decoder, meta: Meta, spec: &Node) -> Option<Workflow> {
         .enumerate()
         .filter_map(|(i, n)| step(d, n, &format!("spec.steps[{i}]")))
         .collect();
-    Some(Workflow {
+    let mut workflow = Workflow {
         meta,
         crd_ref,
         steps,
-    })
+        graph: Default::default(),
+    };
+    workflow.graph = crate::analysis::step_graph(&workflow, &mut Vec::new());
+    Some(workflow)
 }
 
 fn logic_ref(d: &mut Decoder, f: &Fields, path: &str) -> Option<LogicRef> {

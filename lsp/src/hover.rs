@@ -212,15 +212,14 @@ fn step(analysis: &Analysis, here: DocRef, label: &str) -> Option<String> {
             ));
         }
     }
-    if let Some(Definition::Workflow(w)) = here.definition() {
-        let graph = analysis::step_graph(w, &mut Vec::new());
-        if let Some(deps) = graph.dependencies.get(index) {
-            let after = deps
-                .iter()
-                .filter_map(|&d| w.steps.get(d))
-                .map(|s| s.label.clone());
-            out.push_str(&format!("\n\nRuns after: {}", list(after)));
-        }
+    if let Some(Definition::Workflow(w)) = here.definition()
+        && let Some(deps) = w.graph.dependencies.get(index)
+    {
+        let after = deps
+            .iter()
+            .filter_map(|&d| w.steps.get(d))
+            .map(|s| s.label.clone());
+        out.push_str(&format!("\n\nRuns after: {}", list(after)));
     }
     Some(out)
 }

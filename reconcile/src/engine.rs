@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use koreo_lang::Workspace;
-use koreo_lang::analysis::{StepGraph, step_graph};
+use koreo_lang::analysis::StepGraph;
 use koreo_lang::cost::Budget;
 use koreo_lang::eval::{self, Action, Outcome, ResourceId, StepContext, StepPlan};
 use koreo_lang::expr::hiding_values;
@@ -230,8 +230,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         'a: 'r,
     {
         Box::pin(async move {
-            let mut diagnostics = Vec::new();
-            let graph: StepGraph = step_graph(workflow, &mut diagnostics);
+            let graph: &StepGraph = &workflow.graph;
             let namespace = workflow.meta.namespace.as_deref();
             let mut outcomes: Vec<Option<Outcome>> = vec![None; workflow.steps.len()];
             let mut resources: Vec<Json> = vec![Json::Null; workflow.steps.len()];
