@@ -97,8 +97,28 @@ pub struct Pass {
     /// The parent's conditions, when they were written.
     pub conditions: Option<Vec<Json>>,
     pub notices: Vec<Notice>,
-    /// When to look again (`None`: only on a change), or why the API failed (back off).
-    pub next: Result<Option<Duration>, String>,
+    pub next: Next,
+}
+
+/// What the controller does with a parent after a pass.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Next {
+    /// Nothing until the parent or something it manages changes.
+    OnChange,
+    /// Look again after this long (a Retry's delay, a write to check, the resync).
+    After(Duration),
+    /// A request to the API failed: back off, then try again.
+    BackOff(String),
+}
+
+impl From<Result<Option<Duration>, String>> for Next {
+    fn from(result: Result<Option<Duration>, String>) -> Next {
+        match result {
+            Ok(None) => Next::OnChange,
+            Ok(Some(delay)) => Next::After(delay),
+            Err(why) => Next::BackOff(why),
+        }
+    }
 }
 
 impl Default for Pass {
@@ -109,7 +129,7 @@ impl Default for Pass {
             run: None,
             conditions: None,
             notices: Vec::new(),
-            next: Ok(None),
+            next: Next::OnChange,
         }
     }
 }
@@ -123,7 +143,8 @@ pub async fn reconcile<A: ResourceApi>(
     boundary: &Boundary,
 ) -> Pass {
     let mut pass = Pass::default();
-    pass.next = run(ws, api, parent_id, boundary, &mut pass).await;
+    // `run` answers as a Result so that `?` reads as "the API failed: back off".
+    pass.next = run(ws, api, parent_id, boundary, &mut pass).await.into();
     pass
 }
 

@@ -22,7 +22,7 @@ use tokio::sync::{RwLock, mpsc};
 
 use crate::kube_api::{KubeApi, as_koreo};
 use crate::metrics::Metrics;
-use crate::pass::Notice;
+use crate::pass::{Next, Notice};
 use koreo_lang::eval::ResourceId;
 use tracing::Instrument;
 
@@ -426,13 +426,16 @@ impl Controller {
                 let _turn = turn;
                 let ws = workspace.read().await.clone();
                 let delay = match this.reconcile(&ws, &key).await {
-                    Ok(delay) => {
+                    next @ (Next::OnChange | Next::After(_)) => {
                         failures.write().await.remove(&key);
-                        delay
+                        match next {
+                            Next::After(delay) => Some(delay),
+                            _ => None,
+                        }
                     }
                     // API failures: back off exponentially, with jitter so that many parents
                     // failing together do not come back together.
-                    Err(error) => {
+                    Next::BackOff(error) => {
                         tracing::warn!(parent = %key, %error, "reconcile failed; backing off");
                         let mut failures = failures.write().await;
                         let n = failures.entry(key.clone()).or_insert(0);
@@ -554,20 +557,14 @@ impl Controller {
         ))
     }
 
-    /// One reconcile of one parent. Returns when to reconcile it again.
-    /// One reconcile of one parent: when to look again (`None`: only on a change), or why the
-    /// API failed (the caller backs off).
-    async fn reconcile(&self, ws: &Workspace, key: &ParentKey) -> Result<Option<Duration>, String> {
+    /// One reconcile of one parent, and what to do with it next.
+    async fn reconcile(&self, ws: &Workspace, key: &ParentKey) -> Next {
         let span =
             tracing::info_span!("reconcile", parent = %key, workflow = tracing::field::Empty);
         self.reconcile_parent(ws, key).instrument(span).await
     }
 
-    async fn reconcile_parent(
-        &self,
-        ws: &Workspace,
-        key: &ParentKey,
-    ) -> Result<Option<Duration>, String> {
+    async fn reconcile_parent(&self, ws: &Workspace, key: &ParentKey) -> Next {
         let started = std::time::Instant::now();
         let id = ResourceId {
             api_version: key.api_version.clone(),

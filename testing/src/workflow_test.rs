@@ -12,7 +12,7 @@ use koreo_lang::model::{Definition, WorkflowTest, WorkflowTestCase};
 use koreo_lang::source::Location;
 use koreo_reconcile::FIELD_MANAGER;
 use koreo_reconcile::engine::{ResourceApi, WriteError};
-use koreo_reconcile::pass::{self, Pass};
+use koreo_reconcile::pass::{self, Next, Pass};
 use koreo_testkube::error::ApiError;
 use koreo_testkube::store::{Patch, Propagation, Store, Target};
 use serde_json::{Map, Value as Json, json};
@@ -446,7 +446,7 @@ fn run_case(
     let pass = reconcile(ws, cluster, parent);
     let mut problems = Vec::new();
     let mut diffs = Vec::new();
-    if let Err(e) = &pass.next {
+    if let Next::BackOff(e) = &pass.next {
         problems.push(format!("the pass hit an API error: {e}"));
     }
     check_objects(cluster, case, namespace, &mut problems, &mut diffs);
