@@ -485,18 +485,27 @@ fn dev_refuses_a_missing_path_and_a_kubeconfig_it_did_not_write() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// One malformed message, or an empty one, does not end a language server session.
-#[test]
-fn the_language_server_survives_a_malformed_message() {
-    use std::io::{Read, Write};
-    let mut lsp = Command::new(env!("CARGO_BIN_EXE_koreo"))
+/// `koreo lsp`, with its input and output piped.
+fn language_server() -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_koreo"))
         .arg("lsp")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap();
-    let frame = |body: &str| format!("Content-Length: {}\r\n\r\n{body}", body.len());
+        .unwrap()
+}
+
+/// A message as LSP frames it.
+fn framed(body: &str) -> String {
+    format!("Content-Length: {}\r\n\r\n{body}", body.len())
+}
+
+/// One malformed message, or an empty one, does not end a language server session.
+#[test]
+fn the_language_server_survives_a_malformed_message() {
+    use std::io::{Read, Write};
+    let mut lsp = language_server();
     let mut input = lsp.stdin.take().unwrap();
     for body in [
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"capabilities":{}}}"#,
@@ -505,7 +514,7 @@ fn the_language_server_survives_a_malformed_message() {
         r#"{"jsonrpc":"2.0","id":2,"method":"shutdown"}"#,
         r#"{"jsonrpc":"2.0","method":"exit"}"#,
     ] {
-        input.write_all(frame(body).as_bytes()).unwrap();
+        input.write_all(framed(body).as_bytes()).unwrap();
         input.flush().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
@@ -575,17 +584,8 @@ spec:
 #[test]
 fn the_language_server_answers_requests_while_tests_run() {
     use std::io::{BufRead, BufReader, Read, Write};
-    let mut lsp = Command::new(env!("CARGO_BIN_EXE_koreo"))
-        .arg("lsp")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let frame = |body: serde_json::Value| {
-        let body = body.to_string();
-        format!("Content-Length: {}\r\n\r\n{body}", body.len())
-    };
+    let mut lsp = language_server();
+    let frame = |message: serde_json::Value| framed(&message.to_string());
     let uri = "file:///nowhere/slow.koreo";
     let mut input = lsp.stdin.take().unwrap();
     let mut output = BufReader::new(lsp.stdout.take().unwrap());
