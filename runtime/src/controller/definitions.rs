@@ -1,0 +1,136 @@
+//! Definitions: listed from the cluster until the API server answers, decoded into a
+//! Workspace, and each one's validity written to its status.
+
+use super::*;
+
+impl Controller {
+    /// Every Koreo definition in the watched namespaces, as one workspace.
+    pub(super) async fn load_definitions(&self) -> Workspace {
+        let mut ws = Workspace::default();
+        let mut statuses = Vec::new();
+        for kind in koreo_lang::model::KINDS {
+            for api in self.apis(&koreo_resource(kind), true) {
+                let Some(list) = list_until_answered(&api, kind).await else {
+                    continue;
+                };
+                for object in list.items {
+                    let name = object.metadata.name.clone().unwrap_or_default();
+                    let ns = object.metadata.namespace.clone().unwrap_or_default();
+                    let mut value = serde_json::to_value(&object).unwrap_or(Json::Null);
+                    if let Some(meta) = value["metadata"].as_object_mut() {
+                        meta.remove("managedFields");
+                    }
+                    value["apiVersion"] = json!("koreo.dev/v1beta1");
+                    value["kind"] = json!(kind);
+                    // JSON is YAML: the definition loads as if it were a file named after it.
+                    let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+                    let path = PathBuf::from(format!("{kind}/{ns}/{name}"));
+                    ws.add_source(&path, text.clone());
+                    statuses.push((koreo_resource(kind), path, object, text));
+                }
+            }
+        }
+        ws.finish();
+        let mut diagnostics = ws.diagnostics.clone();
+        diagnostics.extend(koreo_lang::analysis::check(&ws));
+        let invalid: HashSet<&std::path::Path> = diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.location.path())
+            .collect();
+        self.metrics
+            .set_definitions(statuses.iter().map(|(resource, path, _, _)| {
+                (resource.kind.clone(), !invalid.contains(path.as_path()))
+            }));
+        tracing::info!(
+            definitions = statuses.len(),
+            invalid = invalid.len(),
+            "definitions loaded"
+        );
+        for (resource, path, object, text) in statuses {
+            let namespace = object.metadata.namespace.clone().unwrap_or_default();
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), &namespace, &resource);
+            // A definition read from the cluster has no file a person wrote: errors say where
+            // by field path (`spec.steps[2].inputs.name`).
+            let errors: Vec<&koreo_lang::source::Diagnostic> = diagnostics
+                .iter()
+                .filter(|d| d.is_error() && d.location.path() == path)
+                .collect();
+            let root = Some(())
+                .filter(|_| !errors.is_empty())
+                .and_then(|_| koreo_lang::yaml::parse_documents(&text).ok())
+                .and_then(|docs| docs.into_iter().next())
+                .map(|d| d.root);
+            let problems: Vec<String> = errors
+                .iter()
+                .map(|d| {
+                    let field = root.as_ref().map(|r| r.path_at(d.location.span.start));
+                    match field.filter(|f| !f.is_empty()) {
+                        Some(field) => format!("{} (at {field})", d.message),
+                        None => d.message.clone(),
+                    }
+                })
+                .collect();
+            write_definition_status(&api, &object, &problems).await;
+        }
+        ws
+    }
+}
+
+/// A definition's `Ready` condition: whether it is valid, and if not, why. Written only when
+/// it changes.
+async fn write_definition_status(
+    api: &Api<DynamicObject>,
+    object: &DynamicObject,
+    problems: &[String],
+) {
+    let (status, reason, message) = if problems.is_empty() {
+        ("True", "Valid", "The definition is valid.".to_string())
+    } else {
+        ("False", "Invalid", problems.join("; "))
+    };
+    let current = &object.data["status"]["conditions"];
+    let same = current
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .is_some_and(|c| c["status"] == status && c["message"] == message.as_str());
+    if same {
+        return;
+    }
+    let Some(name) = object.metadata.name.as_deref() else {
+        return;
+    };
+    let condition = json!({"type": "Ready", "status": status, "reason": reason, "message": message, "lastTransitionTime": crate::pass::now()});
+    let params = as_koreo();
+    let _ = api
+        .patch_status(
+            name,
+            &params,
+            &Patch::Merge(json!({"status": {"conditions": [condition]}})),
+        )
+        .await;
+}
+
+/// The wait after the `n`th failure in a row: 1 s doubling to at most 5 min, with ±20% jitter.
+/// The objects of one Koreo kind, asked again (with backoff, at most 30 s apart) until the API
+/// server answers: a definition is never reported missing because a request failed. `None`
+/// when the kind is not served (its CRD is not installed).
+async fn list_until_answered(
+    api: &Api<DynamicObject>,
+    kind: &str,
+) -> Option<kube::core::ObjectList<DynamicObject>> {
+    let mut failures = 0;
+    loop {
+        match api.list(&Default::default()).await {
+            Ok(list) => return Some(list),
+            Err(kube::Error::Api(status)) if status.code == 404 => return None,
+            Err(error) => {
+                failures += 1;
+                let wait = backoff(failures).min(Duration::from_secs(30));
+                tracing::warn!(%kind, %error, ?wait, "listing definitions failed; trying again");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
