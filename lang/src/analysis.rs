@@ -21,6 +21,8 @@ pub struct StepGraph {
     pub dependencies: Vec<Vec<usize>>,
     /// Steps in an order where every step comes after what it reads.
     pub order: Vec<usize>,
+    /// What is wrong with it (unknown, later or duplicate labels), for `check` to report.
+    pub problems: Vec<Diagnostic>,
 }
 
 impl StepGraph {
@@ -132,6 +134,7 @@ pub fn step_graph(workflow: &Workflow, diags: &mut Vec<Diagnostic>) -> StepGraph
     StepGraph {
         dependencies,
         order,
+        problems: Vec::new(),
     }
 }
 
@@ -314,7 +317,7 @@ fn check_workflow(
     namespace: Option<&str>,
     diags: &mut Vec<Diagnostic>,
 ) {
-    step_graph(w, diags);
+    diags.extend(w.graph.problems.iter().cloned());
     for step in &w.steps {
         let refs: Vec<&LogicRef> = match &step.logic {
             StepLogic::Ref(r) => vec![r],

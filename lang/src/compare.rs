@@ -305,7 +305,7 @@ fn differ_set(target: &[Json], actual: &[Json], path: &mut Vec<String>) -> bool 
     let contains = |list: &[Json], v: &Json| list.iter().any(|x| scalar_equal(x, v));
     let quoted = |v: &Json| {
         if crate::expr::values_hidden() {
-            format!("a {}", type_name(Some(v)))
+            crate::expr::json_type(v).to_string()
         } else {
             format!("'{}'", describe(Some(v)))
         }

@@ -554,10 +554,14 @@ fn describe_error(e: &cel::ExecutionError) -> String {
 
 /// An expression quoted in a message, cut short: the position points at the rest.
 fn clipped(source: &str) -> String {
-    const LONGEST: usize = 80;
-    match source.char_indices().nth(LONGEST) {
-        Some((cut, _)) => format!("{}...", &source[..cut]),
-        None => source.to_string(),
+    cut_at(source, 80)
+}
+
+/// `text` cut after `longest` characters, marked with `...` when cut.
+fn cut_at(text: &str, longest: usize) -> String {
+    match text.char_indices().nth(longest) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
     }
 }
 
@@ -643,11 +647,7 @@ fn with_article(type_name: &str) -> String {
 }
 
 fn cut_short(text: String) -> String {
-    const LONGEST: usize = 60;
-    match text.char_indices().nth(LONGEST) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text,
-    }
+    cut_at(&text, 60)
 }
 
 /// The variables of one evaluation. Values are borrowed, not copied.

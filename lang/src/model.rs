@@ -250,8 +250,8 @@ pub struct Workflow {
     pub meta: Meta,
     pub crd_ref: Option<CrdRef>,
     pub steps: Vec<Step>,
-    /// The steps' dependencies and a run order, built once when the file loads (its problems
-    /// are reported by `analysis::check`).
+    /// The steps' dependencies and a run order, built once when the file loads (`check`
+    /// reports its problems).
     pub graph: crate::analysis::StepGraph,
 }
 
@@ -460,7 +460,9 @@ fn is_dns_subdomain(name: &str) -> bool {
 }
 
 /// RFC 1123 label, as Kubernetes requires of namespace names.
-fn is_dns_label(name: &str) -> bool {
+/// A Kubernetes DNS label (a namespace's name, for one): lowercase letters, digits and `-`,
+/// starting and ending with a letter or digit, at most 63 characters.
+pub fn is_dns_label(name: &str) -> bool {
     name.len() <= 63 && is_dns_label_part(name)
 }
 
@@ -870,7 +872,9 @@ fn workflow(d: &mut Decoder, meta: Meta, spec: &Node) -> Option<Workflow> {
         steps,
         graph: Default::default(),
     };
-    workflow.graph = crate::analysis::step_graph(&workflow, &mut Vec::new());
+    let mut problems = Vec::new();
+    workflow.graph = crate::analysis::step_graph(&workflow, &mut problems);
+    workflow.graph.problems = problems;
     Some(workflow)
 }
 

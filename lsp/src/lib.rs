@@ -109,7 +109,7 @@ async fn pass_json_messages(
                 break;
             }
             let body = &buffer[body_start..body_start + length];
-            if serde_json::from_slice::<serde_json::Value>(body).is_ok() {
+            if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
                 if output
                     .write_all(&buffer[..body_start + length])
                     .await

@@ -61,24 +61,6 @@ pub const ALLOW_SYNTAX: &str = "FROM=TO[,TO...]: FROM is a Workflow's namespace 
     `platform=*,cluster/Namespace`)";
 
 impl Boundary {
-    /// Everything, everywhere: for tools that run no one else's definitions.
-    pub fn unrestricted() -> Boundary {
-        Boundary {
-            grants: vec![
-                Grant {
-                    from: None,
-                    to: Place::AnyNamespace,
-                    kind: None,
-                },
-                Grant {
-                    from: None,
-                    to: Place::Cluster,
-                    kind: None,
-                },
-            ],
-        }
-    }
-
     /// Parses `--allow` values (see [`ALLOW_SYNTAX`]).
     pub fn parse<S: AsRef<str>>(specs: &[S]) -> Result<Boundary, String> {
         let mut grants = Vec::new();
@@ -195,14 +177,7 @@ impl fmt::Display for Boundary {
 }
 
 fn namespace_name(name: &str) -> Result<String, String> {
-    let valid = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if valid {
+    if koreo_lang::model::is_dns_label(name) {
         Ok(name.to_string())
     } else {
         Err(format!("`{name}` is not a namespace name"))

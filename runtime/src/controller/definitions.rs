@@ -112,7 +112,6 @@ async fn write_definition_status(
         .await;
 }
 
-/// The wait after the `n`th failure in a row: 1 s doubling to at most 5 min, with ±20% jitter.
 /// The objects of one Koreo kind, asked again (with backoff, at most 30 s apart) until the API
 /// server answers: a definition is never reported missing because a request failed. `None`
 /// when the kind is not served (its CRD is not installed).

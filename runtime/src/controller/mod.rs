@@ -121,13 +121,13 @@ impl Controller {
         self
     }
 
-    /// How many reconciles may run at once (at least 1).
     /// Widens where workflows may read and write beyond their own and their parent's namespace.
     pub fn with_boundary(mut self, boundary: Boundary) -> Controller {
         self.boundary = boundary;
         self
     }
 
+    /// How many reconciles may run at once (at least 1).
     pub fn with_workers(mut self, workers: usize) -> Controller {
         self.workers = workers.max(1);
         self
@@ -316,12 +316,13 @@ impl Controller {
                 let _turn = turn;
                 let ws = workspace.read().await.clone();
                 let delay = match this.reconcile(&ws, &key).await {
-                    next @ (Next::OnChange | Next::After(_)) => {
+                    Next::OnChange => {
                         failures.write().await.remove(&key);
-                        match next {
-                            Next::After(delay) => Some(delay),
-                            _ => None,
-                        }
+                        None
+                    }
+                    Next::After(delay) => {
+                        failures.write().await.remove(&key);
+                        Some(delay)
                     }
                     // API failures: back off exponentially, with jitter so that many parents
                     // failing together do not come back together.

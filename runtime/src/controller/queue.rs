@@ -30,6 +30,7 @@ pub(super) fn lock(turns: &Mutex<Turns>) -> std::sync::MutexGuard<'_, Turns> {
     turns.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The wait after the `n`th failure in a row: 1 s doubling to at most 5 min, with ±20% jitter.
 pub(super) fn backoff(n: u32) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let base = Duration::from_secs(1) * 2u32.saturating_pow(n.saturating_sub(1)).min(300);
