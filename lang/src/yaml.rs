@@ -478,7 +478,7 @@ fn scalar(
     };
     // `None`: the scalar is a string.
     let resolved = match tag {
-        Some(tag) if tag.is_yaml_core_schema() => match tag.suffix.as_str() {
+        Some(tag) if let Some(core) = core_suffix(tag) => match core {
             "str" => None,
             "int" => Some(resolve_int(&text).ok_or_else(|| tag_error(&text, "an integer", at))?),
             "float" => Some(
@@ -520,6 +520,14 @@ fn int_to_float(v: Value) -> Value {
         Value::Int(i) => Value::Float(i as f64),
         other => other,
     }
+}
+
+/// The type a YAML core-schema tag names (`str`, `int`, ...), however it is spelt: `!!str` and
+/// `!<tag:yaml.org,2002:str>` are the same tag.
+fn core_suffix(tag: &saphyr_parser::Tag) -> Option<&str> {
+    const CORE: &str = "tag:yaml.org,2002:";
+    let rest = CORE.strip_prefix(tag.handle.as_str())?;
+    tag.suffix.strip_prefix(rest)
 }
 
 fn tag_error(text: &str, what: &str, at: Span) -> YamlError {
@@ -717,6 +725,8 @@ mod tests {
             serde_json::json!({"a": "123", "b": 7, "c": 1.0, "d": true, "e": null})
         );
         assert!(parse_documents("a: !!int abc\n").is_err());
+        let verbatim = &parse_documents("a: !<tag:yaml.org,2002:str> 123\n").unwrap()[0];
+        assert_eq!(verbatim.root.to_json(), serde_json::json!({"a": "123"}));
     }
 
     #[test]
