@@ -12,6 +12,81 @@ pub fn is_directive(key: &str) -> bool {
     key.starts_with("x-koreo-")
 }
 
+/// Where a difference is: keys and list indexes from the root.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    Key(String),
+    Index(usize),
+    /// The object the rest of the path is in, as a report names it (`ConfigMap:ns:name`).
+    Within(String),
+}
+
+/// What kind of difference it is; `expected` and `actual` hold the values either way.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    /// The values differ (in type or value).
+    Value,
+    /// The key is absent from the actual object.
+    Absent,
+    /// The key is present only in the actual object (exact comparisons).
+    Unexpected,
+    /// Lists of different lengths.
+    Length,
+    /// Compared as a set: an item of one is not in the other.
+    Set,
+    /// Compared as a set, but the items are objects or lists.
+    SetOfObjects,
+}
+
+/// One difference: where, of what kind, and what was expected and found (`None`: absent).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Difference {
+    pub path: Vec<Step>,
+    pub kind: Kind,
+    pub expected: Option<Json>,
+    pub actual: Option<Json>,
+}
+
+impl Difference {
+    /// The path as tests print it: `spec.ports[0]["app.kubernetes.io/name"]`.
+    pub fn dotted_path(&self) -> String {
+        let mut out = String::new();
+        for step in &self.path {
+            match step {
+                Step::Index(i) => out.push_str(&format!("[{i}]")),
+                Step::Within(name) => out.push_str(name),
+                Step::Key(key)
+                    if !key.is_empty()
+                        && key
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+                {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(key);
+                }
+                Step::Key(key) => out.push_str(&format!("[{}]", Json::String(key.clone()))),
+            }
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |v: &Option<Json>| v.as_ref().map_or("(absent)".to_string(), Json::to_string);
+        let path = self.dotted_path();
+        let path = if path.is_empty() { "(root)" } else { &path };
+        write!(
+            f,
+            "{path}: expected {}, found {}",
+            show(&self.expected),
+            show(&self.actual)
+        )
+    }
+}
+
 /// The first difference between `target` and `actual`, as a path (`'spec' -> 'replicas' ->
 /// <target:[6], resource:[3]>`), or `None` when `actual` has everything `target` asks for.
 /// Only keys present in the target are compared: defaults and fields others set are ignored.
@@ -20,8 +95,262 @@ pub fn first_difference(
     actual: &Json,
     last_applied: Option<&Json>,
 ) -> Option<String> {
-    let mut path = Vec::new();
-    differ(target, Some(actual), last_applied, false, &mut path).then(|| path.join(" -> "))
+    let mut walk = Walk::new(Mode::Drift);
+    walk.value(target, Some(actual), last_applied, false);
+    walk.found.first().map(drift_text)
+}
+
+/// Every difference between `expected` and `actual`, in document order: an exact comparison
+/// (keys only `actual` has are differences too), as tests expect values. `x-koreo-compare-as-set`
+/// and `x-koreo-compare-as-map` in `expected` apply.
+pub fn differences(expected: &Json, actual: &Json) -> Vec<Difference> {
+    let mut walk = Walk::new(Mode::Exact);
+    walk.value(expected, Some(actual), None, false);
+    walk.found
+}
+
+/// How `Walk` compares: drift detection (the target's keys only, quantities by amount,
+/// `x-koreo-compare-last-applied` and `ownerReferences` as Koreo has them, the first difference
+/// only) or exact comparison (every key, every difference).
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Drift,
+    Exact,
+}
+
+struct Walk {
+    mode: Mode,
+    path: Vec<Step>,
+    found: Vec<Difference>,
+}
+
+impl Walk {
+    fn new(mode: Mode) -> Self {
+        Walk {
+            mode,
+            path: Vec::new(),
+            found: Vec::new(),
+        }
+    }
+
+    /// Drift detection stops at the first difference.
+    fn done(&self) -> bool {
+        self.mode == Mode::Drift && !self.found.is_empty()
+    }
+
+    fn push(&mut self, kind: Kind, expected: Option<&Json>, actual: Option<&Json>) {
+        self.found.push(Difference {
+            path: self.path.clone(),
+            kind,
+            expected: expected.cloned(),
+            actual: actual.cloned(),
+        });
+    }
+
+    fn value(
+        &mut self,
+        expected: &Json,
+        actual: Option<&Json>,
+        last_applied: Option<&Json>,
+        as_set: bool,
+    ) {
+        match (expected, actual) {
+            (Json::Object(e), Some(Json::Object(a))) => self.map(e, a, last_applied),
+            (Json::Array(_), Some(a @ Json::Array(_))) if as_set => self.set(expected, a),
+            (Json::Array(e), Some(Json::Array(a))) => {
+                if e.len() != a.len() {
+                    return self.push(Kind::Length, Some(expected), actual);
+                }
+                let applied = last_applied.and_then(Json::as_array);
+                for (i, (x, y)) in e.iter().zip(a).enumerate() {
+                    self.path.push(Step::Index(i));
+                    self.value(x, Some(y), applied.and_then(|l| l.get(i)), false);
+                    self.path.pop();
+                    if self.done() {
+                        return;
+                    }
+                }
+            }
+            // What the server does not store (an empty list) is no drift.
+            (Json::Array(e), None | Some(Json::Null))
+                if e.is_empty() && self.mode == Mode::Drift => {}
+            (Json::Object(_) | Json::Array(_), _) | (_, Some(Json::Object(_) | Json::Array(_))) => {
+                self.push(Kind::Value, Some(expected), actual)
+            }
+            _ => {
+                if !self.scalars_equal(expected, actual.unwrap_or(&Json::Null)) {
+                    self.push(Kind::Value, Some(expected), actual);
+                }
+            }
+        }
+    }
+
+    fn map(
+        &mut self,
+        expected: &Map<String, Json>,
+        actual: &Map<String, Json>,
+        last_applied: Option<&Json>,
+    ) {
+        let as_set = string_list(expected.get(COMPARE_AS_SET));
+        let as_map = expected.get(COMPARE_AS_MAP).and_then(Json::as_object);
+        // Koreo's tests ignore `x-koreo-compare-last-applied`: they have no annotation to read.
+        let use_last_applied = match self.mode {
+            Mode::Drift => string_list(expected.get(COMPARE_LAST_APPLIED)),
+            Mode::Exact => Vec::new(),
+        };
+        for (key, e) in expected {
+            if is_directive(key) || (self.mode == Mode::Drift && key == "ownerReferences") {
+                continue;
+            }
+            let applied = last_applied.and_then(|l| l.get(key));
+            let compare_to = if use_last_applied.contains(&key.as_str()) {
+                applied
+            } else {
+                actual.get(key)
+            };
+            self.path.push(Step::Key(key.clone()));
+            match (compare_to, as_map.and_then(|m| m.get(key))) {
+                // Expecting `null` is expecting nothing there: the API server stores no nulls.
+                (None, _) if e.is_null() => {}
+                (None, _) if !use_last_applied.contains(&key.as_str()) => {
+                    self.push(Kind::Absent, Some(e), None)
+                }
+                (compare_to, Some(fields)) => {
+                    let fields = string_list(Some(fields));
+                    let keyed = |v: Option<&Json>| v.map(|v| list_to_map(v, &fields));
+                    self.value(
+                        &list_to_map(e, &fields),
+                        keyed(compare_to).as_ref(),
+                        keyed(applied).as_ref(),
+                        false,
+                    );
+                }
+                (compare_to, None) => {
+                    self.value(e, compare_to, applied, as_set.contains(&key.as_str()))
+                }
+            }
+            self.path.pop();
+            if self.done() {
+                return;
+            }
+        }
+        if self.mode == Mode::Exact {
+            for (key, a) in actual {
+                if !expected.contains_key(key) && !is_directive(key) {
+                    self.path.push(Step::Key(key.clone()));
+                    self.push(Kind::Unexpected, None, Some(a));
+                    self.path.pop();
+                }
+            }
+        }
+    }
+
+    fn set(&mut self, expected: &Json, actual: &Json) {
+        let (Some(e), Some(a)) = (expected.as_array(), actual.as_array()) else {
+            return;
+        };
+        // Koreo's drift detection compares scalars only; its tests compare any items.
+        let objects = e.iter().chain(a).any(|v| v.is_object() || v.is_array());
+        if objects && self.mode == Mode::Drift {
+            self.push(Kind::SetOfObjects, Some(expected), Some(actual));
+        } else if set_mismatch(e, a, self.mode).is_some() {
+            self.push(Kind::Set, Some(expected), Some(actual));
+        }
+    }
+
+    fn scalars_equal(&self, a: &Json, b: &Json) -> bool {
+        scalars_equal(a, b, self.mode)
+    }
+}
+
+fn scalars_equal(a: &Json, b: &Json, mode: Mode) -> bool {
+    match mode {
+        Mode::Drift => scalar_equal(a, b),
+        Mode::Exact => same_number(a, b) || a == b,
+    }
+}
+
+/// The first item of `expected` missing from `actual` (left), else the first of `actual`
+/// missing from `expected` (right).
+fn set_mismatch<'v>(
+    expected: &'v [Json],
+    actual: &'v [Json],
+    mode: Mode,
+) -> Option<(Option<&'v Json>, Option<&'v Json>)> {
+    let contains = |list: &[Json], v: &Json| list.iter().any(|x| scalars_equal(x, v, mode));
+    if let Some(missing) = expected.iter().find(|v| !contains(actual, v)) {
+        return Some((Some(missing), None));
+    }
+    actual
+        .iter()
+        .find(|v| !contains(expected, v))
+        .map(|extra| (None, Some(extra)))
+}
+
+/// A difference as Koreo words it in a Retry's message.
+fn drift_text(d: &Difference) -> String {
+    let mut parts: Vec<String> = d
+        .path
+        .iter()
+        .map(|step| match step {
+            Step::Key(key) | Step::Within(key) => format!("'{key}'"),
+            Step::Index(i) => format!("at index '{i}'"),
+        })
+        .collect();
+    let hidden = crate::expr::values_hidden();
+    let (expected, actual) = (d.expected.as_ref(), d.actual.as_ref());
+    let last = match d.kind {
+        Kind::Absent => {
+            format!("<missing {} in resource>", parts.pop().unwrap_or_default())
+        }
+        Kind::Length => format!(
+            "<length mismatch target:{}, actual:{}>",
+            expected.and_then(Json::as_array).map_or(0, Vec::len),
+            actual.and_then(Json::as_array).map_or(0, Vec::len)
+        ),
+        Kind::SetOfObjects => {
+            "Could not compare array-as-set, try: `x-koreo-compare-as-map`".to_string()
+        }
+        Kind::Set => {
+            let quoted = |v: &Json| {
+                if hidden {
+                    crate::expr::json_type(v).to_string()
+                } else {
+                    format!("'{}'", describe(Some(v)))
+                }
+            };
+            let lists = (
+                expected.and_then(Json::as_array),
+                actual.and_then(Json::as_array),
+            );
+            match lists {
+                (Some(e), Some(a)) => match set_mismatch(e, a, Mode::Drift) {
+                    Some((Some(missing), _)) => format!("<missing {}>", quoted(missing)),
+                    Some((_, Some(extra))) => format!("<unexpectedly found {}>", quoted(extra)),
+                    _ => String::new(),
+                },
+                _ => String::new(),
+            }
+        }
+        Kind::Value | Kind::Unexpected => {
+            let (te, ta) = (type_name(expected), type_name(actual));
+            if matches!(te, "object" | "array") || matches!(ta, "object" | "array") {
+                format!("<target:{te}, resource:{ta}>")
+            } else if hidden {
+                format!("<target:({te}), resource:({ta}), values not shown>")
+            } else {
+                let (t, a) = (describe(expected), describe(actual));
+                // Values that print alike differ in type (`true` and `"true"`): say which.
+                if t == a {
+                    format!("<target:[{t}] ({te}), resource:[{a}] ({ta})>")
+                } else {
+                    format!("<target:[{t}], resource:[{a}]>")
+                }
+            }
+        }
+    };
+    parts.push(last);
+    parts.join(" -> ")
 }
 
 fn describe(v: Option<&Json>) -> String {
@@ -43,70 +372,13 @@ fn type_name(v: Option<&Json>) -> &'static str {
     }
 }
 
-/// Pushes the path of the first difference; returns whether there is one.
-fn differ(
-    target: &Json,
-    actual: Option<&Json>,
-    last_applied: Option<&Json>,
-    as_set: bool,
-    path: &mut Vec<String>,
-) -> bool {
-    match (target, actual) {
-        (Json::Object(t), Some(Json::Object(a))) => differ_map(t, a, last_applied, path),
-        (Json::Object(_), _) => {
-            path.push(format!("<target:object, resource:{}>", type_name(actual)));
-            true
-        }
-        (_, Some(Json::Object(_))) => {
-            path.push(format!(
-                "<target:{}, resource:object>",
-                type_name(Some(target))
-            ));
-            true
-        }
-        (Json::Array(t), Some(Json::Array(a))) => {
-            if as_set {
-                differ_set(t, a, path)
-            } else {
-                differ_list(t, a, last_applied.and_then(Json::as_array), path)
-            }
-        }
-        (Json::Array(t), None | Some(Json::Null)) if t.is_empty() => false,
-        (Json::Array(_), _) => {
-            path.push(format!("<target:array, resource:{}>", type_name(actual)));
-            true
-        }
-        (_, Some(Json::Array(_))) => {
-            path.push(format!(
-                "<target:{}, resource:array>",
-                type_name(Some(target))
-            ));
-            true
-        }
-        _ => {
-            if scalar_equal(target, actual.unwrap_or(&Json::Null)) {
-                false
-            } else {
-                let (t, a) = (describe(Some(target)), describe(actual));
-                // Values that print alike differ in type (`true` and `"true"`): say which.
-                path.push(if crate::expr::values_hidden() {
-                    format!(
-                        "<target:({}), resource:({}), values not shown>",
-                        type_name(Some(target)),
-                        type_name(actual)
-                    )
-                } else if t == a {
-                    format!(
-                        "<target:[{t}] ({}), resource:[{a}] ({})>",
-                        type_name(Some(target)),
-                        type_name(actual)
-                    )
-                } else {
-                    format!("<target:[{t}], resource:[{a}]>")
-                });
-                true
-            }
-        }
+fn same_number(a: &Json, b: &Json) -> bool {
+    match (a, b) {
+        (Json::Number(x), Json::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        _ => false,
     }
 }
 
@@ -115,10 +387,7 @@ fn differ(
 /// as `"1"`, `1024Mi` as `1Gi`, `0.5` as `500m`).
 fn scalar_equal(a: &Json, b: &Json) -> bool {
     match (a, b) {
-        (Json::Number(x), Json::Number(y)) => match (x.as_i64(), y.as_i64()) {
-            (Some(x), Some(y)) => x == y,
-            _ => x.as_f64() == y.as_f64(),
-        },
+        (Json::Number(_), Json::Number(_)) => same_number(a, b),
         (Json::String(_), _) | (_, Json::String(_)) if a != b => match (quantity(a), quantity(b)) {
             (Some(x), Some(y)) => x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()),
             _ => false,
@@ -202,56 +471,6 @@ fn string_list(v: Option<&Json>) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-fn differ_map(
-    target: &Map<String, Json>,
-    actual: &Map<String, Json>,
-    last_applied: Option<&Json>,
-    path: &mut Vec<String>,
-) -> bool {
-    let as_set = string_list(target.get(COMPARE_AS_SET));
-    let use_last_applied = string_list(target.get(COMPARE_LAST_APPLIED));
-    let as_map = target.get(COMPARE_AS_MAP).and_then(Json::as_object);
-    for (key, t) in target {
-        if is_directive(key) || key == "ownerReferences" {
-            continue;
-        }
-        let applied = last_applied.and_then(|l| l.get(key));
-        let compare_to = if use_last_applied.contains(&key.as_str()) {
-            applied
-        } else {
-            match actual.get(key) {
-                Some(a) => Some(a),
-                None => {
-                    path.push(format!("<missing '{key}' in resource>"));
-                    return true;
-                }
-            }
-        };
-        let map_fields: Option<Vec<&str>> = as_map
-            .and_then(|m| m.get(key))
-            .map(|f| string_list(Some(f)));
-        let different = match map_fields {
-            Some(fields) => {
-                let keyed = |v: Option<&Json>| v.map(|v| list_to_map(v, &fields));
-                differ(
-                    &list_to_map(t, &fields),
-                    keyed(compare_to).as_ref(),
-                    keyed(applied).as_ref(),
-                    false,
-                    path,
-                )
-            }
-            None => differ(t, compare_to, applied, as_set.contains(&key.as_str()), path),
-        };
-        if different {
-            // The path is built from the inside out: the first difference returns at once.
-            path.insert(0, format!("'{key}'"));
-            return true;
-        }
-    }
-    false
-}
-
 /// A list of objects keyed by the joined values of `fields` (`x-koreo-compare-as-map`).
 fn list_to_map(list: &Json, fields: &[&str]) -> Json {
     let Some(items) = list.as_array() else {
@@ -267,58 +486,6 @@ fn list_to_map(list: &Json, fields: &[&str]) -> Json {
         out.insert(key, item.clone());
     }
     Json::Object(out)
-}
-
-fn differ_list(
-    target: &[Json],
-    actual: &[Json],
-    last_applied: Option<&Vec<Json>>,
-    path: &mut Vec<String>,
-) -> bool {
-    if target.len() != actual.len() {
-        path.push(format!(
-            "<length mismatch target:{}, actual:{}>",
-            target.len(),
-            actual.len()
-        ));
-        return true;
-    }
-    for (i, (t, a)) in target.iter().zip(actual).enumerate() {
-        let applied = last_applied.and_then(|l| l.get(i));
-        if differ(t, Some(a), applied, false, path) {
-            path.insert(0, format!("at index '{i}'"));
-            return true;
-        }
-    }
-    false
-}
-
-fn differ_set(target: &[Json], actual: &[Json], path: &mut Vec<String>) -> bool {
-    if target
-        .iter()
-        .chain(actual)
-        .any(|v| v.is_object() || v.is_array())
-    {
-        path.push("Could not compare array-as-set, try: `x-koreo-compare-as-map`".into());
-        return true;
-    }
-    let contains = |list: &[Json], v: &Json| list.iter().any(|x| scalar_equal(x, v));
-    let quoted = |v: &Json| {
-        if crate::expr::values_hidden() {
-            crate::expr::json_type(v).to_string()
-        } else {
-            format!("'{}'", describe(Some(v)))
-        }
-    };
-    if let Some(missing) = target.iter().find(|v| !contains(actual, v)) {
-        path.push(format!("<missing {}>", quoted(missing)));
-        return true;
-    }
-    if let Some(extra) = actual.iter().find(|v| !contains(target, v)) {
-        path.push(format!("<unexpectedly found {}>", quoted(extra)));
-        return true;
-    }
-    false
 }
 
 /// The lists of `target` that `actual` holds differently, outermost first, as JSON pointers
@@ -407,6 +574,52 @@ mod tests {
             first_difference(&set, &json!({"tags": ["a", "secret-c"]}), None)
         });
         assert!(!hidden.clone().unwrap().contains("secret"), "{hidden:?}");
+    }
+
+    #[test]
+    fn exact_comparison_lists_missing_unexpected_and_changed_values() {
+        let expected = json!({"a": 1, "b": {"c": [1, 2]}, "gone": true, "x.y": 1});
+        let actual = json!({"a": 1.0, "b": {"c": [1, 3]}, "extra": "x", "x.y": 2});
+        let d: Vec<String> = differences(&expected, &actual)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            d,
+            [
+                "b.c[1]: expected 2, found 3",
+                "gone: expected true, found (absent)",
+                "[\"x.y\"]: expected 1, found 2",
+                "extra: expected (absent), found \"x\""
+            ]
+        );
+    }
+
+    #[test]
+    fn expecting_null_is_expecting_nothing_there_in_both_comparisons() {
+        let expected = json!({"owners": null});
+        assert_eq!(differences(&expected, &json!({})), []);
+        assert_eq!(differences(&expected, &json!({"owners": null})), []);
+        assert_eq!(differences(&expected, &json!({"owners": []})).len(), 1);
+        // The API server stores no nulls: a target's `null` is never drift against absence.
+        assert_eq!(first_difference(&expected, &json!({}), None), None);
+        assert!(first_difference(&expected, &json!({"owners": [1]}), None).is_some());
+    }
+
+    #[test]
+    fn directives_in_an_exact_expectation_apply() {
+        let expected = json!({"x-koreo-compare-as-set": ["s", "o"], "s": [1, 2], "o": [{"a": 1}, {"b": 2}],
+            "x-koreo-compare-as-map": {"m": ["k"]}, "m": [{"k": "a"}, {"k": "b"}]});
+        let actual = json!({"s": [2, 1], "o": [{"b": 2}, {"a": 1}], "m": [{"k": "b"}, {"k": "a"}]});
+        assert_eq!(differences(&expected, &actual), []);
+        let actual = json!({"s": [2, 3], "o": [{"b": 2}, {"a": 1}], "m": [{"k": "b"}, {"k": "a"}]});
+        assert_eq!(
+            differences(&expected, &actual)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["s: expected [1,2], found [2,3]"]
+        );
     }
 
     #[test]

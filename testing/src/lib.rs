@@ -2,7 +2,6 @@
 //! object, WorkflowTests as reconcile passes of the runtime against an in-memory cluster, and
 //! reports for people (text) and for CI (JSON, JUnit XML).
 
-pub mod diff;
 pub mod report;
 pub mod runner;
 pub mod workflow_test;

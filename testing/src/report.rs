@@ -168,7 +168,7 @@ pub fn json(reports: &[TestReport]) -> Json {
                             "status": "failed",
                             "message": message,
                             "differences": differences.iter().map(|d| json!({
-                                "path": d.path, "expected": d.expected, "actual": d.actual,
+                                "path": d.dotted_path(), "expected": d.expected, "actual": d.actual,
                             })).collect::<Vec<_>>(),
                             "location": location,
                         }),

@@ -16,7 +16,7 @@ use koreo_lang::source::Location;
 use koreo_lang::{Workspace, analysis};
 use serde_json::{Map, Value as Json, json};
 
-use crate::diff::{Difference, differences};
+use koreo_lang::compare::{Difference, differences};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum CaseStatus {

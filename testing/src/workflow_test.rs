@@ -17,8 +17,8 @@ use koreo_testkube::error::ApiError;
 use koreo_testkube::store::{Patch, Propagation, Store, Target};
 use serde_json::{Map, Value as Json, json};
 
-use crate::diff::{Difference, differences};
 use crate::runner::{CaseResult, CaseStatus, TestReport};
+use koreo_lang::compare::{Difference, Kind, Step, differences};
 
 /// Passes run after the last case to check that the workflow settles.
 const SETTLING_PASSES: usize = 3;
@@ -616,7 +616,11 @@ fn check_parent(
         for key in ["status", "reason"] {
             if !condition[key].is_null() && condition[key] != actual[key] {
                 diffs.push(Difference {
-                    path: format!("status.conditions[{kind}].{key}"),
+                    path: vec![
+                        Step::Within(format!("status.conditions[{kind}]")),
+                        Step::Key(key.to_string()),
+                    ],
+                    kind: Kind::Value,
                     expected: Some(condition[key].clone()),
                     actual: Some(actual[key].clone()),
                 });
@@ -636,29 +640,20 @@ fn check_parent(
         let found = differences(state, &status["state"]);
         if !found.is_empty() {
             problems.push("status.state differs".into());
-            diffs.extend(found.into_iter().map(|d| Difference {
-                path: join("status.state", &d.path),
-                ..d
-            }));
+            diffs.extend(found.into_iter().map(|d| inside_object("status.state", d)));
         }
     }
 }
 
-fn join(prefix: &str, path: &str) -> String {
-    match (path.is_empty(), path.starts_with('[')) {
-        (true, _) => prefix.to_string(),
-        (false, true) => format!("{prefix}{path}"),
-        (false, false) => format!("{prefix}.{path}"),
-    }
+fn inside_object(object: &str, mut difference: Difference) -> Difference {
+    difference.path.insert(0, Step::Within(object.to_string()));
+    difference
 }
 
 fn prefixed(id: &ResourceId, found: Vec<Difference>) -> Vec<Difference> {
     found
         .into_iter()
-        .map(|d| Difference {
-            path: join(&id.to_string(), &d.path),
-            ..d
-        })
+        .map(|d| inside_object(&id.to_string(), d))
         .collect()
 }
 
@@ -749,7 +744,7 @@ fn describe_writes(pass: &Pass, before: &Map<String, Json>, after: &Map<String, 
             Some(old) if old != now => {
                 let fields: Vec<String> = differences(old, now)
                     .iter()
-                    .map(|d| d.path.clone())
+                    .map(Difference::dotted_path)
                     .collect();
                 lines.push(format!("{id} changed: {}", fields.join(", ")));
             }

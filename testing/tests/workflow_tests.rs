@@ -199,7 +199,7 @@ spec:
     };
     assert_eq!(differences.len(), 1);
     assert_eq!(
-        differences[0].path,
+        differences[0].dotted_path(),
         "ConfigMap:default:ada-greeting.data.greeting"
     );
     assert!(
