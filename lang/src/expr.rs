@@ -11,10 +11,6 @@ use std::sync::Arc;
 use std::sync::Mutex;
 
 use cel::common::ast::{EntryExpr, Expr as Ast, LiteralValue, operators};
-use cel::common::types::{
-    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
-};
-use cel::common::value::Val;
 use cel::{Context, IdedExpr};
 use serde_json::{Map, Value as Json};
 
@@ -686,32 +682,8 @@ impl<'v> Scope<'v> {
     }
 
     pub fn bind(&mut self, name: &str, value: &'v Json) {
-        self.ctx.add_variable_as_val(name, json_to_val(value));
-    }
-}
-
-fn json_to_val(j: &Json) -> Box<dyn Val + '_> {
-    match j {
-        Json::Null => Box::new(CelNull),
-        Json::Bool(b) => Box::new(CelBool::from(*b)),
-        Json::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Box::new(CelInt::from(i))
-            } else if let Some(u) = n.as_u64() {
-                Box::new(CelUInt::from(u))
-            } else {
-                Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN)))
-            }
-        }
-        Json::String(s) => Box::new(CelString::from(s.as_str())),
-        Json::Array(items) => Box::new(CelList::from(
-            items.iter().map(json_to_val).collect::<Vec<_>>(),
-        )),
-        Json::Object(map) => Box::new(CelMap::from(
-            map.iter()
-                .map(|(k, v)| (CelMapKey::from(k.as_str()), json_to_val(v)))
-                .collect::<indexmap::IndexMap<_, _>>(),
-        )),
+        self.ctx
+            .add_variable_as_val(name, koreo_stdlib::json_to_val(value));
     }
 }
 

@@ -12,8 +12,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cel::common::functions::Function;
 use cel::common::types::{
-    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt, DYN_TYPE,
-    INT_TYPE, Kind, LIST_TYPE, MAP_TYPE, STRING_TYPE, Type,
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelString, CelUInt, DYN_TYPE, INT_TYPE,
+    Kind, LIST_TYPE, MAP_TYPE, STRING_TYPE, Type,
 };
 use cel::common::value::{CowVal, Val};
 use cel::{Env, ExecutionError};
@@ -702,35 +702,7 @@ fn from_json<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
     let [s] = take(F, args)?;
     let json: serde_json::Value = serde_json::from_str(str_arg(F, s.as_ref())?)
         .map_err(|e| error(F, format!("JSON Decoding error: {e}")))?;
-    Ok(CowVal::Owned(json_to_val(json)))
-}
-
-fn json_to_val<'v>(json: serde_json::Value) -> Box<dyn Val + 'v> {
-    use serde_json::Value as J;
-    match json {
-        J::Null => Box::new(CelNull),
-        J::Bool(b) => Box::new(CelBool::from(b)),
-        J::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Box::new(CelInt::from(i))
-            } else if let Some(u) = n.as_u64() {
-                // Only integers above i64::MAX get here.
-                Box::new(CelUInt::from(u))
-            } else {
-                Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN)))
-            }
-        }
-        J::String(s) => Box::new(CelString::from(s)),
-        J::Array(items) => Box::new(CelList::from(
-            items.into_iter().map(json_to_val).collect::<Vec<_>>(),
-        )),
-        J::Object(entries) => Box::new(CelMap::from(
-            entries
-                .into_iter()
-                .map(|(k, v)| (CelMapKey::from(k), json_to_val(v)))
-                .collect::<IndexMap<_, _>>(),
-        )),
-    }
+    Ok(CowVal::Owned(crate::json::owned_json_to_val(json)))
 }
 
 fn to_json<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {

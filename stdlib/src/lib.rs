@@ -9,10 +9,12 @@ use cel::common::ast::SourceInfo;
 use cel::{Env, IdedExpr, ParseErrors};
 
 mod functions;
+mod json;
 mod lenient;
 mod macros;
 
 pub use functions::FUNCTIONS;
+pub use json::{json_to_val, owned_json_to_val};
 
 /// The shared environment. Building it costs a few milliseconds, so it is built once.
 pub fn env() -> Arc<Env> {
