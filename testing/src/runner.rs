@@ -14,6 +14,7 @@ use koreo_lang::model::{
 };
 use koreo_lang::source::Location;
 use koreo_lang::{Workspace, analysis};
+use koreo_testkube::fields;
 use serde_json::{Map, Value as Json, json};
 
 use koreo_lang::compare::{Difference, differences};
@@ -245,37 +246,15 @@ fn run_resource(
 
 /// What the API server holds after koreo applies `body` to `live`: koreo's fields are replaced,
 /// fields koreo applied before but no longer sets are removed, and fields others set are kept.
-/// Koreo's previous write is read from its last-applied annotation.
+/// Koreo's previous apply is read from its last-applied annotation (a test's object has no
+/// `managedFields`); the merge is testkube's.
 pub fn apply(live: &Json, body: &Json) -> Json {
     let previous = live["metadata"]["annotations"][LAST_APPLIED_ANNOTATION]
         .as_str()
         .and_then(|s| serde_json::from_str::<Json>(s).ok())
         .unwrap_or(Json::Null);
-    let mut result = live.clone();
-    apply_into(&mut result, body, &previous);
-    result
-}
-
-fn apply_into(target: &mut Json, body: &Json, previous: &Json) {
-    let (Some(t), Some(b)) = (target.as_object_mut(), body.as_object()) else {
-        *target = body.clone();
-        return;
-    };
-    if let Some(prev) = previous.as_object() {
-        for key in prev.keys().filter(|k| !b.contains_key(*k)) {
-            t.remove(key);
-        }
-    }
-    for (key, value) in b {
-        match t.get_mut(key) {
-            Some(existing) if existing.is_object() && value.is_object() => {
-                apply_into(existing, value, &previous[key]);
-            }
-            _ => {
-                t.insert(key.clone(), value.clone());
-            }
-        }
-    }
+    let (applied, previous) = (fields::leaves(body), fields::leaves(&previous));
+    fields::apply(live, body, &applied, &previous, |_| false)
 }
 
 /// Input overrides merge into the carried inputs: nested mappings key by key.
@@ -513,6 +492,14 @@ mod tests {
         let result = apply(&live, &body);
         assert_eq!(result["spec"], json!({"a": 5, "defaulted": 3}));
         assert_eq!(result["status"], json!({"ready": true}));
+        // A map koreo stopped setting keeps the keys others set in it.
+        let previous = json!({"data": {"mine": "1"}});
+        let live = json!({
+            "metadata": {"annotations": {LAST_APPLIED_ANNOTATION: previous.to_string()}},
+            "data": {"mine": "1", "theirs": "2"}
+        });
+        let result = apply(&live, &json!({"metadata": {"annotations": {}}}));
+        assert_eq!(result["data"], json!({"theirs": "2"}));
     }
 
     #[test]

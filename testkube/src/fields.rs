@@ -116,6 +116,30 @@ pub fn set(value: &mut Json, path: &[String], leaf: Json) {
     }
 }
 
+/// What a server-side apply of `body` leaves of `current`: the `applied` fields set from `body`,
+/// and the fields the applier set before (`previous`) and no longer does removed, unless another
+/// manager also owns them (`shared`). Everything else is kept.
+pub fn apply(
+    current: &Json,
+    body: &Json,
+    applied: &BTreeSet<Path>,
+    previous: &BTreeSet<Path>,
+    shared: impl Fn(&Path) -> bool,
+) -> Json {
+    let mut object = current.clone();
+    for path in previous.difference(applied) {
+        if !shared(path) {
+            remove(&mut object, path);
+        }
+    }
+    for path in applied {
+        if let Some(value) = get(body, path) {
+            set(&mut object, path, value.clone());
+        }
+    }
+    object
+}
+
 /// `fieldsV1`: `{"f:spec": {"f:replicas": {}}}`.
 pub fn to_fields_v1(paths: &BTreeSet<Path>) -> Json {
     let mut root = json!({});

@@ -605,26 +605,16 @@ impl Store {
                 ),
             ));
         }
-        let mut object = current.clone();
-        // Fields this manager applied before and no longer does, that nobody else owns.
         let previous: BTreeSet<Path> = managed
             .iter()
             .filter(|m| m.manager == manager && m.operation == "Apply")
             .flat_map(|m| m.fields.iter().cloned())
             .collect();
-        for path in previous.difference(&applied) {
-            let shared = managed
+        let mut object = fields::apply(&current, &body, &applied, &previous, |path| {
+            managed
                 .iter()
-                .any(|m| m.manager != manager && m.fields.contains(path));
-            if !shared {
-                fields::remove(&mut object, path);
-            }
-        }
-        for path in &applied {
-            if let Some(value) = fields::get(&body, path) {
-                fields::set(&mut object, path, value.clone());
-            }
-        }
+                .any(|m| m.manager != manager && m.fields.contains(path))
+        });
         // Ownership: the applier owns what it applied; others keep only what it did not change.
         for other in managed.iter_mut().filter(|m| m.manager != manager) {
             other.fields.retain(|f| {
