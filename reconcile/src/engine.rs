@@ -21,7 +21,11 @@ use tokio::runtime::RuntimeFlavor;
 use tracing::Instrument;
 
 use crate::boundary::{Boundary, Principal};
-use crate::pass::ABANDONED_LABEL;
+use crate::managed::{Managed, ManagedObject, ManagedTree};
+use crate::ownership::{
+    Owner, decorates, has_owner_reference, is_abandoned, made_for, not_ours, take_back_patch,
+    to_adopt, to_take_back,
+};
 
 /// Why a write failed, as far as the engine needs to know.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,46 +94,6 @@ pub trait ResourceApi: Sync {
     fn delete(&self, id: &ResourceId) -> impl Future<Output = Result<(), WriteError>> + Send;
 }
 
-/// Annotation on everything koreo creates for a parent: the parent's uid. Koreo changes and
-/// deletes only objects that carry it (or the parent's owner reference).
-pub const PARENT_UID: &str = "koreo.dev/parent-uid";
-
-/// Whether `object` was created by koreo for the parent with this uid.
-pub fn made_for(object: &Json, parent_uid: &str) -> bool {
-    object["metadata"]["annotations"][PARENT_UID].as_str() == Some(parent_uid)
-        || object["metadata"]["ownerReferences"]
-            .as_array()
-            .is_some_and(|refs| refs.iter().any(|r| r["uid"].as_str() == Some(parent_uid)))
-}
-
-/// The owner of what a reconcile creates: the parent.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Owner {
-    pub api_version: String,
-    pub kind: String,
-    pub name: String,
-    pub uid: String,
-    pub namespace: Option<String>,
-}
-
-impl Owner {
-    pub fn of(parent: &Json) -> Option<Owner> {
-        let meta = &parent["metadata"];
-        Some(Owner {
-            api_version: parent["apiVersion"].as_str()?.to_string(),
-            kind: parent["kind"].as_str()?.to_string(),
-            name: meta["name"].as_str()?.to_string(),
-            uid: meta["uid"].as_str()?.to_string(),
-            namespace: meta["namespace"].as_str().map(str::to_string),
-        })
-    }
-
-    fn reference(&self) -> Json {
-        json!({"apiVersion": self.api_version, "kind": self.kind, "name": self.name, "uid": self.uid,
-            "blockOwnerDeletion": true, "controller": false})
-    }
-}
-
 /// What one reconcile of a workflow produced.
 #[derive(Debug)]
 pub struct WorkflowRun {
@@ -143,8 +107,8 @@ pub struct WorkflowRun {
     pub conditions: Vec<Json>,
     /// Errors evaluating steps' `state`, by label.
     pub state_errors: BTreeMap<String, String>,
-    /// The objects each step manages (Koreo's `koreo.dev/managed-resources` shape).
-    pub resources: Json,
+    /// The objects each step manages.
+    pub resources: ManagedTree,
     /// Creates, patches and deletes this reconcile made.
     pub writes: usize,
     /// Requests to the API that failed for a reason that may pass (the controller backs off).
@@ -170,7 +134,7 @@ pub struct Change {
     pub error: Option<String>,
 }
 
-type StepFuture<'a> = Pin<Box<dyn Future<Output = (usize, Outcome, Json)> + Send + 'a>>;
+type StepFuture<'a> = Pin<Box<dyn Future<Output = (usize, Outcome, Managed)> + Send + 'a>>;
 
 pub struct Engine<'a, A: ResourceApi> {
     pub workspace: &'a Workspace,
@@ -233,7 +197,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             let graph: &StepGraph = &workflow.graph;
             let namespace = workflow.meta.namespace.as_deref();
             let mut outcomes: Vec<Option<Outcome>> = vec![None; workflow.steps.len()];
-            let mut resources: Vec<Json> = vec![Json::Null; workflow.steps.len()];
+            let mut resources: Vec<Managed> = vec![Managed::Nothing; workflow.steps.len()];
             let mut values = Map::new();
             let mut running: FuturesUnordered<StepFuture<'r>> = FuturesUnordered::new();
             let mut started = vec![false; workflow.steps.len()];
@@ -258,7 +222,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
                     let steps_json = Json::Object(values.clone());
                     running.push(Box::pin(async move {
                         if let Some(skip) = blocked {
-                            return (i, skip, Json::Null);
+                            return (i, skip, Managed::Nothing);
                         }
                         let span = tracing::info_span!("step", step = %step.label);
                         let (outcome, managed) = self
@@ -292,7 +256,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         &self,
         workflow: &Workflow,
         outcomes: Vec<Option<Outcome>>,
-        resources: Vec<Json>,
+        resources: Vec<Managed>,
     ) -> WorkflowRun {
         let outcomes: Vec<Outcome> = outcomes
             .into_iter()
@@ -302,7 +266,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         let mut state_errors = BTreeMap::new();
         let mut conditions = Vec::new();
         let mut steps = BTreeMap::new();
-        let mut managed = Map::new();
+        let mut managed = Vec::new();
         let mut settled = std::collections::BTreeSet::new();
         for ((step, outcome), resource) in workflow.steps.iter().zip(&outcomes).zip(resources) {
             if let Outcome::Ok(value) = outcome {
@@ -318,7 +282,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             if let Some(c) = &step.condition {
                 conditions.push(eval::condition_for(&c.kind, &c.name, outcome));
             }
-            managed.insert(step.label.clone(), resource);
+            managed.push((step.label.clone(), resource));
             if outcome.is_ok() {
                 settled.insert(step.label.clone());
             }
@@ -339,7 +303,10 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             state: eval::merge_states(states),
             conditions,
             state_errors,
-            resources: json!({"workflow": workflow.meta.name, "resources": managed}),
+            resources: ManagedTree {
+                workflow: workflow.meta.name.clone(),
+                steps: managed,
+            },
             writes: self.writes.load(Ordering::Relaxed),
             api_errors: self.api_errors.load(Ordering::Relaxed),
             changes: self.changes.lock().map(|c| c.clone()).unwrap_or_default(),
@@ -353,14 +320,14 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         parent: &Json,
         steps: &Json,
         namespace: Option<&str>,
-    ) -> (Outcome, Json) {
+    ) -> (Outcome, Managed) {
         let ctx = StepContext { parent, steps };
         let plan = match self.evaluate(|| eval::plan_step(step, &ctx)) {
             Ok(plan) => plan,
-            Err(outcome) => return (outcome, Json::Null),
+            Err(outcome) => return (outcome, Managed::Nothing),
         };
         match plan {
-            StepPlan::Skip(outcome) => (outcome, Json::Null),
+            StepPlan::Skip(outcome) => (outcome, Managed::Nothing),
             StepPlan::Run { inputs } => self.run_logic(step, &inputs, &ctx, namespace).await,
             StepPlan::ForEach { inputs } => {
                 let runs = futures::future::join_all(
@@ -374,7 +341,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
                     .map(|(o, _)| o.clone())
                     .filter(|o| matches!(o, Outcome::Retry { .. } | Outcome::PermFail { .. }))
                     .collect();
-                let managed = Json::Array(runs.iter().map(|(_, m)| m.clone()).collect());
+                let managed = Managed::Each(runs.iter().map(|(_, m)| m.clone()).collect());
                 if !failed.is_empty() {
                     return (eval::combine(failed), managed);
                 }
@@ -400,10 +367,10 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         inputs: &Json,
         ctx: &StepContext<'_>,
         namespace: Option<&str>,
-    ) -> (Outcome, Json) {
+    ) -> (Outcome, Managed) {
         let logic: &LogicRef = match self.evaluate(|| eval::choose_case(step, inputs, ctx)) {
             Ok(l) => l,
-            Err(outcome) => return (outcome, Json::Null),
+            Err(outcome) => return (outcome, Managed::Nothing),
         };
         let missing = || {
             Outcome::retry(
@@ -421,14 +388,14 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
             {
                 Some(f) => (
                     self.evaluate(|| eval::run_value_function(f, inputs, None)),
-                    Json::Null,
+                    Managed::Nothing,
                 ),
-                None => (missing(), Json::Null),
+                None => (missing(), Managed::Nothing),
             },
             LogicKind::ResourceFunction => {
                 match self.workspace.resource_function(&logic.name, namespace) {
                     Some(f) => self.run_resource(f, inputs, namespace).await,
-                    None => (missing(), Json::Null),
+                    None => (missing(), Managed::Nothing),
                 }
             }
             LogicKind::Workflow => match self.workspace.workflow(&logic.name, namespace) {
@@ -439,9 +406,9 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
                         Outcome::Ok(_) => Outcome::Ok(run.state),
                         other => other,
                     };
-                    (outcome, run.resources)
+                    (outcome, Managed::Workflow(run.resources))
                 }
-                None => (missing(), Json::Null),
+                None => (missing(), Managed::Nothing),
             },
         }
     }
@@ -453,14 +420,14 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         f: &ResourceFunction,
         inputs: &Json,
         namespace: Option<&str>,
-    ) -> (Outcome, Json) {
+    ) -> (Outcome, Managed) {
         let view = NamespaceView {
             workspace: self.workspace,
             namespace,
         };
         let prepared = match self.evaluate(|| eval::prepare_resource(f, inputs, &view)) {
             Ok(p) => p,
-            Err(outcome) => return (outcome, Json::Null),
+            Err(outcome) => return (outcome, Managed::Nothing),
         };
         let id = &prepared.id;
         if let Some((boundary, principal)) = &self.reach
@@ -468,19 +435,21 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         {
             return (
                 Outcome::perm_fail(boundary.refusal(principal, id), None),
-                Json::Null,
+                Managed::Nothing,
             );
         }
         let plural = match &id.plural {
             Some(plural) => Some(plural.clone()),
             None => self.api.plural(id).await,
         };
-        // Koreo's shape, which tools read: a cluster-scoped object has no `namespace` key.
-        let mut managed = json!({"apiVersion": id.api_version, "kind": id.kind, "plural": plural,
-            "name": id.name, "readonly": f.api_config.readonly, "resourceFunction": f.meta.name});
-        if let Some(namespace) = &id.namespace {
-            managed["namespace"] = json!(namespace);
-        }
+        let managed = Managed::Object(ManagedObject {
+            id: ResourceId {
+                plural,
+                ..id.clone()
+            },
+            readonly: f.api_config.readonly,
+            function: f.meta.name.clone(),
+        });
         let live = match self.api.get(id).await {
             Ok(live) => live,
             Err(e) => {
@@ -517,14 +486,9 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         if let (Some(owner), Some(live)) = (&self.owner, &live)
             && !matches!(action, Action::Delete { .. })
             && !decorates
-            && ((live["metadata"]["labels"][ABANDONED_LABEL].is_string()
-                && made_for(live, &owner.uid))
-                || to_adopt(live))
+            && to_take_back(live, &owner.uid)
         {
-            let mut patch = json!({"metadata": {"labels": {ABANDONED_LABEL: null},
-                "annotations": {ADOPT: null},
-                "ownerReferences": live["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default()}});
-            patch = self.owned(patch, f, id);
+            let patch = self.owned(take_back_patch(live), f, id);
             let result = self.api.merge_patch(id, &patch).await;
             self.record("Patch", id, &result);
             if let Err(e) = result {
@@ -651,12 +615,11 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         let Some(owner) = self.owning(f, &prepared.id) else {
             return action;
         };
-        let has_reference = live["metadata"]["ownerReferences"]
-            .as_array()
-            .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner.uid.as_str()));
-        // An abandoned object gets its reference back when it is taken back (below).
-        let abandoned = live["metadata"]["labels"][ABANDONED_LABEL].is_string();
-        if has_reference || abandoned || matches!(f.update, koreo_lang::model::Update::Never) {
+        // An abandoned object gets its reference back when it is taken back.
+        if has_owner_reference(live, &owner.uid)
+            || is_abandoned(live)
+            || matches!(f.update, koreo_lang::model::Update::Never)
+        {
             return action;
         }
         Action::Patch {
@@ -673,61 +636,11 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
 
     /// Marks the body as made for the parent, and adds the parent as owner where it owns it.
     /// A decorator's body is neither: the object stays its maker's.
-    fn owned(&self, mut body: Json, f: &ResourceFunction, id: &ResourceId) -> Json {
-        if let Some(owner) = self.owner.as_ref().filter(|_| !decorates(f)) {
-            body["metadata"]["annotations"][PARENT_UID] = json!(owner.uid);
+    fn owned(&self, body: Json, f: &ResourceFunction, id: &ResourceId) -> Json {
+        match self.owner.as_ref().filter(|_| !decorates(f)) {
+            Some(owner) => owner.mark(body, self.owning(f, id).is_some()),
+            None => body,
         }
-        if let Some(owner) = self.owning(f, id) {
-            let refs = body["metadata"]["ownerReferences"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            if !refs.iter().any(|r| r["uid"] == owner.uid.as_str()) {
-                let mut refs = refs;
-                refs.push(owner.reference());
-                body["metadata"]["ownerReferences"] = Json::Array(refs);
-            }
-        }
-        body
-    }
-}
-
-/// Annotation a person puts on an object to let koreo manage it: one an earlier parent of the
-/// same name abandoned, or one someone else made at the name a function creates.
-pub const ADOPT: &str = "koreo.dev/adopt";
-
-fn to_adopt(object: &Json) -> bool {
-    object["metadata"]["annotations"][ADOPT] == "true"
-}
-
-/// A function that cannot create (`create.enabled: false`) decorates an object someone else
-/// made: it applies its own fields, never forced, never owns nor deletes the object, and on
-/// release removes only its fields.
-pub fn decorates(f: &ResourceFunction) -> bool {
-    !f.create.enabled
-}
-
-/// Why koreo leaves an object at a name it wants alone, and what a person can do.
-fn not_ours(id: &ResourceId, owner: &Owner, live: &Json) -> String {
-    let adopt = format!(
-        "to let it manage the object, annotate it: kubectl annotate {} {} {ADOPT}=true{}",
-        id.kind.to_lowercase(),
-        id.name,
-        id.namespace
-            .as_ref()
-            .map(|ns| format!(" -n {ns}"))
-            .unwrap_or_default()
-    );
-    if live["metadata"]["labels"][ABANDONED_LABEL].is_string() {
-        format!(
-            "{id} was made by koreo for an earlier parent and abandoned when it went; koreo does not give it to {} {} on its own: {adopt}",
-            owner.kind, owner.name
-        )
-    } else {
-        format!(
-            "{id} exists and koreo did not create it for {} {}: koreo leaves it as it is; delete or rename it, or {adopt}",
-            owner.kind, owner.name
-        )
     }
 }
 

@@ -5,6 +5,8 @@
 
 pub mod boundary;
 pub mod engine;
+pub mod managed;
+pub mod ownership;
 pub mod pass;
 
 /// The field manager of everything koreo writes.

@@ -11,14 +11,12 @@ use koreo_lang::model::{DeletePolicy, Workflow};
 use serde_json::{Map, Value as Json, json};
 use tokio::sync::OnceCell;
 
-use crate::engine::{Engine, Owner, ResourceApi, WorkflowRun, WriteError, made_for};
+use crate::engine::{Engine, ResourceApi, WorkflowRun, WriteError};
+use crate::managed::{MANAGED_RESOURCES, ManagedObject, ManagedTree};
+use crate::ownership::{Owner, abandon_patch, decorates, made_for};
 
-/// Koreo's annotation listing what a parent manages, by step.
-pub const MANAGED_RESOURCES: &str = "koreo.dev/managed-resources";
 /// Keeps a deleted parent until what it manages is handled by its delete policy.
 pub const FINALIZER: &str = "koreo.dev/cleanup";
-/// Set on objects a parent left behind (delete policy `abandon`).
-pub const ABANDONED_LABEL: &str = "koreo.dev/abandoned";
 /// How often a parent that is Ok is reconciled again, to catch what no event reports.
 pub const RESYNC: Duration = Duration::from_secs(20 * 60);
 
@@ -181,12 +179,8 @@ async fn run<A: ResourceApi>(
     parent["apiVersion"] = json!(parent_id.api_version);
     parent["kind"] = json!(parent_id.kind);
     pass.parent = Some(parent.clone());
-    let previous: Json = parent["metadata"]["annotations"][MANAGED_RESOURCES]
-        .as_str()
-        .and_then(|a| serde_json::from_str(a).ok())
-        .unwrap_or(Json::Null);
-    let mut entries = Vec::new();
-    collect_entries(&previous, &mut entries);
+    let previous = ManagedTree::of_parent(&parent);
+    let mut entries = previous.objects();
 
     if parent["metadata"]["deletionTimestamp"].is_string() {
         // Deleted: handle what it manages by each function's delete policy, last step first,
@@ -242,8 +236,10 @@ async fn run<A: ResourceApi>(
     };
     let engine = Engine::new(ws, &cluster, Owner::of(&input)).within(boundary, principal);
     let mut run = engine.run_workflow(&workflow, &input).await;
-    keep_unsettled(&previous, &mut run);
-    let gone = no_longer_produced(&previous, &run);
+    run.resources.keep_unsettled(&previous, |label| {
+        run.steps.contains_key(label) && !run.settled.contains(label)
+    });
+    let gone = run.resources.no_longer_produced(&previous);
     for change in &run.changes {
         pass.notices.push(change_notice(change));
     }
@@ -357,31 +353,14 @@ async fn release<A: ResourceApi>(
     workflow: &Workflow,
     api: &A,
     parent: &Json,
-    entries: &[Json],
+    entries: &[&ManagedObject],
     notices: &mut Vec<Notice>,
 ) -> bool {
     let parent_uid = parent["metadata"]["uid"].as_str().unwrap_or("");
     let mut all_done = true;
-    for entry in entries {
-        if entry["readonly"].as_bool() == Some(true) {
-            continue;
-        }
-        let (Some(api_version), Some(kind), Some(name)) = (
-            entry["apiVersion"].as_str(),
-            entry["kind"].as_str(),
-            entry["name"].as_str(),
-        ) else {
-            continue;
-        };
-        let namespace = entry["namespace"].as_str();
-        let id = ResourceId {
-            api_version: api_version.into(),
-            kind: kind.into(),
-            plural: None,
-            name: name.into(),
-            namespace: namespace.map(str::to_string),
-        };
-        let object = match api.get(&id).await {
+    for entry in entries.iter().filter(|e| !e.readonly) {
+        let id = &entry.id;
+        let object = match api.get(id).await {
             Ok(Some(o)) => o,
             Ok(None) => continue,
             Err(_) => {
@@ -390,18 +369,15 @@ async fn release<A: ResourceApi>(
             }
         };
         // Functions are found where the workflow is, as when it ran them.
-        let function = entry["resourceFunction"]
-            .as_str()
-            .and_then(|f| ws.resource_function(f, workflow.meta.namespace.as_deref()));
-        if let Some(f) = function.filter(|f| crate::engine::decorates(f)) {
+        let function = ws.resource_function(&entry.function, workflow.meta.namespace.as_deref());
+        if let Some(f) = function.filter(|f| decorates(f)) {
             // A decorated object is its maker's: only koreo's fields go (an apply of nothing
             // but its identity drops every field koreo applied that no one else set).
-            let mut identity =
-                json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}});
-            if let Some(namespace) = namespace {
+            let mut identity = json!({"apiVersion": id.api_version, "kind": id.kind, "metadata": {"name": id.name}});
+            if let Some(namespace) = &id.namespace {
                 identity["metadata"]["namespace"] = json!(namespace);
             }
-            let done = api.apply(&id, &identity, false).await.is_ok();
+            let done = api.apply(id, &identity, false).await.is_ok();
             tracing::info!(object = %id, function = %f.meta.name, done, "decoration removed");
             notices.push(
                 if done {
@@ -419,7 +395,7 @@ async fn release<A: ResourceApi>(
                         false,
                     )
                 }
-                .about(&id),
+                .about(id),
             );
             all_done &= done;
             continue;
@@ -429,26 +405,11 @@ async fn release<A: ResourceApi>(
         }
         let policy = function.map(|f| f.delete).unwrap_or_default();
         let done = match policy {
-            DeletePolicy::Destroy => api.delete(&id).await.is_ok(),
-            DeletePolicy::Abandon => {
-                let rest: Vec<Json> = object["metadata"]["ownerReferences"]
-                    .as_array()
-                    .map(|refs| {
-                        refs.iter()
-                            .filter(|r| r["uid"].as_str() != Some(parent_uid))
-                            .cloned()
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                // No owner left: the key goes (`null`), not an empty list.
-                let owners = if rest.is_empty() {
-                    Json::Null
-                } else {
-                    json!(rest)
-                };
-                let patch = json!({"metadata": {"ownerReferences": owners, "labels": {ABANDONED_LABEL: "true"}}});
-                api.merge_patch(&id, &patch).await.is_ok()
-            }
+            DeletePolicy::Destroy => api.delete(id).await.is_ok(),
+            DeletePolicy::Abandon => api
+                .merge_patch(id, &abandon_patch(&object, parent_uid))
+                .await
+                .is_ok(),
         };
         let (reason, verb) = match policy {
             DeletePolicy::Destroy => ("Deleted", "Delete"),
@@ -466,7 +427,7 @@ async fn release<A: ResourceApi>(
                     false,
                 )
             }
-            .about(&id),
+            .about(id),
         );
         all_done &= done;
     }
@@ -481,7 +442,7 @@ async fn write_status<A: ResourceApi>(
     parent: &Json,
     run: &WorkflowRun,
 ) -> Result<Option<Vec<Json>>, WriteError> {
-    let annotation = run.resources.to_string();
+    let annotation = run.resources.annotation();
     if parent["metadata"]["annotations"][MANAGED_RESOURCES].as_str() != Some(annotation.as_str()) {
         let patch = json!({"metadata": {"annotations": {MANAGED_RESOURCES: annotation}}});
         api.merge_patch(id, &patch).await?;
@@ -617,80 +578,6 @@ impl<A: ResourceApi> ResourceApi for ForParent<'_, A> {
     }
 }
 
-/// The managed-object entries of a tree, in step order.
-pub fn collect_entries(tree: &Json, out: &mut Vec<Json>) {
-    match tree {
-        Json::Object(map) if map.contains_key("kind") && map.contains_key("name") => {
-            out.push(tree.clone())
-        }
-        Json::Object(map) => map.values().for_each(|v| collect_entries(v, out)),
-        Json::Array(items) => items.iter().for_each(|v| collect_entries(v, out)),
-        _ => {}
-    }
-}
-
-/// Steps that are waiting or failing did not say what they manage this time: they keep what they
-/// managed before, so that it is neither forgotten nor left to garbage collection.
-fn keep_unsettled(previous: &Json, run: &mut WorkflowRun) {
-    let Some(old_steps) = previous["resources"].as_object() else {
-        return;
-    };
-    for (label, old) in old_steps {
-        if run.steps.contains_key(label) && !run.settled.contains(label) {
-            let now = &mut run.resources["resources"][label];
-            *now = fill_in(old, now);
-        }
-    }
-}
-
-/// `now` with what it lacks taken from `old`, at every depth: a `forEach` item or a
-/// sub-workflow step that failed this time keeps the object it had.
-fn fill_in(old: &Json, now: &Json) -> Json {
-    match (old, now) {
-        (_, Json::Null) => old.clone(),
-        (Json::Array(old), Json::Array(now)) => Json::Array(
-            now.iter()
-                .enumerate()
-                .map(|(i, n)| old.get(i).map_or_else(|| n.clone(), |o| fill_in(o, n)))
-                .chain(old.iter().skip(now.len()).cloned())
-                .collect(),
-        ),
-        (Json::Object(o), Json::Object(n)) if !n.contains_key("kind") => {
-            let mut merged = n.clone();
-            for (key, value) in o {
-                let filled = fill_in(value, n.get(key).unwrap_or(&Json::Null));
-                merged.insert(key.clone(), filled);
-            }
-            Json::Object(merged)
-        }
-        _ => now.clone(),
-    }
-}
-
-/// Objects the last reconcile managed that this one no longer produces: the step is gone, it
-/// settled (Ok, or skipped) without them (a `forEach` item gone, a skipped step), or it made
-/// another object in their place (a new name), settled or not. Steps still waiting or failing
-/// without an object keep theirs (`keep_unsettled` ran first). Anywhere in the new tree
-/// counts: a step renamed, or an object moved to another step or into a sub-workflow, is still
-/// produced.
-fn no_longer_produced(previous: &Json, run: &WorkflowRun) -> Vec<Json> {
-    let mut before = Vec::new();
-    collect_entries(&previous["resources"], &mut before);
-    let mut now = Vec::new();
-    collect_entries(&run.resources, &mut now);
-    let same = |a: &Json, b: &Json| {
-        ["apiVersion", "kind", "namespace", "name"]
-            .iter()
-            .all(|k| a[k] == b[k])
-    };
-    let mut gone: Vec<Json> = before
-        .into_iter()
-        .filter(|b| !now.iter().any(|n| same(b, n)))
-        .collect();
-    gone.reverse();
-    gone
-}
-
 fn without_nulls(value: &Json) -> Json {
     match value {
         Json::Object(map) => Json::Object(
@@ -728,32 +615,18 @@ mod tests {
     use super::*;
     use std::collections::{BTreeMap, BTreeSet};
 
-    fn entry(name: &str) -> Json {
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "name": name, "namespace": "default"})
-    }
-
-    fn run_with(resources: Json, settled: &[&str]) -> WorkflowRun {
-        let labels: Vec<String> = resources["resources"]
-            .as_object()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
+    fn empty_run() -> WorkflowRun {
         WorkflowRun {
             outcome: Outcome::Ok(Json::Null),
-            steps: labels
-                .iter()
-                .map(|l| (l.clone(), Outcome::Ok(Json::Null)))
-                .collect(),
+            steps: BTreeMap::new(),
             state: json!({}),
             conditions: Vec::new(),
             state_errors: BTreeMap::new(),
-            resources,
+            resources: ManagedTree::default(),
             writes: 0,
             api_errors: 0,
             changes: Vec::new(),
-            settled: settled
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<BTreeSet<_>>(),
+            settled: BTreeSet::new(),
         }
     }
 
@@ -777,33 +650,8 @@ mod tests {
     }
 
     #[test]
-    fn an_object_that_moved_to_another_step_is_not_pruned() {
-        let previous = json!({"resources": {"old_name": entry("config"), "other": entry("gone")}});
-        let run = run_with(
-            json!({"resources": {"new_name": entry("config")}}),
-            &["new_name"],
-        );
-        let gone = no_longer_produced(&previous, &run);
-        assert_eq!(gone, [entry("gone")], "only what is produced nowhere");
-    }
-
-    #[test]
-    fn an_object_renamed_by_a_step_still_waiting_is_released() {
-        let previous =
-            json!({"resources": {"config": entry("old-name"), "waiting": entry("kept")}});
-        // `config` made its object under a new name and waits for it; `waiting` made nothing.
-        let mut run = run_with(
-            json!({"resources": {"config": entry("new-name"), "waiting": null}}),
-            &[],
-        );
-        keep_unsettled(&previous, &mut run);
-        assert_eq!(run.resources["resources"]["waiting"], entry("kept"));
-        assert_eq!(no_longer_produced(&previous, &run), [entry("old-name")]);
-    }
-
-    #[test]
     fn the_status_says_which_generation_it_reflects() {
-        let mut run = run_with(json!({"resources": {}}), &[]);
+        let mut run = empty_run();
         run.conditions = vec![json!({"type": "Ready", "status": "True"})];
         let (status, _) = status_update(&json!({}), &run, Some(3), "now").unwrap();
         assert_eq!(status["observedGeneration"], 3);
@@ -815,25 +663,12 @@ mod tests {
 
     #[test]
     fn nested_nulls_in_state_are_what_the_status_already_says() {
-        let mut run = run_with(json!({"resources": {}}), &[]);
+        let mut run = empty_run();
         run.state = json!({"a": {"x": 1, "gone": null}});
         let old = json!({"conditions": [], "state": {"a": {"x": 1}}, "koreo": {"errors": null}});
         assert!(
             status_update(&old, &run, None, "now").is_none(),
             "nothing to write"
-        );
-    }
-
-    #[test]
-    fn a_failing_item_keeps_the_object_it_had() {
-        let old = json!([entry("a"), entry("b"), entry("c")]);
-        let now = json!([entry("a"), null, entry("c")]);
-        assert_eq!(fill_in(&old, &now), old);
-        let nested = json!({"workflow": "w", "resources": {"x": null, "y": entry("y2")}});
-        let before = json!({"workflow": "w", "resources": {"x": entry("x"), "y": entry("y")}});
-        assert_eq!(
-            fill_in(&before, &nested),
-            json!({"workflow": "w", "resources": {"x": entry("x"), "y": entry("y2")}})
         );
     }
 }

@@ -8,4 +8,4 @@ pub mod metrics;
 pub mod rbac;
 
 // One reconcile, kube-free, lives in koreo-reconcile; these paths keep the controller's code short.
-pub use koreo_reconcile::{FIELD_MANAGER, boundary, engine, pass};
+pub use koreo_reconcile::{FIELD_MANAGER, boundary, engine, managed, ownership, pass};

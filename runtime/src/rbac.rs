@@ -64,7 +64,7 @@ fn needs(ws: &Workspace) -> Needs {
                 let c = &f.api_config;
                 let verbs = if c.readonly {
                     READ
-                } else if crate::engine::decorates(f) && !c.delete_if_exists {
+                } else if crate::ownership::decorates(f) && !c.delete_if_exists {
                     DECORATE
                 } else {
                     MANAGE

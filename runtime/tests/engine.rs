@@ -4,8 +4,9 @@
 use k8s_openapi::api::core::v1::ConfigMap;
 use koreo_lang::Workspace;
 use koreo_lang::eval::Outcome;
-use koreo_runtime::engine::{Engine, Owner};
+use koreo_runtime::engine::Engine;
 use koreo_runtime::kube_api::KubeApi;
+use koreo_runtime::ownership::Owner;
 
 mod support;
 use koreo_testkube::TestKube;
@@ -126,7 +127,10 @@ async fn a_workflow_converges_and_then_writes_nothing() {
             .iter()
             .any(|c| c["type"] == "ConfigReady" && c["status"] == "True")
     );
-    assert_eq!(run.resources["resources"]["config"]["name"], "shop-config");
+    assert_eq!(
+        run.resources.to_json()["resources"]["config"]["name"],
+        "shop-config"
+    );
 
     // Steady state: another pass writes nothing.
     let before = writes(&server);

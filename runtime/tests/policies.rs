@@ -6,7 +6,7 @@ use support::{create, eventually, fixture, is_ready, merge, resource, with_defin
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use koreo_runtime::controller::Controller;
-use koreo_runtime::engine::PARENT_UID;
+use koreo_runtime::ownership::PARENT_UID;
 use kube::api::{Api, DynamicObject};
 use serde_json::json;
 

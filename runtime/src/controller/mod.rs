@@ -30,9 +30,10 @@ mod definitions;
 mod queue;
 mod watches;
 
+use koreo_reconcile::managed::ManagedTree;
 use queue::{Turn, Turns, backoff, lock};
 
-pub use crate::pass::{ABANDONED_LABEL, FINALIZER, MANAGED_RESOURCES, RESYNC};
+use crate::pass::RESYNC;
 
 /// What a reconcile did, for whoever is watching (`koreo dev` prints it).
 #[derive(Clone, Debug)]
@@ -369,7 +370,7 @@ impl Controller {
         }
         if pass.parent.is_none() {
             // Gone: what it managed no longer leads back to it.
-            self.track_managed(key, &Json::Null).await;
+            self.track_managed(key, &ManagedTree::default()).await;
         }
         let (Some(workflow), Some(run)) = (&pass.workflow, &pass.run) else {
             return pass.next;

@@ -124,9 +124,20 @@ impl Controller {
 
     /// Remembers what a parent manages, and watches those kinds: a change to a managed object
     /// (created, drifted, status updated, deleted) requeues its parent at once.
-    pub(super) async fn track_managed(&self, parent: &ParentKey, resources: &Json) {
-        let mut found = Vec::new();
-        collect_managed(resources, &mut found);
+    pub(super) async fn track_managed(&self, parent: &ParentKey, resources: &ManagedTree) {
+        let found: Vec<ManagedKey> = resources
+            .objects()
+            .into_iter()
+            .map(|o| {
+                let id = &o.id;
+                (
+                    id.api_version.clone(),
+                    id.kind.clone(),
+                    id.namespace.clone(),
+                    id.name.clone(),
+                )
+            })
+            .collect();
         {
             let mut managed = self.managed.write().await;
             for parents in managed.values_mut() {
@@ -243,33 +254,6 @@ async fn discover(
                 tokio::time::sleep(backoff(failures).min(Duration::from_secs(60))).await;
             }
         }
-    }
-}
-
-/// The objects in a managed-resources tree (`{"workflow", "resources": {label: id | [id] | tree}}`).
-fn collect_managed(tree: &Json, out: &mut Vec<ManagedKey>) {
-    match tree {
-        Json::Object(map) if map.contains_key("kind") && map.contains_key("name") => {
-            if let (Some(api_version), Some(kind), Some(name)) = (
-                map.get("apiVersion").and_then(Json::as_str),
-                map.get("kind").and_then(Json::as_str),
-                map.get("name").and_then(Json::as_str),
-            ) {
-                let namespace = map
-                    .get("namespace")
-                    .and_then(Json::as_str)
-                    .map(str::to_string);
-                out.push((
-                    api_version.to_string(),
-                    kind.to_string(),
-                    namespace,
-                    name.to_string(),
-                ));
-            }
-        }
-        Json::Object(map) => map.values().for_each(|v| collect_managed(v, out)),
-        Json::Array(items) => items.iter().for_each(|v| collect_managed(v, out)),
-        _ => {}
     }
 }
 
