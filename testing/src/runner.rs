@@ -254,7 +254,21 @@ pub fn apply(live: &Json, body: &Json) -> Json {
         .and_then(|s| serde_json::from_str::<Json>(s).ok())
         .unwrap_or(Json::Null);
     let (applied, previous) = (fields::leaves(body), fields::leaves(&previous));
-    fields::apply(live, body, &applied, &previous, |_| false)
+    let mut object = fields::apply(live, body, &applied, &previous, |_| false);
+    // The server keeps an object's identity, but a test's carried object may stand at another
+    // name than the one this case's inputs give: the body says which object it is.
+    for path in [
+        &["apiVersion"][..],
+        &["kind"],
+        &["metadata", "name"],
+        &["metadata", "namespace"],
+    ] {
+        let path: Vec<String> = path.iter().map(|k| k.to_string()).collect();
+        if let Some(value) = fields::get(body, &path) {
+            fields::set(&mut object, &path, value.clone());
+        }
+    }
+    object
 }
 
 /// Input overrides merge into the carried inputs: nested mappings key by key.
