@@ -175,6 +175,7 @@ pub(crate) fn print_diagnostic(d: &Diagnostic) {
 fn diagnostic_json(d: &Diagnostic) -> Json {
     serde_json::json!({
         "severity": d.severity.to_string(),
+        "code": d.code.id(),
         "file": d.location.path().display().to_string(),
         "line": d.location.span.start.line,
         "column": d.location.span.start.col,

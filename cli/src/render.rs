@@ -68,6 +68,10 @@ impl miette::Diagnostic for Report<'_> {
         })
     }
 
+    fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        Some(Box::new(self.diagnostic.code.id()))
+    }
+
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
         self.diagnostic
             .hint
@@ -175,6 +179,7 @@ mod tests {
 
     #[test]
     fn the_header_counts_characters_not_bytes() {
+        use koreo_lang::codes::Code;
         use koreo_lang::source::{Location, Pos, SourceFile, Span};
         let file = SourceFile::new("f.koreo", "a: 'é😀' +* 1\n");
         let at = Pos {
@@ -182,13 +187,18 @@ mod tests {
             col: 11,
             offset: 10,
         };
-        let d = Diagnostic::error(Location::new(&file, Span::point(at)), "here");
+        let d = Diagnostic::error(
+            Code::InvalidValue,
+            Location::new(&file, Span::point(at)),
+            "here",
+        );
         let out = render(&d, false);
         assert!(out.contains("f.koreo:1:11]"), "{out}");
     }
 
     #[test]
     fn a_very_long_line_is_quoted_around_the_error_not_drawn() {
+        use koreo_lang::codes::Code;
         use koreo_lang::source::{Location, Pos, SourceFile, Span};
         let line = format!("x: '{}' +* 1", "a".repeat(70_000));
         let file = SourceFile::new("f.koreo", format!("a: 1\n{line}\n"));
@@ -198,7 +208,11 @@ mod tests {
             col,
             offset: 5 + col - 1,
         };
-        let d = Diagnostic::error(Location::new(&file, Span::point(at)), "here");
+        let d = Diagnostic::error(
+            Code::InvalidValue,
+            Location::new(&file, Span::point(at)),
+            "here",
+        );
         let out = render(&d, false);
         assert!(out.contains("f.koreo:2:"), "{out}");
         assert!(out.contains("+* 1") && out.len() < 400, "{out}");

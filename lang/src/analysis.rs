@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use petgraph::algo::toposort;
 use petgraph::graph::DiGraph;
 
+use crate::codes::Code;
 use crate::expr::Expr;
 use crate::load::Workspace;
 use crate::model::{
@@ -62,6 +63,7 @@ pub fn step_graph(workflow: &Workflow, diags: &mut Vec<Diagnostic>) -> StepGraph
         if let Some(first) = steps[..i].iter().find(|s| s.label == step.label) {
             diags.push(
                 Diagnostic::error(
+                    Code::DuplicateStep,
                     step.label_location.clone(),
                     format!("two steps are labelled `{}`", step.label),
                 )
@@ -90,6 +92,7 @@ pub fn step_graph(workflow: &Workflow, diags: &mut Vec<Diagnostic>) -> StepGraph
                     }
                     Some(j) if j == i => diags.push(
                         Diagnostic::error(
+                            Code::StepOrder,
                             reference.location.clone(),
                             format!("step `{}` reads its own result `steps.{label}`", step.label),
                         )
@@ -97,6 +100,7 @@ pub fn step_graph(workflow: &Workflow, diags: &mut Vec<Diagnostic>) -> StepGraph
                     ),
                     Some(_) => diags.push(
                         Diagnostic::error(
+                            Code::StepOrder,
                             reference.location.clone(),
                             format!(
                                 "step `{}` reads `steps.{label}`, which is listed after it",
@@ -117,6 +121,7 @@ pub fn step_graph(workflow: &Workflow, diags: &mut Vec<Diagnostic>) -> StepGraph
                         };
                         diags.push(
                             Diagnostic::error(
+                                Code::UnknownStep,
                                 reference.location.clone(),
                                 format!("step `{}` reads `steps.{label}`, but there is no step `{label}`", step.label),
                             )
@@ -263,6 +268,7 @@ fn check_triggers(ws: &Workspace, diags: &mut Vec<Diagnostic>) {
                 first.insert(key, &w.meta.name);
             }
             Some(other) => diags.push(Diagnostic::warning(
+                Code::SharedTrigger,
                 w.meta.name_location.clone(),
                 format!(
                     "workflows `{other}` and `{}` are both triggered by {} {}: the controller runs neither for them",
@@ -286,6 +292,7 @@ fn resolve<'w>(
         // It exists but did not validate: its own errors say why; this one says where it hurts.
         diags.push(
             Diagnostic::error(
+                Code::ReferenceHasErrors,
                 r.location.clone(),
                 format!("{kind} `{}` has errors, so it cannot be used here", r.name),
             )
@@ -304,8 +311,12 @@ fn resolve<'w>(
             ),
         };
         diags.push(
-            Diagnostic::error(r.location.clone(), format!("{kind} `{}` not found", r.name))
-                .with_hint(hint),
+            Diagnostic::error(
+                Code::NotFound,
+                r.location.clone(),
+                format!("{kind} `{}` not found", r.name),
+            )
+            .with_hint(hint),
         );
     }
     found
@@ -347,6 +358,7 @@ fn check_workflow(
             for missing in expected.difference(&provided) {
                 diags.push(
                     Diagnostic::error(
+                        Code::MissingInput,
                         step.label_location.clone(),
                         format!(
                             "step `{}` does not give input `{missing}`, which {} `{}` reads",
@@ -364,6 +376,7 @@ fn check_workflow(
             {
                 diags.push(
                     Diagnostic::warning(
+                        Code::UnusedInput,
                         step.label_location.clone(),
                         format!(
                             "step `{}` gives input `{extra}`, which {} `{}` never reads",
@@ -392,6 +405,7 @@ fn check_resource_function(
     {
         diags.push(
             Diagnostic::error(
+                Code::NotFound,
                 f.meta.location.clone(),
                 format!("ResourceTemplate `{name}` not found"),
             )
@@ -427,6 +441,7 @@ fn check_resource_function(
         for missing in expected_inputs(target).difference(&provided) {
             diags.push(
                 Diagnostic::error(
+                    Code::MissingInput,
                     name_location.clone(),
                     format!("overlay ValueFunction `{name}` reads `inputs.{missing}`, which this overlay's `inputs` do not give"),
                 )
@@ -453,6 +468,7 @@ fn check_workflow_test(
     {
         diags.push(
             Diagnostic::error(
+                Code::NoTrigger,
                 t.workflow_location.clone(),
                 format!(
                     "Workflow `{}` has no `crdRef`: a WorkflowTest needs the kind of parent that triggers it",
@@ -500,6 +516,7 @@ fn check_function_test(
     for missing in expected_inputs(function).difference(&provided) {
         diags.push(
             Diagnostic::error(
+                Code::MissingInput,
                 location.clone(),
                 format!(
                     "the test gives no input `{missing}`, which {} `{}` reads",

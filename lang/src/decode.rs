@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::codes::Code;
 use crate::expr::{Expr, ExprCache, Template, is_expression};
 use crate::schema::{Expression, Field, Type};
 use crate::source::{Diagnostic, FileRef, Location, Span};
@@ -43,13 +44,19 @@ impl<'a> Decoder<'a> {
         Location::new(self.file, span)
     }
 
-    pub fn error(&mut self, span: Span, message: impl Into<String>) {
-        let diag = Diagnostic::error(self.location(span), message);
+    pub fn error(&mut self, code: Code, span: Span, message: impl Into<String>) {
+        let diag = Diagnostic::error(code, self.location(span), message);
         self.diags.push(diag);
     }
 
-    pub fn error_hint(&mut self, span: Span, message: impl Into<String>, hint: impl Into<String>) {
-        let diag = Diagnostic::error(self.location(span), message).with_hint(hint);
+    pub fn error_hint(
+        &mut self,
+        code: Code,
+        span: Span,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        let diag = Diagnostic::error(code, self.location(span), message).with_hint(hint);
         self.diags.push(diag);
     }
 
@@ -62,6 +69,7 @@ impl<'a> Decoder<'a> {
     ) -> Option<Fields<'n>> {
         let Some(entries) = node.as_map() else {
             self.error(
+                Code::WrongType,
                 node.span,
                 format!(
                     "`{path}` must be a mapping, not {}",
@@ -76,6 +84,7 @@ impl<'a> Decoder<'a> {
                     .map(|s| format!("did you mean `{s}`? "))
                     .unwrap_or_default();
                 self.error_hint(
+                    Code::UnknownKey,
                     key.span,
                     format!("unknown key `{}` in `{path}`", key.text),
                     format!("{suggestion}valid keys: {}", allowed.join(", ")),
@@ -90,6 +99,7 @@ impl<'a> Decoder<'a> {
         let entries = node.as_map();
         if entries.is_none() {
             self.error(
+                Code::WrongType,
                 node.span,
                 format!(
                     "`{path}` must be a mapping, not {}",
@@ -103,7 +113,11 @@ impl<'a> Decoder<'a> {
     pub fn required<'n>(&mut self, fields: &Fields<'n>, key: &str, path: &str) -> Option<&'n Node> {
         let found = fields.get(key);
         if found.is_none() {
-            self.error(fields.span(), format!("`{path}.{key}` is required"));
+            self.error(
+                Code::MissingField,
+                fields.span(),
+                format!("`{path}.{key}` is required"),
+            );
         }
         found
     }
@@ -113,6 +127,7 @@ impl<'a> Decoder<'a> {
             Value::Str(s, _) => Some(s.clone()),
             _ => {
                 self.error(
+                    Code::WrongType,
                     node.span,
                     format!(
                         "`{path}` must be a string, not {}",
@@ -128,7 +143,11 @@ impl<'a> Decoder<'a> {
     pub fn literal_string(&mut self, node: &Node, path: &str) -> Option<String> {
         let s = self.string(node, path)?;
         if is_expression(&s) {
-            self.error(node.span, format!("`{path}` may not be an expression"));
+            self.error(
+                Code::ExpressionNotAllowed,
+                node.span,
+                format!("`{path}` may not be an expression"),
+            );
             return None;
         }
         Some(s)
@@ -139,6 +158,7 @@ impl<'a> Decoder<'a> {
             Value::Bool(b) => Some(b),
             _ => {
                 self.error(
+                    Code::WrongType,
                     node.span,
                     format!(
                         "`{path}` must be true or false, not {}",
@@ -155,6 +175,7 @@ impl<'a> Decoder<'a> {
             Value::Int(i) => Some(i),
             _ => {
                 self.error(
+                    Code::WrongType,
                     node.span,
                     format!(
                         "`{path}` must be an integer, not {}",
@@ -178,6 +199,7 @@ impl<'a> Decoder<'a> {
             Some(items) => {
                 if items.len() > max {
                     self.error(
+                        Code::InvalidValue,
                         node.span,
                         format!(
                             "`{path}` has {} items; at most {max} are allowed",
@@ -189,6 +211,7 @@ impl<'a> Decoder<'a> {
             }
             None => {
                 self.error(
+                    Code::WrongType,
                     node.span,
                     format!("`{path}` must be a list, not {}", article(node.type_name())),
                 );
@@ -201,6 +224,7 @@ impl<'a> Decoder<'a> {
     pub fn expression(&mut self, node: &Node, path: &str, scope: &[&str]) -> Option<Arc<Expr>> {
         let Value::Str(s, style) = &node.value else {
             self.error_hint(
+                Code::WrongType,
                 node.span,
                 format!(
                     "`{path}` must be an expression, not {}",
@@ -212,6 +236,7 @@ impl<'a> Decoder<'a> {
         };
         if !is_expression(s) {
             self.error_hint(
+                Code::ExpressionRequired,
                 node.span,
                 format!("`{path}` must be an expression (start with `=`)"),
                 format!("write `={s}`"),
@@ -243,6 +268,7 @@ impl<'a> Decoder<'a> {
     pub fn map_template(&mut self, node: &Node, path: &str, scope: &[&str]) -> Option<Template> {
         if node.as_map().is_none() {
             self.error(
+                Code::WrongType,
                 node.span,
                 format!(
                     "`{path}` must be a mapping, not {}",
@@ -276,6 +302,7 @@ impl<'a> Decoder<'a> {
             // must load here.
             self.diags.push(
                 Diagnostic::warning(
+                    Code::UndefinedVariable,
                     reference.location.clone(),
                     format!(
                         "`{}` is not defined in `{path}`; evaluating this expression will fail",
@@ -294,6 +321,7 @@ impl<'a> Decoder<'a> {
             [one] => Some(one),
             [] => {
                 self.error(
+                    Code::MissingField,
                     fields.span(),
                     format!("`{path}` needs exactly one of {}", list_keys(keys)),
                 );
@@ -301,6 +329,7 @@ impl<'a> Decoder<'a> {
             }
             many => {
                 self.error(
+                    Code::InvalidValue,
                     fields.span(),
                     format!(
                         "`{path}` may have only one of {}, found {}",
@@ -374,7 +403,11 @@ impl Decoder<'_> {
                     && node.as_seq().is_some()
                     && items.len() < min as usize
                 {
-                    self.error(node.span, format!("`{path}` needs at least {min} item(s)"));
+                    self.error(
+                        Code::InvalidValue,
+                        node.span,
+                        format!("`{path}` needs at least {min} item(s)"),
+                    );
                 }
                 if let Some(item) = field.items {
                     for (i, n) in items.iter().enumerate() {
@@ -434,22 +467,32 @@ impl Decoder<'_> {
                 .map(|s| format!("did you mean `{s}`? "))
                 .unwrap_or_default();
             self.error_hint(
+                Code::InvalidValue,
                 node.span,
                 format!("`{path}` cannot be `{text}`"),
                 format!("{suggestion}one of: {}", field.enum_values.join(", ")),
             );
         }
         if field.expression == Expression::Forbidden && text.starts_with('=') {
-            self.error(node.span, format!("`{path}` may not be an expression"));
+            self.error(
+                Code::ExpressionNotAllowed,
+                node.span,
+                format!("`{path}` may not be an expression"),
+            );
         }
         if let Some(pattern) = field.pattern.filter(|p| !p.matches(text)) {
-            self.error(node.span, format!("`{path}` {}", pattern.rule().message));
+            self.error(
+                Code::InvalidValue,
+                node.span,
+                format!("`{path}` {}", pattern.rule().message),
+            );
         }
         let length = text.chars().count() as u32;
         if field.min_length.is_some_and(|m| length < m)
             || field.max_length.is_some_and(|m| length > m)
         {
             self.error(
+                Code::InvalidValue,
                 node.span,
                 format!(
                     "`{path}` must be {} to {} characters long",

@@ -14,6 +14,7 @@ use cel::common::ast::{EntryExpr, Expr as Ast, LiteralValue, operators};
 use cel::{Context, IdedExpr};
 use serde_json::{Map, Value as Json};
 
+use crate::codes::Code;
 use crate::cost;
 use crate::source::{Diagnostic, FileRef, Location, Pos, Span};
 use crate::yaml::{Node, Style, Value as YamlValue};
@@ -105,6 +106,7 @@ impl Expr {
                 let col = char_column(&source, line as usize, col as usize);
                 let at = position_in(&location, style, &source, line as u32, col);
                 return Err(Diagnostic::error(
+                    Code::ExpressionSyntax,
                     Location::new(&location.file, Span::point(at)),
                     format!("invalid expression `={}`: {message}", clipped(&source)),
                 )
@@ -115,6 +117,7 @@ impl Expr {
             }
             Err(_) => {
                 return Err(Diagnostic::error(
+                    Code::ExpressionSyntax,
                     location,
                     format!(
                         "invalid expression `={}`: the CEL parser could not read it",
@@ -127,6 +130,7 @@ impl Expr {
             && cost > cost::EXPRESSION_LIMIT
         {
             return Err(Diagnostic::error(
+                Code::ExpressionTooCostly,
                 location,
                 format!(
                     "the expression `={}` can cost up to {} units when it runs, over its limit \

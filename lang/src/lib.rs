@@ -2,6 +2,7 @@
 //! It reads files but does no other I/O: no network, no async, no Kubernetes client.
 
 pub mod analysis;
+pub mod codes;
 pub mod compare;
 pub mod cost;
 mod decode;

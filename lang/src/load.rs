@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
+use crate::codes::Code;
 use crate::expr::ExprCache;
 use crate::model::{
     self, Definition, FunctionTest, ResourceFunction, ResourceTemplate, ValueFunction, Workflow,
@@ -141,6 +142,7 @@ impl Workspace {
                     let file = SourceFile::new(path, String::new());
                     self.diagnostics.push(
                         Diagnostic::error(
+                            Code::FileUnreadable,
                             Location::new(&file, Span::point(at)),
                             "the file is not UTF-8 text: here is a byte that is not",
                         )
@@ -191,6 +193,7 @@ impl Workspace {
                 offset: at as u32,
             };
             self.diagnostics.push(Diagnostic::error(
+                Code::FileUnreadable,
                 Location::new(&file, Span::point(pos)),
                 "the file contains a NUL character; YAML files are text",
             ));
@@ -204,6 +207,7 @@ impl Workspace {
         if let Some(e) = error {
             self.diagnostics.push(
                 Diagnostic::error(
+                    Code::YamlSyntax,
                     Location::new(&file, Span::point(e.pos)),
                     format!("invalid YAML: {}", e.message),
                 )
@@ -222,6 +226,7 @@ impl Workspace {
             if let Some(value) = root.get(key).filter(|v| v.as_str().is_none()) {
                 self.diagnostics.push(
                     Diagnostic::error(
+                        Code::WrongType,
                         Location::new(file, value.span),
                         format!("`{key}` must be a string, not {}", value.type_name()),
                     )
@@ -241,9 +246,16 @@ impl Workspace {
         let is_koreo_group = api_version.split('/').next() == Some("koreo.dev");
         if !is_koreo_group || !model::KINDS.contains(&kind) {
             if is_koreo_group && !kind.is_empty() {
+                let at = root
+                    .get("kind")
+                    .map_or_else(|| location.clone(), |node| Location::new(file, node.span));
                 self.diagnostics.push(
-                    Diagnostic::warning(location.clone(), format!("`{kind}` is not a Koreo kind"))
-                        .with_hint(format!("Koreo kinds: {}", model::KINDS.join(", "))),
+                    Diagnostic::warning(
+                        Code::NotAKoreoKind,
+                        at,
+                        format!("`{kind}` is not a Koreo kind"),
+                    )
+                    .with_hint(format!("Koreo kinds: {}", model::KINDS.join(", "))),
                 );
             }
             self.objects.push(Object {
@@ -255,6 +267,7 @@ impl Workspace {
         if api_version != model::API_VERSION {
             self.diagnostics.push(
                 Diagnostic::error(
+                    Code::UnsupportedVersion,
                     location,
                     format!("`{api_version}` is not a version Koreo serves"),
                 )
@@ -294,6 +307,7 @@ impl Workspace {
                 if first.meta().namespace == again.meta().namespace {
                     duplicates.push(
                         Diagnostic::error(
+                            Code::DuplicateDefinition,
                             again.meta().name_location.clone(),
                             format!("{kind} `{name}` is defined twice"),
                         )
@@ -398,7 +412,11 @@ impl Workspace {
 
 fn file_error(path: &Path, message: &str) -> Diagnostic {
     let file = SourceFile::new(path, String::new());
-    Diagnostic::error(Location::new(&file, Span::default()), message)
+    Diagnostic::error(
+        Code::FileUnreadable,
+        Location::new(&file, Span::default()),
+        message,
+    )
 }
 
 fn is_koreo_file(path: &Path) -> bool {

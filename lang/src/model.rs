@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
+use crate::codes::Code;
 use crate::decode::{Decoder, Fields};
 use crate::expr::{Expr, ExprCache, Template};
 use crate::source::{Diagnostic, FileRef, Location};
@@ -424,9 +425,14 @@ fn decode_meta(d: &mut Decoder, top: &Fields) -> Option<Meta> {
     let name_node = d.required(&fields, "name", "metadata")?;
     let name = d.literal_string(name_node, "metadata.name")?;
     if name.is_empty() {
-        d.error(name_node.span, "`metadata.name` may not be empty");
+        d.error(
+            Code::InvalidValue,
+            name_node.span,
+            "`metadata.name` may not be empty",
+        );
     } else if !is_dns_subdomain(&name) {
         d.error(
+            Code::InvalidValue,
             name_node.span,
             format!("`metadata.name` `{name}` is not a Kubernetes name: at most 253 lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit (the API server refuses it)"),
         );
@@ -436,6 +442,7 @@ fn decode_meta(d: &mut Decoder, top: &Fields) -> Option<Meta> {
             let namespace = d.literal_string(n, "metadata.namespace")?;
             if !is_dns_label(&namespace) {
                 d.error(
+                    Code::InvalidValue,
                     n.span,
                     format!("`metadata.namespace` `{namespace}` is not a namespace name: at most 63 lowercase letters, digits and `-`, starting and ending with a letter or digit"),
                 );
@@ -489,6 +496,7 @@ fn value_function(d: &mut Decoder, meta: Meta, spec: &Node) -> Option<ValueFunct
     let f = d.fields(spec, "spec", &["preconditions", "locals", "return"])?;
     if !f.has("preconditions") && !f.has("return") {
         d.error_hint(
+            Code::MissingField,
             f.span(),
             "a ValueFunction needs `spec.preconditions`, `spec.return` or both",
             "add a `return:` mapping with the value the function gives",
@@ -713,6 +721,7 @@ fn api_config(d: &mut Decoder, node: &Node) -> Option<ApiConfig> {
     });
     if namespaced && namespace.is_none() {
         d.error_hint(
+            Code::MissingField,
             f.span(),
             "`spec.apiConfig.namespace` is required when `spec.apiConfig.namespaced` is true",
             "set `namespace:` (often `=inputs.metadata.namespace`), or `namespaced: false` for cluster-scoped kinds",
@@ -741,6 +750,7 @@ fn overlay(d: &mut Decoder, node: &Node, path: &str) -> Option<Overlay> {
         "overlay" => {
             if f.has("inputs") {
                 d.error(
+                    Code::InvalidValue,
                     f.span(),
                     format!("`{path}.inputs` goes with `overlayRef`, not with an inline `overlay`"),
                 );
@@ -748,7 +758,11 @@ fn overlay(d: &mut Decoder, node: &Node, path: &str) -> Option<Overlay> {
             let node = f.get("overlay")?;
             let template = d.map_template(node, &format!("{path}.overlay"), SCOPE_WITH_RESOURCE)?;
             if node.as_map().is_some_and(<[_]>::is_empty) {
-                d.error(node.span, format!("`{path}.overlay` is empty"));
+                d.error(
+                    Code::InvalidValue,
+                    node.span,
+                    format!("`{path}.overlay` is empty"),
+                );
             }
             OverlaySource::Inline(template)
         }
@@ -759,6 +773,7 @@ fn overlay(d: &mut Decoder, node: &Node, path: &str) -> Option<Overlay> {
             let kind = d.literal_string(kind_node, &format!("{at}.kind"))?;
             if kind != "ValueFunction" {
                 d.error(
+                    Code::WrongKind,
                     kind_node.span,
                     format!("`{at}.kind` must be `ValueFunction`, not `{kind}`"),
                 );
@@ -821,6 +836,7 @@ fn resource_template(d: &mut Decoder, meta: Meta, spec: &Node) -> Option<Resourc
     for key in ["apiVersion", "kind"] {
         if !t.has(key) {
             d.error_hint(
+                Code::MissingField,
                 node.span,
                 format!("`spec.template` must set `{key}`"),
                 "a template is a whole Kubernetes object; the function's apiConfig overrides apiVersion, kind, name and namespace",
@@ -859,7 +875,11 @@ fn workflow(d: &mut Decoder, meta: Meta, spec: &Node) -> Option<Workflow> {
     let steps_node = d.required(&f, "steps", "spec")?;
     let items = d.seq(steps_node, "spec.steps", MAX_STEPS);
     if items.is_empty() && steps_node.as_seq().is_some() {
-        d.error(steps_node.span, "`spec.steps` needs at least one step");
+        d.error(
+            Code::InvalidValue,
+            steps_node.span,
+            "`spec.steps` needs at least one step",
+        );
     }
     let steps = items
         .iter()
@@ -883,6 +903,7 @@ fn logic_ref(d: &mut Decoder, f: &Fields, path: &str) -> Option<LogicRef> {
     let kind_text = d.literal_string(kind_node, &format!("{path}.kind"))?;
     let Some(kind) = LogicKind::parse(&kind_text) else {
         d.error_hint(
+            Code::WrongKind,
             kind_node.span,
             format!("`{path}.kind` is `{kind_text}`"),
             "a step calls a `ResourceFunction`, a `ValueFunction` or a `Workflow`",
@@ -918,12 +939,14 @@ fn step(d: &mut Decoder, node: &Node, path: &str) -> Option<Step> {
     let label_len = label.chars().count();
     if !(3..=45).contains(&label_len) {
         d.error(
+            Code::InvalidValue,
             label_node.span,
             format!("step label `{label}` must be 3 to 45 characters long"),
         );
     }
     if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         d.error_hint(
+            Code::InvalidValue,
             label_node.span,
             format!("step label `{label}` may only hold letters, digits and `_`"),
             "other steps read its result as `steps.<label>`, so it must be an identifier",
@@ -969,6 +992,7 @@ fn step(d: &mut Decoder, node: &Node, path: &str) -> Option<Step> {
                 && kind.chars().all(|c| c.is_ascii_alphanumeric());
             if !pascal || kind.len() > 40 {
                 d.error_hint(
+                    Code::InvalidValue,
                     kind_node.span,
                     format!("condition type `{kind}` must be PascalCase letters and digits, at most 40 long"),
                     "for example `DatabaseReady`",
@@ -978,6 +1002,7 @@ fn step(d: &mut Decoder, node: &Node, path: &str) -> Option<Step> {
             let name = d.literal_string(name_node, &format!("{at}.name"))?;
             if name.chars().count() > 60 {
                 d.error(
+                    Code::InvalidValue,
                     name_node.span,
                     format!("`{at}.name` may be at most 60 characters long"),
                 );
@@ -993,6 +1018,7 @@ fn step(d: &mut Decoder, node: &Node, path: &str) -> Option<Step> {
             let keys = n.as_map().map_or(0, <[_]>::len);
             if keys > MAX_STATE_KEYS {
                 d.error(
+                    Code::InvalidValue,
                     n.span,
                     format!("`{at}` has {keys} keys; at most {MAX_STATE_KEYS} are allowed"),
                 );
@@ -1022,6 +1048,7 @@ fn ref_switch(d: &mut Decoder, node: &Node, path: &str) -> Option<StepLogic> {
     let items = d.seq(cases_node, &format!("{path}.cases"), MAX_SWITCH_CASES);
     if items.is_empty() && cases_node.as_seq().is_some() {
         d.error(
+            Code::InvalidValue,
             cases_node.span,
             format!("`{path}.cases` needs at least one case"),
         );
@@ -1045,6 +1072,7 @@ fn ref_switch(d: &mut Decoder, node: &Node, path: &str) -> Option<StepLogic> {
         };
         if cases.iter().any(|other| other.case == case) {
             d.error(
+                Code::InvalidValue,
                 case_node.span,
                 format!("case `{case}` appears twice in `{path}.cases`"),
             );
@@ -1052,6 +1080,7 @@ fn ref_switch(d: &mut Decoder, node: &Node, path: &str) -> Option<StepLogic> {
         let default = d.opt_bool(&c, "default", &at, false);
         if default && cases.iter().any(|other| other.default) {
             d.error(
+                Code::InvalidValue,
                 case_node.span,
                 format!("only one case in `{path}.cases` may be the default"),
             );
@@ -1087,6 +1116,7 @@ fn function_test(d: &mut Decoder, meta: Meta, spec: &Node) -> Option<FunctionTes
         "ValueFunction" => FunctionKind::ValueFunction,
         other => {
             d.error_hint(
+                Code::WrongKind,
                 kind_node.span,
                 format!("a FunctionTest cannot test a `{other}`"),
                 "`functionRef.kind` is `ResourceFunction` or `ValueFunction`",
@@ -1256,6 +1286,7 @@ fn test_case(d: &mut Decoder, node: &Node, index: usize, kind: FunctionKind) -> 
     let at = format!("{path}.{which}");
     if matches!(which, "expectResource" | "expectDelete") && kind == FunctionKind::ValueFunction {
         d.error(
+            Code::WrongKind,
             expect_node.span,
             format!("`{which}` is only valid for ResourceFunction tests"),
         );
@@ -1267,7 +1298,11 @@ fn test_case(d: &mut Decoder, node: &Node, index: usize, kind: FunctionKind) -> 
         _ => {
             let value = literal_map(d, expect_node, &at)?;
             if value.as_object().is_some_and(serde_json::Map::is_empty) {
-                d.error(expect_node.span, format!("`{at}` may not be empty"));
+                d.error(
+                    Code::InvalidValue,
+                    expect_node.span,
+                    format!("`{at}` may not be empty"),
+                );
             }
             if which == "expectResource" {
                 Expectation::Resource(value)

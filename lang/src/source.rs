@@ -1,5 +1,6 @@
 //! Source files, positions and diagnostics.
 
+use crate::codes::Code;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -119,6 +120,8 @@ impl fmt::Display for Severity {
 #[derive(Clone, Debug)]
 pub struct Diagnostic {
     pub severity: Severity,
+    /// What kind of problem it is (docs/diagnostics.md).
+    pub code: Code,
     pub location: Location,
     pub message: String,
     /// How to fix it, when we can say.
@@ -126,26 +129,20 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(location: Location, message: impl Into<String>) -> Diagnostic {
+    pub fn error(code: Code, location: Location, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity: Severity::Error,
+            code,
             location,
             message: message.into(),
             hint: None,
         }
     }
 
-    pub fn warning(location: Location, message: impl Into<String>) -> Diagnostic {
+    pub fn warning(code: Code, location: Location, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity: Severity::Warning,
-            ..Diagnostic::error(location, message)
-        }
-    }
-
-    pub fn info(location: Location, message: impl Into<String>) -> Diagnostic {
-        Diagnostic {
-            severity: Severity::Info,
-            ..Diagnostic::error(location, message)
+            ..Diagnostic::error(code, location, message)
         }
     }
 
@@ -161,7 +158,11 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.location, self.severity, self.message)?;
+        write!(
+            f,
+            "{}: {}[{}]: {}",
+            self.location, self.severity, self.code, self.message
+        )?;
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
         }

@@ -8,7 +8,7 @@ use koreo_lang::source::{Diagnostic, Severity, Span};
 use koreo_lang::yaml::Node;
 use koreo_testing::TestReport;
 use koreo_testing::runner::CaseStatus;
-use tower_lsp_server::ls_types::{self as lsp, DiagnosticSeverity, Range};
+use tower_lsp_server::ls_types::{self as lsp, DiagnosticSeverity, NumberOrString, Range};
 
 use crate::cel_text::{self, TokenKind};
 use crate::document::{DocumentInfo, ExprSite};
@@ -46,6 +46,7 @@ fn convert(file: &FileState, d: &Diagnostic) -> lsp::Diagnostic {
             Severity::Warning => DiagnosticSeverity::WARNING,
             Severity::Info => DiagnosticSeverity::INFORMATION,
         }),
+        code: Some(NumberOrString::String(d.code.id().to_string())),
         source: Some(SOURCE.into()),
         message,
         ..Default::default()
