@@ -177,6 +177,15 @@ impl Workspace {
         ws
     }
 
+    /// Adds one document that has no source text (a definition read from a cluster), as if
+    /// it were the only document of a file at `path`. Its diagnostics point into `root`:
+    /// [`Node::path_at`] names the field. Call `finish` after the last one.
+    pub fn add_object(&mut self, path: &Path, root: &Node) {
+        let file = SourceFile::new(path, String::new());
+        self.files.push(file.clone());
+        self.add_document(&file, root);
+    }
+
     /// Adds a file's documents. Call `finish` after the last one.
     pub fn add_source(&mut self, path: &Path, text: String) {
         let text = match text.strip_prefix('\u{feff}') {

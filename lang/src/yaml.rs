@@ -47,6 +47,57 @@ pub struct Key {
 }
 
 impl Node {
+    /// A tree for a value that has no source text (a definition read from a cluster). Each
+    /// node and key gets its own position, in document order and within its parent's span, so
+    /// that [`Node::path_at`] names the field a diagnostic points at.
+    pub fn from_json(value: &serde_json::Value) -> Node {
+        let mut next = 0;
+        Node::numbered(value, &mut next)
+    }
+
+    fn numbered(value: &serde_json::Value, next: &mut u32) -> Node {
+        use serde_json::Value as J;
+        let start = Node::tick(next);
+        let value = match value {
+            J::Null => Value::Null,
+            J::Bool(b) => Value::Bool(*b),
+            J::Number(n) => n
+                .as_i64()
+                .map_or_else(|| Value::Float(n.as_f64().unwrap_or(f64::NAN)), Value::Int),
+            J::String(s) => Value::Str(s.clone(), Style::Plain),
+            J::Array(items) => Value::Seq(items.iter().map(|v| Node::numbered(v, next)).collect()),
+            J::Object(map) => Value::Map(
+                map.iter()
+                    .map(|(k, v)| {
+                        let key = Key {
+                            text: k.clone(),
+                            span: Span::point(Node::tick(next)),
+                        };
+                        (key, Node::numbered(v, next))
+                    })
+                    .collect(),
+            ),
+        };
+        let end = Pos {
+            line: *next,
+            col: 2,
+            offset: *next,
+        };
+        Node {
+            value,
+            span: Span { start, end },
+        }
+    }
+
+    fn tick(next: &mut u32) -> Pos {
+        *next += 1;
+        Pos {
+            line: *next,
+            col: 1,
+            offset: *next,
+        }
+    }
+
     /// The field path (`spec.steps[2].inputs.name`) of the innermost node or key at `pos`, for
     /// documents that have no file a person wrote (definitions read from a cluster).
     pub fn path_at(&self, pos: Pos) -> String {
@@ -712,6 +763,27 @@ mod tests {
             offset: text.find("label").unwrap() as u32,
         };
         assert_eq!(doc.root.path_at(label), "spec.steps[0].label");
+    }
+
+    #[test]
+    fn a_definition_without_text_reports_errors_by_field_path() {
+        let value = serde_json::json!({
+            "apiVersion": "koreo.dev/v1beta1", "kind": "ValueFunction",
+            "metadata": {"name": "f", "namespace": "default"},
+            "spec": {"retrun": {}, "return": {"a": 1, "b": "=1 +"}}
+        });
+        let root = Node::from_json(&value);
+        assert_eq!(root.to_json(), value, "the tree holds the value");
+        let mut ws = crate::Workspace::default();
+        ws.add_object(std::path::Path::new("ValueFunction/default/f"), &root);
+        ws.finish();
+        let mut paths: Vec<String> = ws
+            .diagnostics
+            .iter()
+            .map(|d| root.path_at(d.location.span.start))
+            .collect();
+        paths.sort();
+        assert_eq!(paths, ["spec.retrun", "spec.return.b"]);
     }
 
     #[test]

@@ -22,11 +22,11 @@ impl Controller {
                     }
                     value["apiVersion"] = json!("koreo.dev/v1beta1");
                     value["kind"] = json!(kind);
-                    // JSON is YAML: the definition loads as if it were a file named after it.
-                    let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+                    // Decoded from the JSON as it came, under a path named after it.
+                    let root = koreo_lang::yaml::Node::from_json(&value);
                     let path = PathBuf::from(format!("{kind}/{ns}/{name}"));
-                    ws.add_source(&path, text.clone());
-                    statuses.push((koreo_resource(kind), path, object, text));
+                    ws.add_object(&path, &root);
+                    statuses.push((koreo_resource(kind), path, object, root));
                 }
             }
         }
@@ -47,7 +47,7 @@ impl Controller {
             invalid = invalid.len(),
             "definitions loaded"
         );
-        for (resource, path, object, text) in statuses {
+        for (resource, path, object, root) in statuses {
             let namespace = object.metadata.namespace.clone().unwrap_or_default();
             let api: Api<DynamicObject> =
                 Api::namespaced_with(self.client.clone(), &namespace, &resource);
@@ -57,19 +57,11 @@ impl Controller {
                 .iter()
                 .filter(|d| d.is_error() && d.location.path() == path)
                 .collect();
-            let root = Some(())
-                .filter(|_| !errors.is_empty())
-                .and_then(|_| koreo_lang::yaml::parse_documents(&text).ok())
-                .and_then(|docs| docs.into_iter().next())
-                .map(|d| d.root);
             let problems: Vec<String> = errors
                 .iter()
-                .map(|d| {
-                    let field = root.as_ref().map(|r| r.path_at(d.location.span.start));
-                    match field.filter(|f| !f.is_empty()) {
-                        Some(field) => format!("{} (at {field})", d.message),
-                        None => d.message.clone(),
-                    }
+                .map(|d| match root.path_at(d.location.span.start) {
+                    field if field.is_empty() => d.message.clone(),
+                    field => format!("{} (at {field})", d.message),
                 })
                 .collect();
             write_definition_status(&api, &object, &problems).await;
