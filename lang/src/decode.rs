@@ -9,6 +9,8 @@ use crate::source::{Diagnostic, FileRef, Location, Span};
 use crate::yaml::{Key, Node, Value};
 
 pub(crate) struct Decoder<'a> {
+    /// The kind of the document, which names its top level in messages.
+    pub kind: &'a str,
     pub file: &'a FileRef,
     pub diags: &'a mut Vec<Diagnostic>,
     pub cache: &'a ExprCache,
@@ -86,7 +88,11 @@ impl<'a> Decoder<'a> {
                 self.error_hint(
                     Code::UnknownKey,
                     key.span,
-                    format!("unknown key `{}` in `{path}`", key.text),
+                    format!(
+                        "unknown key `{}` in `{}`",
+                        key.text,
+                        if path.is_empty() { self.kind } else { path }
+                    ),
                     format!("{suggestion}valid keys: {}", allowed.join(", ")),
                 );
             }
@@ -116,7 +122,7 @@ impl<'a> Decoder<'a> {
             self.error(
                 Code::MissingField,
                 fields.span(),
-                format!("`{path}.{key}` is required"),
+                format!("`{}` is required", join(path, key)),
             );
         }
         found
@@ -137,20 +143,6 @@ impl<'a> Decoder<'a> {
                 None
             }
         }
-    }
-
-    /// A string that is a literal, not an expression.
-    pub fn literal_string(&mut self, node: &Node, path: &str) -> Option<String> {
-        let s = self.string(node, path)?;
-        if is_expression(&s) {
-            self.error(
-                Code::ExpressionNotAllowed,
-                node.span,
-                format!("`{path}` may not be an expression"),
-            );
-            return None;
-        }
-        Some(s)
     }
 
     pub fn bool(&mut self, node: &Node, path: &str) -> Option<bool> {
@@ -187,13 +179,6 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    pub fn opt_bool(&mut self, fields: &Fields, key: &str, path: &str, default: bool) -> bool {
-        fields
-            .get(key)
-            .and_then(|n| self.bool(n, &format!("{path}.{key}")))
-            .unwrap_or(default)
-    }
-
     pub fn seq<'n>(&mut self, node: &'n Node, path: &str, max: usize) -> &'n [Node] {
         match node.as_seq() {
             Some(items) => {
@@ -220,30 +205,15 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    /// A string that must be an expression (`=...`), compiled.
+    /// An expression field (`=...`), compiled. Any other value is `None`: `conform` reported it.
     pub fn expression(&mut self, node: &Node, path: &str, scope: &[&str]) -> Option<Arc<Expr>> {
-        let Value::Str(s, style) = &node.value else {
-            self.error_hint(
-                Code::WrongType,
-                node.span,
-                format!(
-                    "`{path}` must be an expression, not {}",
-                    article(node.type_name())
-                ),
-                "write it as a string starting with `=`, for example `=inputs.enabled`",
-            );
+        let Value::Str(text, style) = &node.value else {
             return None;
         };
-        if !is_expression(s) {
-            self.error_hint(
-                Code::ExpressionRequired,
-                node.span,
-                format!("`{path}` must be an expression (start with `=`)"),
-                format!("write `={s}`"),
-            );
+        if !is_expression(text) {
             return None;
         }
-        match Expr::compile(s, *style, self.location(node.span), self.cache) {
+        match Expr::compile(text, *style, self.location(node.span), self.cache) {
             Ok(expr) => {
                 self.check_scope(&expr, path, scope);
                 Some(Arc::new(expr))
@@ -262,22 +232,6 @@ impl<'a> Decoder<'a> {
             self.check_scope(expr, path, scope);
         }
         template
-    }
-
-    /// A mapping template (`locals`, `return`, `inputs`, ...).
-    pub fn map_template(&mut self, node: &Node, path: &str, scope: &[&str]) -> Option<Template> {
-        if node.as_map().is_none() {
-            self.error(
-                Code::WrongType,
-                node.span,
-                format!(
-                    "`{path}` must be a mapping, not {}",
-                    article(node.type_name())
-                ),
-            );
-            return None;
-        }
-        Some(self.template(node, path, scope))
     }
 
     /// Variables an expression reads must exist where it is written.
@@ -314,31 +268,24 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    /// Checks that exactly one of `keys` is present; returns the present one.
-    pub fn one_of<'k>(&mut self, fields: &Fields, keys: &[&'k str], path: &str) -> Option<&'k str> {
-        let present: Vec<&str> = keys.iter().copied().filter(|k| fields.has(k)).collect();
-        match present.as_slice() {
-            [one] => Some(one),
-            [] => {
-                self.error(
-                    Code::MissingField,
-                    fields.span(),
-                    format!("`{path}` needs exactly one of {}", list_keys(keys)),
-                );
-                None
-            }
-            many => {
-                self.error(
-                    Code::InvalidValue,
-                    fields.span(),
-                    format!(
-                        "`{path}` may have only one of {}, found {}",
-                        list_keys(keys),
-                        list_keys(many)
-                    ),
-                );
-                None
-            }
+    /// Reports unless exactly one of `keys` is `present`.
+    fn one_of(&mut self, fields: &Fields, keys: &[&str], present: &[&str], path: &str) {
+        match present {
+            [_] => {}
+            [] => self.error(
+                Code::MissingField,
+                fields.span(),
+                format!("`{path}` needs exactly one of {}", list_keys(keys)),
+            ),
+            many => self.error(
+                Code::InvalidValue,
+                fields.span(),
+                format!(
+                    "`{path}` may have only one of {}, found {}",
+                    list_keys(keys),
+                    list_keys(many)
+                ),
+            ),
         }
     }
 }
@@ -385,8 +332,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 impl Decoder<'_> {
     /// Checks a node against its field in [`crate::schema`]: known keys (with did-you-mean),
-    /// required keys, one-of groups, types, enums, patterns and limits. Kinds decoded this way
-    /// cannot disagree with their CRD. True when it conforms.
+    /// required keys, one-of and any-of groups, types, enums, expressions required or
+    /// forbidden, patterns, lengths and sizes, unique list items and the CRD's rules. What is
+    /// decoded this way cannot disagree with its CRD. True when it conforms.
     pub fn conform(&mut self, node: &Node, field: &'static Field, path: &str) -> bool {
         let errors = self.errors();
         if matches!(node.value, Value::Null) {
@@ -396,24 +344,9 @@ impl Decoder<'_> {
         }
         match field.ty {
             Type::Object => self.conform_object(node, field, path),
-            Type::Array => {
-                let max = field.max_items.map_or(usize::MAX, |m| m as usize);
-                let items = self.seq(node, path, max);
-                if let Some(min) = field.min_items
-                    && node.as_seq().is_some()
-                    && items.len() < min as usize
-                {
-                    self.error(
-                        Code::InvalidValue,
-                        node.span,
-                        format!("`{path}` needs at least {min} item(s)"),
-                    );
-                }
-                if let Some(item) = field.items {
-                    for (i, n) in items.iter().enumerate() {
-                        self.conform(n, item, &format!("{path}[{i}]"));
-                    }
-                }
+            Type::Array => self.conform_list(node, field, path),
+            Type::String if field.expression == Expression::Required => {
+                self.expression_text(node, path);
             }
             Type::String => {
                 if let Some(text) = self.string(node, path) {
@@ -426,9 +359,68 @@ impl Decoder<'_> {
             Type::Integer => {
                 self.int(node, path);
             }
-            Type::IntOrString | Type::Any => {}
+            Type::IntOrString => match &node.value {
+                Value::Int(_) => {}
+                Value::Str(text, _) => self.conform_text(node, field, path, text),
+                _ => self.error(
+                    Code::WrongType,
+                    node.span,
+                    format!(
+                        "`{path}` must be an integer or a string, not {}",
+                        article(node.type_name())
+                    ),
+                ),
+            },
+            Type::Any => {}
+        }
+        if self.errors() == errors {
+            self.conform_rules(node, field, path);
         }
         self.errors() == errors
+    }
+
+    fn conform_list(&mut self, node: &Node, field: &'static Field, path: &str) {
+        let max = field.max_items.map_or(usize::MAX, |m| m as usize);
+        let items = self.seq(node, path, max);
+        if let Some(min) = field.min_items
+            && node.as_seq().is_some()
+            && items.len() < min as usize
+        {
+            self.error(
+                Code::InvalidValue,
+                node.span,
+                format!("`{path}` needs at least {min} item(s)"),
+            );
+        }
+        if let Some(item) = field.items {
+            for (i, n) in items.iter().enumerate() {
+                self.conform(n, item, &format!("{path}[{i}]"));
+            }
+        }
+        // Items must differ in their keys (`x-kubernetes-list-type: map`).
+        let mut seen: Vec<Vec<serde_json::Value>> = Vec::new();
+        for n in items.iter().filter(|_| !field.list_map_keys.is_empty()) {
+            let key: Vec<serde_json::Value> = field
+                .list_map_keys
+                .iter()
+                .map(|k| n.get(k).map_or(serde_json::Value::Null, Node::to_json))
+                .collect();
+            if seen.contains(&key) {
+                let shown: Vec<String> = field
+                    .list_map_keys
+                    .iter()
+                    .zip(&key)
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect();
+                self.error(
+                    Code::InvalidValue,
+                    n.span,
+                    format!("`{path}` has two items with {}", shown.join(", ")),
+                );
+            } else {
+                seen.push(key);
+            }
+        }
     }
 
     fn conform_object(&mut self, node: &Node, field: &'static Field, path: &str) {
@@ -440,7 +432,7 @@ impl Decoder<'_> {
         };
         let Some(fields) = fields else { return };
         for child in field.fields {
-            let at = format!("{path}.{}", child.name);
+            let at = join(path, child.name);
             match fields.get(child.name) {
                 Some(n) => {
                     self.conform(n, child, &at);
@@ -453,12 +445,86 @@ impl Decoder<'_> {
         }
         if let Some(values) = field.values.filter(|_| keys.is_empty()) {
             for (key, value) in fields.entries {
-                self.conform(value, values, &format!("{path}.{}", key.text));
+                self.conform(value, values, &join(path, &key.text));
             }
         }
         if !field.one_of.is_empty() {
-            self.one_of(&fields, field.one_of, path);
+            // A nullable key written as `null` is there (`ok: null`); others are absent.
+            let present: Vec<&str> = field
+                .one_of
+                .iter()
+                .copied()
+                .filter(|k| {
+                    fields.has(k)
+                        || (field.child(k).is_some_and(|c| c.nullable)
+                            && fields.entries.iter().any(|(key, _)| key.text == *k))
+                })
+                .collect();
+            self.one_of(&fields, field.one_of, &present, path);
         }
+        if !field.any_of.is_empty() && !field.any_of.iter().any(|k| fields.has(k)) {
+            self.error(
+                Code::MissingField,
+                fields.span(),
+                format!("`{path}` needs at least one of {}", list_keys(field.any_of)),
+            );
+        }
+        let count = fields.entries.len() as u32;
+        if field.min_properties.is_some_and(|min| count < min) {
+            self.error(
+                Code::InvalidValue,
+                node.span,
+                format!("`{path}` may not be empty"),
+            );
+        }
+        if let Some(max) = field.max_properties.filter(|max| count > *max) {
+            self.error(
+                Code::InvalidValue,
+                node.span,
+                format!("`{path}` has {count} keys; at most {max} are allowed"),
+            );
+        }
+    }
+
+    /// The CRD's cross-field rules, evaluated as the API server does: CEL with `self` bound to
+    /// the value (keys that are CEL reserved words escaped as `__word__`).
+    fn conform_rules(&mut self, node: &Node, field: &'static Field, path: &str) {
+        let rules = field.rules.iter().filter(|r| r.checked_as.is_none());
+        for rule in rules {
+            if !rule_holds(rule, &node.to_json()) {
+                self.error(
+                    Code::InvalidValue,
+                    node.span,
+                    format!("`{path}`: {}", rule.message),
+                );
+            }
+        }
+    }
+
+    /// The text of a field that must be an expression (a string starting with `=`).
+    fn expression_text(&mut self, node: &Node, path: &str) -> Option<String> {
+        let Value::Str(s, _) = &node.value else {
+            self.error_hint(
+                Code::WrongType,
+                node.span,
+                format!(
+                    "`{path}` must be an expression, not {}",
+                    article(node.type_name())
+                ),
+                "write it as a string starting with `=`, for example `=inputs.enabled`",
+            );
+            return None;
+        };
+        if !is_expression(s) {
+            self.error_hint(
+                Code::ExpressionRequired,
+                node.span,
+                format!("`{path}` must be an expression (start with `=`)"),
+                format!("write `={s}`"),
+            );
+            return None;
+        }
+        Some(s.clone())
     }
 
     fn conform_text(&mut self, node: &Node, field: &'static Field, path: &str, text: &str) {
@@ -508,6 +574,84 @@ impl Decoder<'_> {
     fn errors(&self) -> usize {
         self.diags.iter().filter(|d| d.is_error()).count()
     }
+}
+
+/// `path.key`, or `key` at the root.
+pub(crate) fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// CEL's reserved words, which the API server escapes as `__word__` in a rule's `self`.
+const CEL_RESERVED: [&str; 21] = [
+    "true",
+    "false",
+    "null",
+    "in",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
+];
+
+/// `self` for a rule, as the API server binds it: `null` values pruned, and keys that are CEL
+/// reserved words escaped.
+fn rule_self(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        J::Object(map) => J::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| {
+                    let key = if CEL_RESERVED.contains(&k.as_str()) {
+                        format!("__{k}__")
+                    } else {
+                        k.clone()
+                    };
+                    (key, rule_self(v))
+                })
+                .collect(),
+        ),
+        J::Array(items) => J::Array(items.iter().map(rule_self).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Whether `value` passes a CRD rule. The rules are ours and compile; one that fails to
+/// evaluate counts as broken, as it would in the API server.
+fn rule_holds(rule: &crate::schema::Rule, value: &serde_json::Value) -> bool {
+    type Compiled = std::collections::HashMap<&'static str, Option<Arc<Expr>>>;
+    static COMPILED: std::sync::LazyLock<std::sync::Mutex<Compiled>> =
+        std::sync::LazyLock::new(Default::default);
+    let expr = {
+        let mut compiled = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+        compiled
+            .entry(rule.rule)
+            .or_insert_with(|| Expr::compile_str(rule.rule).ok().map(Arc::new))
+            .clone()
+    };
+    let Some(expr) = expr else {
+        return false;
+    };
+    let value = rule_self(value);
+    expr.eval_bool(&crate::expr::Scope::new().with("self", &value))
+        .unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! Every field of the koreo.dev kinds, described once: the CRDs in `crds/` are generated from
 //! it, and the language server reads it for hover and completion.
 //!
-//! The tree matches what [`crate::model`] accepts and enforces (same keys, required keys,
-//! one-of groups and limits; `lang/tests/crds.rs` checks that they agree); where the decoder
-//! is silent it follows Koreo's own CRDs.
+//! It is also what every document is checked against when it loads (`Decoder::conform` in
+//! `decode.rs`: keys, types, required and one-of keys, enums, expressions, limits and the
+//! CRD's rules, evaluated as CEL), before [`crate::model`] reads the typed values out: the
+//! decoder and the CRDs cannot disagree.
 //!
 //! # Looking fields up
 //!
@@ -28,6 +29,8 @@
 //! one file of `crds/` (named [`crd_file_name`]), [`crds_yaml`] all of them in one YAML stream.
 
 use serde_json::{Map, Value as Json, json};
+
+use crate::codes::Code;
 
 /// The API group of every Koreo kind.
 pub const GROUP: &str = "koreo.dev";
@@ -116,10 +119,12 @@ impl Pattern {
             Pattern::Identifier => Rule {
                 rule: "self.matches('^[a-zA-Z0-9_]+$')",
                 message: "may only hold letters, digits and `_`",
+                checked_as: None,
             },
             Pattern::PascalCase => Rule {
                 rule: "self.matches('^[A-Z][a-zA-Z0-9]+$')",
                 message: "must be PascalCase letters and digits, for example `DatabaseReady`",
+                checked_as: None,
             },
         }
     }
@@ -131,6 +136,9 @@ impl Pattern {
 pub struct Rule {
     pub rule: &'static str,
     pub message: &'static str,
+    /// Reported by another check, which points at the very item (the duplicate step label):
+    /// the decoder leaves the rule to it.
+    pub checked_as: Option<Code>,
 }
 
 /// One field: a key of an object, a list's items or a map's values.
@@ -643,6 +651,7 @@ const RESOURCE_FUNCTION_SPEC: Field = object(
         .rules(&[Rule {
             rule: "has(self.__namespace__) || (has(self.namespaced) && !self.namespaced)",
             message: "`namespace` is required when `namespaced` is true",
+            checked_as: None,
         }]),
         free(
             "resource",
@@ -779,6 +788,7 @@ const OVERLAY: Field = object(
 .rules(&[Rule {
     rule: "!has(self.inputs) || has(self.overlayRef)",
     message: "`inputs` goes with `overlayRef`, not with an inline `overlay`",
+    checked_as: None,
 }]);
 
 static RESOURCE_FUNCTION: Field = object(
@@ -891,6 +901,7 @@ const STEP: Field = object(
                 .rules(&[Rule {
                     rule: "self.filter(c, has(c.default) && c.default).size() <= 1",
                     message: "only one case may be the default",
+                    checked_as: None,
                 }]),
             ],
         ),
@@ -974,6 +985,7 @@ static WORKFLOW: Field = object(
                 .rules(&[Rule {
                     rule: "self.all(s, self.exists_one(t, t.label == s.label))",
                     message: "step labels must be unique",
+                    checked_as: Some(Code::DuplicateStep),
                 }]),
             ],
         )
@@ -1106,6 +1118,7 @@ static FUNCTION_TEST: Field = object(
         .rules(&[Rule {
             rule: "!has(self.functionRef) || self.functionRef.kind == 'ResourceFunction' || !has(self.testCases) || self.testCases.all(c, !has(c.expectResource) && !has(c.expectDelete))",
             message: "`expectResource` and `expectDelete` are only valid in ResourceFunction tests",
+            checked_as: Some(Code::WrongKind),
         }]),
         STATUS,
     ],
@@ -1528,6 +1541,7 @@ fn validations(field: &Field) -> Vec<Json> {
         (Expression::Required, Type::String) => Some(Rule {
             rule: "self.startsWith('=')",
             message: "must be an expression (start with `=`)",
+            checked_as: None,
         }),
         // A pattern or an enum already rules out a leading `=`.
         (Expression::Forbidden, Type::String)
@@ -1536,6 +1550,7 @@ fn validations(field: &Field) -> Vec<Json> {
             Some(Rule {
                 rule: "!self.startsWith('=')",
                 message: "may not be an expression",
+                checked_as: None,
             })
         }
         // Checked from the containing object (below): on the unbounded int-or-string itself,

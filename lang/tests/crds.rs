@@ -1,6 +1,7 @@
 //! The CRDs in `crds/` are what `koreo_lang::schema` generates, they are valid structural
-//! schemas, they agree with the decoder (model.rs) field by field, and every Koreo file of the
-//! conformance corpus validates against them.
+//! schemas, the decoder's checks of the schema (`Decoder::conform`) accept and refuse what an
+//! API server validating the CRD does (`openapi/`), and every Koreo file of the conformance
+//! corpus validates against them.
 
 mod openapi;
 
