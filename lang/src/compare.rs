@@ -118,9 +118,10 @@ enum Mode {
     Exact,
 }
 
+/// Differences are recorded where they are found, with an empty path; each level puts its
+/// step in front on the way out. Nothing is allocated for the path of what is equal.
 struct Walk {
     mode: Mode,
-    path: Vec<Step>,
     found: Vec<Difference>,
 }
 
@@ -128,8 +129,17 @@ impl Walk {
     fn new(mode: Mode) -> Self {
         Walk {
             mode,
-            path: Vec::new(),
             found: Vec::new(),
+        }
+    }
+
+    /// Puts `step` in front of the path of the differences found since `since`.
+    fn under(&mut self, since: usize, step: impl FnOnce() -> Step) {
+        if self.found.len() > since {
+            let step = step();
+            for d in &mut self.found[since..] {
+                d.path.insert(0, step.clone());
+            }
         }
     }
 
@@ -140,7 +150,7 @@ impl Walk {
 
     fn push(&mut self, kind: Kind, expected: Option<&Json>, actual: Option<&Json>) {
         self.found.push(Difference {
-            path: self.path.clone(),
+            path: Vec::new(),
             kind,
             expected: expected.cloned(),
             actual: actual.cloned(),
@@ -163,9 +173,9 @@ impl Walk {
                 }
                 let applied = last_applied.and_then(Json::as_array);
                 for (i, (x, y)) in e.iter().zip(a).enumerate() {
-                    self.path.push(Step::Index(i));
+                    let since = self.found.len();
                     self.value(x, Some(y), applied.and_then(|l| l.get(i)), false);
-                    self.path.pop();
+                    self.under(since, || Step::Index(i));
                     if self.done() {
                         return;
                     }
@@ -208,7 +218,7 @@ impl Walk {
             } else {
                 actual.get(key)
             };
-            self.path.push(Step::Key(key.clone()));
+            let since = self.found.len();
             match (compare_to, as_map.and_then(|m| m.get(key))) {
                 // Expecting `null` is expecting nothing there: the API server stores no nulls.
                 (None, _) if e.is_null() => {}
@@ -229,7 +239,7 @@ impl Walk {
                     self.value(e, compare_to, applied, as_set.contains(&key.as_str()))
                 }
             }
-            self.path.pop();
+            self.under(since, || Step::Key(key.clone()));
             if self.done() {
                 return;
             }
@@ -237,9 +247,9 @@ impl Walk {
         if self.mode == Mode::Exact {
             for (key, a) in actual {
                 if !expected.contains_key(key) && !is_directive(key) {
-                    self.path.push(Step::Key(key.clone()));
+                    let since = self.found.len();
                     self.push(Kind::Unexpected, None, Some(a));
-                    self.path.pop();
+                    self.under(since, || Step::Key(key.clone()));
                 }
             }
         }

@@ -8,6 +8,26 @@ use crate::schema::{Expression, Field, Type};
 use crate::source::{Diagnostic, FileRef, Location, Span};
 use crate::yaml::{Key, Node, Value};
 
+/// Where a value is in its document, built as the walk goes down and written out
+/// (`spec.steps[0].label`) only for a message.
+#[derive(Clone, Copy)]
+pub(crate) enum Path<'p> {
+    Root,
+    Key(&'p Path<'p>, &'p str),
+    Index(&'p Path<'p>, usize),
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Root => Ok(()),
+            Path::Key(Path::Root, key) => f.write_str(key),
+            Path::Key(parent, key) => write!(f, "{parent}.{key}"),
+            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
 pub(crate) struct Decoder<'a> {
     /// The kind of the document, which names its top level in messages.
     pub kind: &'a str,
@@ -62,12 +82,13 @@ impl<'a> Decoder<'a> {
         self.diags.push(diag);
     }
 
-    /// A mapping with only the given keys. Unknown keys are reported with the valid ones.
-    pub fn fields<'n>(
+    /// A mapping with only the keys `field` declares. Unknown keys are reported with the valid
+    /// ones.
+    fn fields<'n>(
         &mut self,
         node: &'n Node,
-        path: &str,
-        allowed: &[&str],
+        path: &Path<'_>,
+        field: &'static Field,
     ) -> Option<Fields<'n>> {
         let Some(entries) = node.as_map() else {
             self.error(
@@ -81,8 +102,9 @@ impl<'a> Decoder<'a> {
             return None;
         };
         for (key, _) in entries {
-            if !allowed.contains(&key.text.as_str()) {
-                let suggestion = closest(&key.text, allowed)
+            if field.fields.iter().all(|f| f.name != key.text) {
+                let allowed: Vec<&str> = field.keys().collect();
+                let suggestion = closest(&key.text, &allowed)
                     .map(|s| format!("did you mean `{s}`? "))
                     .unwrap_or_default();
                 self.error_hint(
@@ -91,7 +113,10 @@ impl<'a> Decoder<'a> {
                     format!(
                         "unknown key `{}` in `{}`",
                         key.text,
-                        if path.is_empty() { self.kind } else { path }
+                        match path {
+                            Path::Root => self.kind.to_string(),
+                            _ => path.to_string(),
+                        }
                     ),
                     format!("{suggestion}valid keys: {}", allowed.join(", ")),
                 );
@@ -101,7 +126,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Any mapping (keys not checked).
-    pub fn any_map<'n>(&mut self, node: &'n Node, path: &str) -> Option<Fields<'n>> {
+    pub fn any_map<'n>(&mut self, node: &'n Node, path: &Path<'_>) -> Option<Fields<'n>> {
         let entries = node.as_map();
         if entries.is_none() {
             self.error(
@@ -116,19 +141,24 @@ impl<'a> Decoder<'a> {
         entries.map(|entries| Fields { node, entries })
     }
 
-    pub fn required<'n>(&mut self, fields: &Fields<'n>, key: &str, path: &str) -> Option<&'n Node> {
+    pub fn required<'n>(
+        &mut self,
+        fields: &Fields<'n>,
+        key: &str,
+        path: &Path<'_>,
+    ) -> Option<&'n Node> {
         let found = fields.get(key);
         if found.is_none() {
             self.error(
                 Code::MissingField,
                 fields.span(),
-                format!("`{}` is required", join(path, key)),
+                format!("`{}` is required", Path::Key(path, key)),
             );
         }
         found
     }
 
-    pub fn string(&mut self, node: &Node, path: &str) -> Option<String> {
+    pub fn string(&mut self, node: &Node, path: &Path<'_>) -> Option<String> {
         match &node.value {
             Value::Str(s, _) => Some(s.clone()),
             _ => {
@@ -145,7 +175,7 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    pub fn bool(&mut self, node: &Node, path: &str) -> Option<bool> {
+    pub fn bool(&mut self, node: &Node, path: &Path<'_>) -> Option<bool> {
         match node.value {
             Value::Bool(b) => Some(b),
             _ => {
@@ -162,7 +192,7 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    pub fn int(&mut self, node: &Node, path: &str) -> Option<i64> {
+    pub fn int(&mut self, node: &Node, path: &Path<'_>) -> Option<i64> {
         match node.value {
             Value::Int(i) => Some(i),
             _ => {
@@ -179,7 +209,7 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    pub fn seq<'n>(&mut self, node: &'n Node, path: &str, max: usize) -> &'n [Node] {
+    pub fn seq<'n>(&mut self, node: &'n Node, path: &Path<'_>, max: usize) -> &'n [Node] {
         match node.as_seq() {
             Some(items) => {
                 if items.len() > max {
@@ -269,7 +299,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Reports unless exactly one of `keys` is `present`.
-    fn one_of(&mut self, fields: &Fields, keys: &[&str], present: &[&str], path: &str) {
+    fn one_of(&mut self, fields: &Fields, keys: &[&str], present: &[&str], path: &Path<'_>) {
         match present {
             [_] => {}
             [] => self.error(
@@ -335,7 +365,7 @@ impl Decoder<'_> {
     /// required keys, one-of and any-of groups, types, enums, expressions required or
     /// forbidden, patterns, lengths and sizes, unique list items and the CRD's rules. What is
     /// decoded this way cannot disagree with its CRD. True when it conforms.
-    pub fn conform(&mut self, node: &Node, field: &'static Field, path: &str) -> bool {
+    pub fn conform(&mut self, node: &Node, field: &'static Field, path: &Path<'_>) -> bool {
         let errors = self.errors();
         if matches!(node.value, Value::Null) {
             // Kept where nullable (it removes a key in a merge patch); elsewhere absent, as the
@@ -379,7 +409,7 @@ impl Decoder<'_> {
         self.errors() == errors
     }
 
-    fn conform_list(&mut self, node: &Node, field: &'static Field, path: &str) {
+    fn conform_list(&mut self, node: &Node, field: &'static Field, path: &Path<'_>) {
         let max = field.max_items.map_or(usize::MAX, |m| m as usize);
         let items = self.seq(node, path, max);
         if let Some(min) = field.min_items
@@ -394,7 +424,7 @@ impl Decoder<'_> {
         }
         if let Some(item) = field.items {
             for (i, n) in items.iter().enumerate() {
-                self.conform(n, item, &format!("{path}[{i}]"));
+                self.conform(n, item, &Path::Index(path, i));
             }
         }
         // Items must differ in their keys (`x-kubernetes-list-type: map`).
@@ -423,16 +453,16 @@ impl Decoder<'_> {
         }
     }
 
-    fn conform_object(&mut self, node: &Node, field: &'static Field, path: &str) {
-        let keys: Vec<&str> = field.keys().collect();
-        let fields = if field.free_form || (keys.is_empty() && field.values.is_some()) {
+    fn conform_object(&mut self, node: &Node, field: &'static Field, path: &Path<'_>) {
+        let declared = !field.fields.is_empty();
+        let fields = if field.free_form || (!declared && field.values.is_some()) {
             self.any_map(node, path)
         } else {
-            self.fields(node, path, &keys)
+            self.fields(node, path, field)
         };
         let Some(fields) = fields else { return };
         for child in field.fields {
-            let at = join(path, child.name);
+            let at = Path::Key(path, child.name);
             match fields.get(child.name) {
                 Some(n) => {
                     self.conform(n, child, &at);
@@ -443,9 +473,9 @@ impl Decoder<'_> {
                 None => {}
             }
         }
-        if let Some(values) = field.values.filter(|_| keys.is_empty()) {
+        if let Some(values) = field.values.filter(|_| !declared) {
             for (key, value) in fields.entries {
-                self.conform(value, values, &join(path, &key.text));
+                self.conform(value, values, &Path::Key(path, &key.text));
             }
         }
         if !field.one_of.is_empty() {
@@ -488,7 +518,7 @@ impl Decoder<'_> {
 
     /// The CRD's cross-field rules, evaluated as the API server does: CEL with `self` bound to
     /// the value (keys that are CEL reserved words escaped as `__word__`).
-    fn conform_rules(&mut self, node: &Node, field: &'static Field, path: &str) {
+    fn conform_rules(&mut self, node: &Node, field: &'static Field, path: &Path<'_>) {
         let rules = field.rules.iter().filter(|r| r.checked_as.is_none());
         for rule in rules {
             if !rule_holds(rule, &node.to_json()) {
@@ -502,7 +532,7 @@ impl Decoder<'_> {
     }
 
     /// The text of a field that must be an expression (a string starting with `=`).
-    fn expression_text(&mut self, node: &Node, path: &str) -> Option<String> {
+    fn expression_text(&mut self, node: &Node, path: &Path<'_>) -> Option<String> {
         let Value::Str(s, _) = &node.value else {
             self.error_hint(
                 Code::WrongType,
@@ -527,7 +557,7 @@ impl Decoder<'_> {
         Some(s.clone())
     }
 
-    fn conform_text(&mut self, node: &Node, field: &'static Field, path: &str, text: &str) {
+    fn conform_text(&mut self, node: &Node, field: &'static Field, path: &Path<'_>, text: &str) {
         if !field.enum_values.is_empty() && !field.enum_values.contains(&text) {
             let suggestion = closest(text, field.enum_values)
                 .map(|s| format!("did you mean `{s}`? "))
@@ -573,15 +603,6 @@ impl Decoder<'_> {
 
     fn errors(&self) -> usize {
         self.diags.iter().filter(|d| d.is_error()).count()
-    }
-}
-
-/// `path.key`, or `key` at the root.
-pub(crate) fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
     }
 }
 

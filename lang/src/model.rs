@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use crate::codes::Code;
-use crate::decode::Decoder;
+use crate::decode::{Decoder, Path};
 use crate::expr::{Expr, ExprCache, Template};
 use crate::source::{Diagnostic, FileRef, Location};
 use crate::yaml::Node;
@@ -388,7 +388,7 @@ pub fn decode(
     };
     // Read on after structural errors, so that expression errors show up at the same time; a
     // definition with any error is dropped below.
-    d.conform(root, crate::schema::kind(kind)?, "");
+    d.conform(root, crate::schema::kind(kind)?, &Path::Root);
     let meta = decode_meta(&mut d, root)?;
     let spec = at(root, "spec")?;
     let definition = match kind {
