@@ -158,9 +158,9 @@ impl<'a> Decoder<'a> {
         found
     }
 
-    pub fn string(&mut self, node: &Node, path: &Path<'_>) -> Option<String> {
+    fn string<'n>(&mut self, node: &'n Node, path: &Path<'_>) -> Option<&'n str> {
         match &node.value {
-            Value::Str(s, _) => Some(s.clone()),
+            Value::Str(s, _) => Some(s),
             _ => {
                 self.error(
                     Code::WrongType,
@@ -298,10 +298,9 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    /// Reports unless exactly one of `keys` is `present`.
+    /// Reports that not exactly one of `keys` is `present`.
     fn one_of(&mut self, fields: &Fields, keys: &[&str], present: &[&str], path: &Path<'_>) {
         match present {
-            [_] => {}
             [] => self.error(
                 Code::MissingField,
                 fields.span(),
@@ -376,11 +375,11 @@ impl Decoder<'_> {
             Type::Object => self.conform_object(node, field, path),
             Type::Array => self.conform_list(node, field, path),
             Type::String if field.expression == Expression::Required => {
-                self.expression_text(node, path);
+                self.check_expression(node, path);
             }
             Type::String => {
                 if let Some(text) = self.string(node, path) {
-                    self.conform_text(node, field, path, &text);
+                    self.conform_text(node, field, path, text);
                 }
             }
             Type::Boolean => {
@@ -480,17 +479,15 @@ impl Decoder<'_> {
         }
         if !field.one_of.is_empty() {
             // A nullable key written as `null` is there (`ok: null`); others are absent.
-            let present: Vec<&str> = field
-                .one_of
-                .iter()
-                .copied()
-                .filter(|k| {
-                    fields.has(k)
-                        || (field.child(k).is_some_and(|c| c.nullable)
-                            && fields.entries.iter().any(|(key, _)| key.text == *k))
-                })
-                .collect();
-            self.one_of(&fields, field.one_of, &present, path);
+            let is_present = |k: &&&str| {
+                fields.has(k)
+                    || (field.child(k).is_some_and(|c| c.nullable)
+                        && fields.entries.iter().any(|(key, _)| key.text == **k))
+            };
+            if field.one_of.iter().filter(is_present).count() != 1 {
+                let present: Vec<&str> = field.one_of.iter().filter(is_present).copied().collect();
+                self.one_of(&fields, field.one_of, &present, path);
+            }
         }
         if !field.any_of.is_empty() && !field.any_of.iter().any(|k| fields.has(k)) {
             self.error(
@@ -531,8 +528,8 @@ impl Decoder<'_> {
         }
     }
 
-    /// The text of a field that must be an expression (a string starting with `=`).
-    fn expression_text(&mut self, node: &Node, path: &Path<'_>) -> Option<String> {
+    /// A field that must be an expression: a string starting with `=`.
+    fn check_expression(&mut self, node: &Node, path: &Path<'_>) {
         let Value::Str(s, _) = &node.value else {
             self.error_hint(
                 Code::WrongType,
@@ -543,7 +540,7 @@ impl Decoder<'_> {
                 ),
                 "write it as a string starting with `=`, for example `=inputs.enabled`",
             );
-            return None;
+            return;
         };
         if !is_expression(s) {
             self.error_hint(
@@ -552,9 +549,7 @@ impl Decoder<'_> {
                 format!("`{path}` must be an expression (start with `=`)"),
                 format!("write `={s}`"),
             );
-            return None;
         }
-        Some(s.clone())
     }
 
     fn conform_text(&mut self, node: &Node, field: &'static Field, path: &Path<'_>, text: &str) {
