@@ -27,9 +27,10 @@ use crate::ownership::{
     to_adopt, to_take_back,
 };
 
-/// Why a write failed, as far as the engine needs to know.
+/// Why a request to the API server failed, as far as the engine and the controller need to
+/// know.
 #[derive(Clone, Debug, PartialEq)]
-pub enum WriteError {
+pub enum RequestError {
     /// Someone else created or changed it first (409).
     Conflict(String),
     /// The API server refused it for good (400, 403, 422, ...): retrying the same will not help.
@@ -38,22 +39,22 @@ pub enum WriteError {
     Transient(String),
 }
 
-impl WriteError {
+impl RequestError {
     /// The error for an API server's answer: 409 a conflict, 429 and 5xx worth retrying,
     /// anything else refused. The one mapping both clusters (real and in memory) use.
-    pub fn from_status(code: u16, message: String) -> WriteError {
+    pub fn from_status(code: u16, message: String) -> RequestError {
         match code {
-            409 => WriteError::Conflict(message),
-            429 | 500.. => WriteError::Transient(format!("{message} ({code})")),
-            _ => WriteError::Refused(format!("{message} ({code})")),
+            409 => RequestError::Conflict(message),
+            429 | 500.. => RequestError::Transient(format!("{message} ({code})")),
+            _ => RequestError::Refused(format!("{message} ({code})")),
         }
     }
 }
 
-impl std::fmt::Display for WriteError {
+impl std::fmt::Display for RequestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WriteError::Conflict(m) | WriteError::Refused(m) | WriteError::Transient(m) => {
+            RequestError::Conflict(m) | RequestError::Refused(m) | RequestError::Transient(m) => {
                 f.write_str(m)
             }
         }
@@ -62,7 +63,10 @@ impl std::fmt::Display for WriteError {
 
 /// The cluster as the engine sees it: objects by identity.
 pub trait ResourceApi: Sync {
-    fn get(&self, id: &ResourceId) -> impl Future<Output = Result<Option<Json>, String>> + Send;
+    fn get(
+        &self,
+        id: &ResourceId,
+    ) -> impl Future<Output = Result<Option<Json>, RequestError>> + Send;
     /// Server-side apply as koreo's field manager, which creates the object if it is missing.
     /// `force` takes over fields another manager set; without it, changing one is a conflict.
     fn apply(
@@ -70,7 +74,7 @@ pub trait ResourceApi: Sync {
         id: &ResourceId,
         body: &Json,
         force: bool,
-    ) -> impl Future<Output = Result<Json, WriteError>> + Send;
+    ) -> impl Future<Output = Result<Json, RequestError>> + Send;
     /// The kind's plural (resource name), as the cluster serves it.
     fn plural(&self, id: &ResourceId) -> impl Future<Output = Option<String>> + Send;
     /// A JSON patch (RFC 6902), as koreo's field manager: lists replaced whole.
@@ -78,20 +82,20 @@ pub trait ResourceApi: Sync {
         &self,
         id: &ResourceId,
         operations: &Json,
-    ) -> impl Future<Output = Result<Json, WriteError>> + Send;
+    ) -> impl Future<Output = Result<Json, RequestError>> + Send;
     /// A JSON merge patch (the finalizer and annotation of a parent; abandoning an object).
     fn merge_patch(
         &self,
         id: &ResourceId,
         patch: &Json,
-    ) -> impl Future<Output = Result<Json, WriteError>> + Send;
+    ) -> impl Future<Output = Result<Json, RequestError>> + Send;
     /// A JSON merge patch of the status: through the status subresource when the kind has one.
     fn patch_status(
         &self,
         id: &ResourceId,
         patch: &Json,
-    ) -> impl Future<Output = Result<Json, WriteError>> + Send;
-    fn delete(&self, id: &ResourceId) -> impl Future<Output = Result<(), WriteError>> + Send;
+    ) -> impl Future<Output = Result<Json, RequestError>> + Send;
+    fn delete(&self, id: &ResourceId) -> impl Future<Output = Result<(), RequestError>> + Send;
 }
 
 /// What one reconcile of a workflow produced.
@@ -506,7 +510,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
                 self.record("Create", id, &result);
                 match result {
                     Ok(_) => then,
-                    Err(WriteError::Conflict(_)) => {
+                    Err(RequestError::Conflict(_)) => {
                         Outcome::retry(format!("Waiting on competing creation of {id}."), 30, None)
                     }
                     Err(e) => self.write_failed("creating", id, e),
@@ -533,7 +537,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
                 self.record("Patch", id, &result);
                 match result {
                     Ok(_) => then,
-                    Err(WriteError::Conflict(why)) if decorates => Outcome::perm_fail(
+                    Err(RequestError::Conflict(why)) if decorates => Outcome::perm_fail(
                         format!(
                             "{id}: another field manager set fields this function decorates, and koreo does not take them over: {why}. Remove them from that manager's writes, or from this function"
                         ),
@@ -554,7 +558,7 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
         (outcome, managed)
     }
 
-    fn record<T>(&self, verb: &'static str, id: &ResourceId, result: &Result<T, WriteError>) {
+    fn record<T>(&self, verb: &'static str, id: &ResourceId, result: &Result<T, RequestError>) {
         let change = Change {
             verb,
             object: id.to_string(),
@@ -577,9 +581,11 @@ impl<'a, A: ResourceApi> Engine<'a, A> {
     }
 
     /// A refused write is a permanent failure of the step; any other is retried, with backoff.
-    fn write_failed(&self, doing: &str, id: &ResourceId, error: WriteError) -> Outcome {
+    fn write_failed(&self, doing: &str, id: &ResourceId, error: RequestError) -> Outcome {
         match error {
-            WriteError::Refused(e) => Outcome::perm_fail(format!("Error {doing} {id}: {e}"), None),
+            RequestError::Refused(e) => {
+                Outcome::perm_fail(format!("Error {doing} {id}: {e}"), None)
+            }
             other => {
                 self.api_errors.fetch_add(1, Ordering::Relaxed);
                 Outcome::retry(format!("Error {doing} {id}: {other}"), 30, None)
@@ -657,14 +663,14 @@ fn replace_lists(live: &Json, lists: &[(String, Json)]) -> Json {
 
 #[cfg(test)]
 mod write_errors {
-    use super::WriteError;
+    use super::RequestError;
 
     #[test]
     fn answers_map_to_what_the_engine_does_next() {
-        let kind = |code| match WriteError::from_status(code, "m".into()) {
-            WriteError::Conflict(_) => "conflict",
-            WriteError::Transient(_) => "retry",
-            WriteError::Refused(_) => "refused",
+        let kind = |code| match RequestError::from_status(code, "m".into()) {
+            RequestError::Conflict(_) => "conflict",
+            RequestError::Transient(_) => "retry",
+            RequestError::Refused(_) => "refused",
         };
         assert_eq!(kind(409), "conflict");
         for code in [429, 500, 503, 504] {

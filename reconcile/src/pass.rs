@@ -11,7 +11,7 @@ use koreo_lang::model::{DeletePolicy, Workflow};
 use serde_json::{Map, Value as Json, json};
 use tokio::sync::OnceCell;
 
-use crate::engine::{Engine, ResourceApi, WorkflowRun, WriteError};
+use crate::engine::{Engine, RequestError, ResourceApi, WorkflowRun};
 use crate::managed::{MANAGED_RESOURCES, ManagedObject, ManagedTree};
 use crate::ownership::{Owner, abandon_patch, decorates, made_for};
 
@@ -105,12 +105,48 @@ pub enum Next {
     OnChange,
     /// Look again after this long (a Retry's delay, a write to check, the resync).
     After(Duration),
-    /// A request to the API failed: back off, then try again.
-    BackOff(String),
+    /// The pass could not finish: back off, then try again.
+    BackOff(Unfinished),
 }
 
-impl From<Result<Option<Duration>, String>> for Next {
-    fn from(result: Result<Option<Duration>, String>) -> Next {
+/// Why a pass did not finish. Each is worth trying again: nothing was lost, the next pass
+/// picks up where this one stopped.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Unfinished {
+    /// Reading the parent failed.
+    Read(RequestError),
+    /// Requests the steps made failed (the steps wait and say so).
+    Requests(usize),
+    /// koreo's finalizer could not be added to the parent, or removed from it.
+    Finalizer,
+    /// A deleted parent's objects are not all released yet.
+    Cleanup,
+    /// Objects the workflow no longer produces are not all released yet.
+    Pruning,
+}
+
+impl From<RequestError> for Unfinished {
+    fn from(error: RequestError) -> Unfinished {
+        Unfinished::Read(error)
+    }
+}
+
+impl std::fmt::Display for Unfinished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unfinished::Read(e) => write!(f, "reading the parent failed: {e}"),
+            Unfinished::Requests(n) => write!(f, "{n} request(s) to the API failed"),
+            Unfinished::Finalizer => f.write_str("koreo's finalizer could not be added or removed"),
+            Unfinished::Cleanup => f.write_str("cleanup of a deleted parent is not finished"),
+            Unfinished::Pruning => {
+                f.write_str("pruning what the workflow no longer produces is not finished")
+            }
+        }
+    }
+}
+
+impl From<Result<Option<Duration>, Unfinished>> for Next {
+    fn from(result: Result<Option<Duration>, Unfinished>) -> Next {
         match result {
             Ok(None) => Next::OnChange,
             Ok(Some(delay)) => Next::After(delay),
@@ -152,7 +188,7 @@ async fn run<A: ResourceApi>(
     parent_id: &ResourceId,
     boundary: &Boundary,
     pass: &mut Pass,
-) -> Result<Option<Duration>, String> {
+) -> Result<Option<Duration>, Unfinished> {
     let workflows = ws.workflows_for(&parent_id.api_version, &parent_id.kind);
     // No workflow for this kind (any more): nothing to do until one appears. A deleted parent
     // has nothing to run its cleanup either, so koreo's finalizer goes (left, it would keep the
@@ -166,7 +202,7 @@ async fn run<A: ResourceApi>(
             && has_finalizer(&parent)
             && !remove_finalizer(api, parent_id, &parent).await
         {
-            return Err("could not remove the finalizer of a parent no workflow runs for".into());
+            return Err(Unfinished::Finalizer);
         }
         return Ok(None);
     };
@@ -190,7 +226,7 @@ async fn run<A: ResourceApi>(
         if cleaned && remove_finalizer(api, parent_id, &parent).await {
             return Ok(None);
         }
-        return Err("cleanup of a deleted parent is not finished".into());
+        return Err(Unfinished::Cleanup);
     }
     if workflows.len() > 1 {
         let names: Vec<&str> = workflows.iter().map(|w| w.meta.name.as_str()).collect();
@@ -214,7 +250,7 @@ async fn run<A: ResourceApi>(
     let finalized = OnceCell::new();
     if !entries.is_empty() {
         if !ensure_finalizer(api, parent_id, &parent).await {
-            return Err("could not add the finalizer".into());
+            return Err(Unfinished::Finalizer);
         }
         // Done: asking again with the parent as read would be refused as out of date.
         let _ = finalized.set(true);
@@ -250,7 +286,7 @@ async fn run<A: ResourceApi>(
     // Until they are released, what is gone stays in the annotation, to be tried again.
     if !gone.is_empty() && !release(ws, &workflow, api, &parent, &gone, &mut pass.notices).await {
         pass.run = Some(run);
-        return Err("pruning what the workflow no longer produces is not finished".into());
+        return Err(Unfinished::Pruning);
     }
     // A parent the workflow skips and never managed is left untouched, status included: a
     // decorator does not write into every Namespace it does not apply to.
@@ -277,11 +313,10 @@ async fn run<A: ResourceApi>(
 }
 
 /// When to reconcile again after a run.
-fn next_look(run: &WorkflowRun, status_failed: bool) -> Result<Option<Duration>, String> {
+fn next_look(run: &WorkflowRun, status_failed: bool) -> Result<Option<Duration>, Unfinished> {
     if run.api_errors > 0 || status_failed {
-        return Err(format!(
-            "{} request(s) to the API failed",
-            run.api_errors + usize::from(status_failed)
+        return Err(Unfinished::Requests(
+            run.api_errors + usize::from(status_failed),
         ));
     }
     // After writing, look again soon: writes are checked as soon as they land, whatever delay
@@ -441,7 +476,7 @@ async fn write_status<A: ResourceApi>(
     id: &ResourceId,
     parent: &Json,
     run: &WorkflowRun,
-) -> Result<Option<Vec<Json>>, WriteError> {
+) -> Result<Option<Vec<Json>>, RequestError> {
     let annotation = run.resources.annotation();
     if parent["metadata"]["annotations"][MANAGED_RESOURCES].as_str() != Some(annotation.as_str()) {
         let patch = json!({"metadata": {"annotations": {MANAGED_RESOURCES: annotation}}});
@@ -529,7 +564,7 @@ struct ForParent<'a, A: ResourceApi> {
 }
 
 impl<A: ResourceApi> ForParent<'_, A> {
-    async fn finalize(&self) -> Result<(), WriteError> {
+    async fn finalize(&self) -> Result<(), RequestError> {
         let done = *self
             .finalized
             .get_or_init(|| ensure_finalizer(self.api, self.parent_id, self.parent))
@@ -537,7 +572,7 @@ impl<A: ResourceApi> ForParent<'_, A> {
         if done {
             Ok(())
         } else {
-            Err(WriteError::Transient(
+            Err(RequestError::Transient(
                 "could not add koreo's finalizer to the parent first".into(),
             ))
         }
@@ -545,11 +580,11 @@ impl<A: ResourceApi> ForParent<'_, A> {
 }
 
 impl<A: ResourceApi> ResourceApi for ForParent<'_, A> {
-    async fn get(&self, id: &ResourceId) -> Result<Option<Json>, String> {
+    async fn get(&self, id: &ResourceId) -> Result<Option<Json>, RequestError> {
         self.api.get(id).await
     }
 
-    async fn apply(&self, id: &ResourceId, body: &Json, force: bool) -> Result<Json, WriteError> {
+    async fn apply(&self, id: &ResourceId, body: &Json, force: bool) -> Result<Json, RequestError> {
         self.finalize().await?;
         self.api.apply(id, body, force).await
     }
@@ -558,21 +593,21 @@ impl<A: ResourceApi> ResourceApi for ForParent<'_, A> {
         self.api.plural(id).await
     }
 
-    async fn json_patch(&self, id: &ResourceId, operations: &Json) -> Result<Json, WriteError> {
+    async fn json_patch(&self, id: &ResourceId, operations: &Json) -> Result<Json, RequestError> {
         self.finalize().await?;
         self.api.json_patch(id, operations).await
     }
 
-    async fn merge_patch(&self, id: &ResourceId, patch: &Json) -> Result<Json, WriteError> {
+    async fn merge_patch(&self, id: &ResourceId, patch: &Json) -> Result<Json, RequestError> {
         self.finalize().await?;
         self.api.merge_patch(id, patch).await
     }
 
-    async fn patch_status(&self, id: &ResourceId, patch: &Json) -> Result<Json, WriteError> {
+    async fn patch_status(&self, id: &ResourceId, patch: &Json) -> Result<Json, RequestError> {
         self.api.patch_status(id, patch).await
     }
 
-    async fn delete(&self, id: &ResourceId) -> Result<(), WriteError> {
+    async fn delete(&self, id: &ResourceId) -> Result<(), RequestError> {
         self.finalize().await?;
         self.api.delete(id).await
     }
@@ -646,6 +681,24 @@ mod tests {
             long.len() <= MAX_NOTE && long.ends_with("..."),
             "{}",
             long.len()
+        );
+    }
+
+    #[test]
+    fn failed_requests_back_off_and_say_how_many() {
+        let mut run = empty_run();
+        run.api_errors = 2;
+        let next = Next::from(next_look(&run, true));
+        assert_eq!(next, Next::BackOff(Unfinished::Requests(3)));
+        let Next::BackOff(why) = next else {
+            unreachable!()
+        };
+        assert_eq!(why.to_string(), "3 request(s) to the API failed");
+        run.api_errors = 0;
+        run.writes = 1;
+        assert_eq!(
+            Next::from(next_look(&run, false)),
+            Next::After(Duration::from_secs(1))
         );
     }
 

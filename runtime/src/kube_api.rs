@@ -11,7 +11,7 @@ use kube::discovery::{ApiResource, Scope};
 use serde_json::Value as Json;
 use tokio::sync::Mutex;
 
-use crate::engine::{ResourceApi, WriteError};
+use crate::engine::{RequestError, ResourceApi};
 
 pub use koreo_reconcile::FIELD_MANAGER;
 
@@ -107,74 +107,74 @@ fn to_json(object: &DynamicObject) -> Json {
     serde_json::to_value(object).unwrap_or(Json::Null)
 }
 
-fn write_error(e: kube::Error) -> WriteError {
+fn request_error(e: kube::Error) -> RequestError {
     match e {
-        kube::Error::Api(status) => WriteError::from_status(status.code, status.message),
-        other => WriteError::Transient(other.to_string()),
+        kube::Error::Api(status) => RequestError::from_status(status.code, status.message),
+        other => RequestError::Transient(other.to_string()),
     }
 }
 
 impl ResourceApi for KubeApi {
-    async fn get(&self, id: &ResourceId) -> Result<Option<Json>, String> {
-        let api = self.api(id).await?;
+    async fn get(&self, id: &ResourceId) -> Result<Option<Json>, RequestError> {
+        let api = self.api(id).await.map_err(RequestError::Transient)?;
         api.get_opt(&id.name)
             .await
             .map(|o| o.as_ref().map(to_json))
-            .map_err(|e| e.to_string())
+            .map_err(request_error)
     }
 
-    async fn apply(&self, id: &ResourceId, body: &Json, force: bool) -> Result<Json, WriteError> {
-        let api = self.api(id).await.map_err(WriteError::Transient)?;
+    async fn apply(&self, id: &ResourceId, body: &Json, force: bool) -> Result<Json, RequestError> {
+        let api = self.api(id).await.map_err(RequestError::Transient)?;
         let mut params = PatchParams::apply(FIELD_MANAGER);
         params.force = force;
         api.patch(&id.name, &params, &Patch::Apply(body))
             .await
             .map(|o| to_json(&o))
-            .map_err(write_error)
+            .map_err(request_error)
     }
 
     async fn plural(&self, id: &ResourceId) -> Option<String> {
         Some(self.discovered(id).await.ok()?.0.plural)
     }
 
-    async fn json_patch(&self, id: &ResourceId, operations: &Json) -> Result<Json, WriteError> {
-        let api = self.api(id).await.map_err(WriteError::Transient)?;
+    async fn json_patch(&self, id: &ResourceId, operations: &Json) -> Result<Json, RequestError> {
+        let api = self.api(id).await.map_err(RequestError::Transient)?;
         let operations: json_patch::Patch = serde_json::from_value(operations.clone())
-            .map_err(|e| WriteError::Refused(format!("not a JSON patch: {e}")))?;
+            .map_err(|e| RequestError::Refused(format!("not a JSON patch: {e}")))?;
         api.patch(&id.name, &as_koreo(), &Patch::<()>::Json(operations))
             .await
             .map(|o| to_json(&o))
-            .map_err(write_error)
+            .map_err(request_error)
     }
 
-    async fn merge_patch(&self, id: &ResourceId, patch: &Json) -> Result<Json, WriteError> {
-        let api = self.api(id).await.map_err(WriteError::Transient)?;
+    async fn merge_patch(&self, id: &ResourceId, patch: &Json) -> Result<Json, RequestError> {
+        let api = self.api(id).await.map_err(RequestError::Transient)?;
         api.patch(&id.name, &as_koreo(), &Patch::Merge(patch))
             .await
             .map(|o| to_json(&o))
-            .map_err(write_error)
+            .map_err(request_error)
     }
 
-    async fn patch_status(&self, id: &ResourceId, patch: &Json) -> Result<Json, WriteError> {
+    async fn patch_status(&self, id: &ResourceId, patch: &Json) -> Result<Json, RequestError> {
         let (api, has_status) = self
             .api_and_status(id)
             .await
-            .map_err(WriteError::Transient)?;
+            .map_err(RequestError::Transient)?;
         let written = if has_status {
             api.patch_status(&id.name, &as_koreo(), &Patch::Merge(patch))
                 .await
         } else {
             api.patch(&id.name, &as_koreo(), &Patch::Merge(patch)).await
         };
-        written.map(|o| to_json(&o)).map_err(write_error)
+        written.map(|o| to_json(&o)).map_err(request_error)
     }
 
-    async fn delete(&self, id: &ResourceId) -> Result<(), WriteError> {
-        let api = self.api(id).await.map_err(WriteError::Transient)?;
+    async fn delete(&self, id: &ResourceId) -> Result<(), RequestError> {
+        let api = self.api(id).await.map_err(RequestError::Transient)?;
         match api.delete(&id.name, &DeleteParams::background()).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-            Err(e) => Err(write_error(e)),
+            Err(e) => Err(request_error(e)),
         }
     }
 }

@@ -11,7 +11,7 @@ use koreo_lang::eval::ResourceId;
 use koreo_lang::model::{Definition, WorkflowTest, WorkflowTestCase};
 use koreo_lang::source::Location;
 use koreo_reconcile::FIELD_MANAGER;
-use koreo_reconcile::engine::{ResourceApi, WriteError};
+use koreo_reconcile::engine::{RequestError, ResourceApi};
 use koreo_reconcile::pass::{self, Next, Pass};
 use koreo_testkube::error::ApiError;
 use koreo_testkube::store::{Patch, Propagation, Store, Target};
@@ -28,8 +28,8 @@ struct MemoryCluster {
     store: Mutex<Store>,
 }
 
-fn write_error(e: ApiError) -> WriteError {
-    WriteError::from_status(e.code, e.message)
+fn request_error(e: ApiError) -> RequestError {
+    RequestError::from_status(e.code, e.message)
 }
 
 impl MemoryCluster {
@@ -86,11 +86,11 @@ impl MemoryCluster {
         self.get_sync(&id_of(object)).ok().flatten()
     }
 
-    fn get_sync(&self, id: &ResourceId) -> Result<Option<Json>, String> {
+    fn get_sync(&self, id: &ResourceId) -> Result<Option<Json>, RequestError> {
         match self.object_with(id, |store, t| store.get(t, &id.name)) {
             Ok(o) => Ok(Some(o)),
             Err(e) if e.code == 404 => Ok(None),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(request_error(e)),
         }
     }
 
@@ -170,16 +170,16 @@ fn ensure_namespace(store: &mut Store, namespace: &str) -> Result<(), ApiError> 
 }
 
 impl ResourceApi for MemoryCluster {
-    async fn get(&self, id: &ResourceId) -> Result<Option<Json>, String> {
+    async fn get(&self, id: &ResourceId) -> Result<Option<Json>, RequestError> {
         self.get_sync(id)
     }
 
-    async fn apply(&self, id: &ResourceId, body: &Json, force: bool) -> Result<Json, WriteError> {
+    async fn apply(&self, id: &ResourceId, body: &Json, force: bool) -> Result<Json, RequestError> {
         self.object_with(id, |store, t| {
             let apply = Patch::Apply { force };
             store.patch(t, &id.name, apply, body.clone(), FIELD_MANAGER, false)
         })
-        .map_err(write_error)
+        .map_err(request_error)
     }
 
     async fn plural(&self, id: &ResourceId) -> Option<String> {
@@ -188,15 +188,15 @@ impl ResourceApi for MemoryCluster {
         Some(store.types[index].plural.clone())
     }
 
-    async fn json_patch(&self, id: &ResourceId, operations: &Json) -> Result<Json, WriteError> {
+    async fn json_patch(&self, id: &ResourceId, operations: &Json) -> Result<Json, RequestError> {
         self.object_with(id, |store, t| {
             let patch = Patch::Json;
             store.patch(t, &id.name, patch, operations.clone(), FIELD_MANAGER, false)
         })
-        .map_err(write_error)
+        .map_err(request_error)
     }
 
-    async fn merge_patch(&self, id: &ResourceId, patch: &Json) -> Result<Json, WriteError> {
+    async fn merge_patch(&self, id: &ResourceId, patch: &Json) -> Result<Json, RequestError> {
         self.object_with(id, |store, t| {
             store.patch(
                 t,
@@ -207,10 +207,10 @@ impl ResourceApi for MemoryCluster {
                 false,
             )
         })
-        .map_err(write_error)
+        .map_err(request_error)
     }
 
-    async fn patch_status(&self, id: &ResourceId, patch: &Json) -> Result<Json, WriteError> {
+    async fn patch_status(&self, id: &ResourceId, patch: &Json) -> Result<Json, RequestError> {
         let status = self.status_subresource(id);
         self.object_with(id, |store, t| {
             store.patch(
@@ -222,16 +222,16 @@ impl ResourceApi for MemoryCluster {
                 status,
             )
         })
-        .map_err(write_error)
+        .map_err(request_error)
     }
 
-    async fn delete(&self, id: &ResourceId) -> Result<(), WriteError> {
+    async fn delete(&self, id: &ResourceId) -> Result<(), RequestError> {
         match self.object_with(id, |store, t| {
             store.delete(t, &id.name, Propagation::Background, None)
         }) {
             // Already gone is what a delete wants, as for the runtime's client.
             Err(e) if e.code == 404 => Ok(()),
-            other => other.map(|_| ()).map_err(write_error),
+            other => other.map(|_| ()).map_err(request_error),
         }
     }
 }
