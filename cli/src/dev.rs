@@ -65,18 +65,13 @@ fn load(server: &TestKube, ws: &Workspace) -> Vec<Result<String, String>> {
             log.push(create(store, &object.value));
         }
         // Definitions before the objects that trigger them, as written in their files.
-        for file in &ws.files {
-            let Ok(docs) = koreo_lang::yaml::parse_documents(&file.text) else {
-                continue;
-            };
-            for doc in docs {
-                let defined = ws.definitions.iter().any(|d| {
-                    let at = &d.meta().location;
-                    at.file.path == file.path && at.span.start == doc.root.span.start
-                });
-                if defined {
-                    log.push(create(store, &doc.root.to_json()));
-                }
+        for doc in &ws.documents {
+            let defined = ws.definitions.iter().any(|d| {
+                let at = &d.meta().location;
+                at.file.path == doc.file.path && at.span.start == doc.root.span.start
+            });
+            if defined {
+                log.push(create(store, &doc.root.to_json()));
             }
         }
         for object in others {

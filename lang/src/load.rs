@@ -53,10 +53,20 @@ impl Rejected {
     }
 }
 
+/// One YAML document of a file, as parsed.
+#[derive(Clone, Debug)]
+pub struct Document {
+    pub file: FileRef,
+    pub root: Node,
+}
+
 /// Everything loaded from a set of files, with what was wrong in them.
 #[derive(Debug, Default)]
 pub struct Workspace {
     pub files: Vec<FileRef>,
+    /// Every YAML document that parsed, in file order, kept for those that read the files
+    /// again as YAML (the language server, `koreo dev`, definition status in a cluster).
+    pub documents: Vec<Document>,
     pub definitions: Vec<Definition>,
     pub objects: Vec<Object>,
     pub diagnostics: Vec<Diagnostic>,
@@ -157,6 +167,7 @@ impl Workspace {
 
     fn merge(&mut self, part: Workspace) {
         self.files.extend(part.files);
+        self.documents.extend(part.documents);
         self.definitions.extend(part.definitions);
         self.objects.extend(part.objects);
         self.diagnostics.extend(part.diagnostics);
@@ -180,10 +191,11 @@ impl Workspace {
     /// Adds one document that has no source text (a definition read from a cluster), as if
     /// it were the only document of a file at `path`. Its diagnostics point into `root`:
     /// [`Node::path_at`] names the field. Call `finish` after the last one.
-    pub fn add_object(&mut self, path: &Path, root: &Node) {
+    pub fn add_object(&mut self, path: &Path, root: Node) {
         let file = SourceFile::new(path, String::new());
         self.files.push(file.clone());
-        self.add_document(&file, root);
+        self.add_document(&file, &root);
+        self.documents.push(Document { file, root });
     }
 
     /// Adds a file's documents. Call `finish` after the last one.
@@ -212,6 +224,10 @@ impl Workspace {
         let (docs, error) = yaml::parse_documents_partial(&file.text);
         for doc in docs {
             self.add_document(&file, &doc.root);
+            self.documents.push(Document {
+                file: file.clone(),
+                root: doc.root,
+            });
         }
         if let Some(e) = error {
             self.diagnostics.push(

@@ -57,14 +57,17 @@ impl FileState {
         part.add_source(path, text);
         let file = part.files.remove(0);
         let chars: Vec<char> = file.text.chars().collect();
-        let (docs, stale) = match koreo_lang::yaml::parse_documents(&file.text) {
-            Ok(docs) => (
+        // A file that does not parse as a whole keeps the documents of its last good version.
+        let (docs, stale) = if part.failed_files.is_empty() {
+            let docs = std::mem::take(&mut part.documents);
+            (
                 docs.into_iter()
                     .map(|d| DocumentInfo::new(d.root, &chars))
                     .collect(),
                 false,
-            ),
-            Err(_) => (previous.map(|p| p.docs.clone()).unwrap_or_default(), true),
+            )
+        } else {
+            (previous.map(|p| p.docs.clone()).unwrap_or_default(), true)
         };
         let mut state = FileState {
             lines: LineIndex::new(&file.text),

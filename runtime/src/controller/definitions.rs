@@ -25,8 +25,8 @@ impl Controller {
                     // Decoded from the JSON as it came, under a path named after it.
                     let root = koreo_lang::yaml::Node::from_json(&value);
                     let path = PathBuf::from(format!("{kind}/{ns}/{name}"));
-                    ws.add_object(&path, &root);
-                    statuses.push((koreo_resource(kind), path, object, root));
+                    ws.add_object(&path, root);
+                    statuses.push((koreo_resource(kind), path, object));
                 }
             }
         }
@@ -38,16 +38,17 @@ impl Controller {
             .filter(|d| d.is_error())
             .map(|d| d.location.path())
             .collect();
-        self.metrics
-            .set_definitions(statuses.iter().map(|(resource, path, _, _)| {
+        self.metrics.set_definitions(
+            statuses.iter().map(|(resource, path, _)| {
                 (resource.kind.clone(), !invalid.contains(path.as_path()))
-            }));
+            }),
+        );
         tracing::info!(
             definitions = statuses.len(),
             invalid = invalid.len(),
             "definitions loaded"
         );
-        for (resource, path, object, root) in statuses {
+        for (resource, path, object) in statuses {
             let namespace = object.metadata.namespace.clone().unwrap_or_default();
             let api: Api<DynamicObject> =
                 Api::namespaced_with(self.client.clone(), &namespace, &resource);
@@ -57,9 +58,12 @@ impl Controller {
                 .iter()
                 .filter(|d| d.is_error() && d.location.path() == path)
                 .collect();
+            let Some(document) = ws.documents.iter().find(|d| d.file.path == path) else {
+                continue;
+            };
             let problems: Vec<String> = errors
                 .iter()
-                .map(|d| match root.path_at(d.location.span.start) {
+                .map(|d| match document.root.path_at(d.location.span.start) {
                     field if field.is_empty() => d.message.clone(),
                     field => format!("{} (at {field})", d.message),
                 })
