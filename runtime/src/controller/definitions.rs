@@ -115,17 +115,14 @@ async fn list_until_answered(
     api: &Api<DynamicObject>,
     kind: &str,
 ) -> Option<kube::core::ObjectList<DynamicObject>> {
-    let mut failures = 0;
-    loop {
-        match api.list(&Default::default()).await {
-            Ok(list) => return Some(list),
-            Err(kube::Error::Api(status)) if status.code == 404 => return None,
-            Err(error) => {
-                failures += 1;
-                let wait = backoff(failures).min(Duration::from_secs(30));
-                tracing::warn!(%kind, %error, ?wait, "listing definitions failed; trying again");
-                tokio::time::sleep(wait).await;
-            }
-        }
-    }
+    let not_served = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 404);
+    let params = kube::api::ListParams::default();
+    (|| api.list(&params))
+        .retry(backoff(Duration::from_secs(30)))
+        .when(|e| !not_served(e))
+        .notify(|error, wait| {
+            tracing::warn!(%kind, %error, ?wait, "listing definitions failed; trying again");
+        })
+        .await
+        .ok()
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use backon::{BackoffBuilder, Retryable};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use koreo_lang::Workspace;
@@ -16,6 +17,7 @@ use kube::Client;
 use kube::api::{Api, DynamicObject, Patch};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Scope};
+use kube::runtime::scheduler::ScheduleRequest;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Map, Value as Json, json};
 use tokio::sync::{RwLock, mpsc};
@@ -249,14 +251,14 @@ impl Controller {
 
         // Reconciles: one at a time per parent, requeued after their outcome's delay.
         let turns: Arc<Mutex<Turns>> = Arc::default();
-        let failures: Arc<RwLock<HashMap<ParentKey, u32>>> = Arc::default();
+        let failures: Arc<RwLock<HashMap<ParentKey, backon::ExponentialBackoff>>> = Arc::default();
         let workers = Arc::new(tokio::sync::Semaphore::new(this.workers));
         let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        // One timer per parent: the latest reconcile's delay replaces any earlier one, so a
-        // parent that changes often does not pile up follow-up reconciles.
-        let (schedule, mut scheduled) = mpsc::unbounded_channel::<(ParentKey, Duration)>();
-        let mut timers = tokio_util::time::DelayQueue::<ParentKey>::new();
-        let mut timer_of: HashMap<ParentKey, tokio_util::time::delay_queue::Key> = HashMap::new();
+        // One timer per parent (kube's scheduler keeps the earliest asked for), so a parent
+        // that changes often does not pile up follow-up reconciles.
+        let (schedule, requests) =
+            futures::channel::mpsc::unbounded::<ScheduleRequest<ParentKey>>();
+        let mut timers = std::pin::pin!(kube::runtime::scheduler(requests));
         loop {
             this.metrics.set_queue_depth(
                 pending.len() + waiting.load(std::sync::atomic::Ordering::Relaxed),
@@ -266,21 +268,7 @@ impl Controller {
                     tasks.spawn(task);
                     continue;
                 }
-                Some((key, delay)) = scheduled.recv() => {
-                    match timer_of.get(&key) {
-                        Some(timer) => timers.reset(timer, delay),
-                        None => {
-                            let timer = timers.insert(key.clone(), delay);
-                            timer_of.insert(key, timer);
-                        }
-                    }
-                    continue;
-                }
-                Some(due) = timers.next(), if !timers.is_empty() => {
-                    let key = due.into_inner();
-                    timer_of.remove(&key);
-                    key
-                }
+                Some(key) = timers.next() => key,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
                 key = pending.recv() => match key {
                     Some(key) => key,
@@ -330,9 +318,10 @@ impl Controller {
                     Next::BackOff(error) => {
                         tracing::warn!(parent = %key, %error, "reconcile failed; backing off");
                         let mut failures = failures.write().await;
-                        let n = failures.entry(key.clone()).or_insert(0);
-                        *n += 1;
-                        Some(backoff(*n))
+                        let waits = failures
+                            .entry(key.clone())
+                            .or_insert_with(|| backoff(Duration::from_secs(300)).build());
+                        Some(waits.next().unwrap_or(Duration::from_secs(300)))
                     }
                 };
                 // The worker is free for others while this parent waits for its next turn.
@@ -340,7 +329,10 @@ impl Controller {
                 if let Some(delay) = delay {
                     // A Retry's delay is the author's: bounded, so a huge one cannot overflow
                     // the timer wheel.
-                    let _ = schedule.send((key, delay.min(RESYNC)));
+                    let _ = schedule.unbounded_send(ScheduleRequest {
+                        message: key,
+                        run_at: tokio::time::Instant::now() + delay.min(RESYNC),
+                    });
                 }
             });
         }

@@ -30,14 +30,16 @@ pub(super) fn lock(turns: &Mutex<Turns>) -> std::sync::MutexGuard<'_, Turns> {
     turns.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The wait after the `n`th failure in a row: 1 s doubling to at most 5 min, with ±20% jitter.
-pub(super) fn backoff(n: u32) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let base = Duration::from_secs(1) * 2u32.saturating_pow(n.saturating_sub(1)).min(300);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(n);
-    let jitter = 0.8 + 0.4 * (hasher.finish() % 1000) as f64 / 1000.0;
-    base.mul_f64(jitter).min(Duration::from_secs(300))
+/// Waits after failures in a row: from 1 s, doubling, never longer than `max`, with jitter (up
+/// to as much again) so that many parents failing together do not come back together. Retries
+/// never stop: nothing is given up because the API server was away.
+pub(super) fn backoff(max: Duration) -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_max_delay(max / 2)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
 }
 
 #[cfg(test)]
@@ -45,13 +47,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_with_jitter_up_to_five_minutes() {
-        for (n, base) in [(1u32, 1.0), (2, 2.0), (5, 16.0)] {
-            let d = backoff(n).as_secs_f64();
-            assert!(d >= base * 0.8 && d <= base * 1.2, "failure {n}: {d}");
+    fn backoff_doubles_with_jitter_up_to_its_limit() {
+        let waits: Vec<f64> = backoff(Duration::from_secs(300))
+            .build()
+            .take(12)
+            .map(|d| d.as_secs_f64())
+            .collect();
+        for (n, base) in [(0, 1.0), (1, 2.0), (4, 16.0)] {
+            assert!(
+                waits[n] >= base && waits[n] <= base * 2.0,
+                "failure {}: {}",
+                n + 1,
+                waits[n]
+            );
         }
-        assert!(backoff(30) <= Duration::from_secs(300));
-        let spread: HashSet<u128> = (0..20).map(|_| backoff(4).as_millis()).collect();
+        assert!(waits.iter().all(|w| *w <= 300.0), "{waits:?}");
+        let spread: HashSet<u128> = (0..20)
+            .map(|_| {
+                let mut waits = backoff(Duration::from_secs(300)).build();
+                waits.nth(3).unwrap_or_default().as_millis()
+            })
+            .collect();
         assert!(spread.len() > 1, "jitter varies the waits");
     }
 }

@@ -244,15 +244,16 @@ async fn discover(
 ) -> (ApiResource, kube::discovery::ApiCapabilities) {
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     let gvk = GroupVersionKind::gvk(group, version, kind);
-    let mut failures = 0;
     loop {
-        match kube::discovery::pinned_kind(client, &gvk).await {
-            Ok(found) => return found,
-            Err(error) => {
-                failures += 1;
-                tracing::warn!(%api_version, %kind, %error, "cannot discover the kind; trying again");
-                tokio::time::sleep(backoff(failures).min(Duration::from_secs(60))).await;
-            }
+        // The backoff never gives up, so this answers once discovery does.
+        let found = (|| kube::discovery::pinned_kind(client, &gvk))
+            .retry(backoff(Duration::from_secs(60)))
+            .notify(|error, wait| {
+                tracing::warn!(%api_version, %kind, %error, ?wait, "cannot discover the kind; trying again");
+            })
+            .await;
+        if let Ok(found) = found {
+            return found;
         }
     }
 }
