@@ -601,54 +601,6 @@ impl Decoder<'_> {
     }
 }
 
-/// CEL's reserved words, which the API server escapes as `__word__` in a rule's `self`.
-const CEL_RESERVED: [&str; 21] = [
-    "true",
-    "false",
-    "null",
-    "in",
-    "as",
-    "break",
-    "const",
-    "continue",
-    "else",
-    "for",
-    "function",
-    "if",
-    "import",
-    "let",
-    "loop",
-    "package",
-    "namespace",
-    "return",
-    "var",
-    "void",
-    "while",
-];
-
-/// `self` for a rule, as the API server binds it: `null` values pruned, and keys that are CEL
-/// reserved words escaped.
-fn rule_self(value: &serde_json::Value) -> serde_json::Value {
-    use serde_json::Value as J;
-    match value {
-        J::Object(map) => J::Object(
-            map.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| {
-                    let key = if CEL_RESERVED.contains(&k.as_str()) {
-                        format!("__{k}__")
-                    } else {
-                        k.clone()
-                    };
-                    (key, rule_self(v))
-                })
-                .collect(),
-        ),
-        J::Array(items) => J::Array(items.iter().map(rule_self).collect()),
-        other => other.clone(),
-    }
-}
-
 /// Whether `value` passes a CRD rule. The rules are ours and compile; one that fails to
 /// evaluate counts as broken, as it would in the API server.
 fn rule_holds(rule: &crate::schema::Rule, value: &serde_json::Value) -> bool {
@@ -665,7 +617,7 @@ fn rule_holds(rule: &crate::schema::Rule, value: &serde_json::Value) -> bool {
     let Some(expr) = expr else {
         return false;
     };
-    let value = rule_self(value);
+    let value = crate::schema::rule_self(value);
     expr.eval_bool(&crate::expr::Scope::new().with("self", &value))
         .unwrap_or(false)
 }

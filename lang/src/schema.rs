@@ -141,6 +141,53 @@ pub struct Rule {
     pub checked_as: Option<Code>,
 }
 
+/// CEL's reserved words, which the API server escapes as `__word__` in a rule's `self`.
+const CEL_RESERVED: [&str; 21] = [
+    "true",
+    "false",
+    "null",
+    "in",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
+];
+
+/// `self` for a rule, as the API server binds it: `null` values pruned, and keys that are CEL
+/// reserved words escaped.
+pub fn rule_self(value: &Json) -> Json {
+    match value {
+        Json::Object(map) => Json::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| {
+                    let key = if CEL_RESERVED.contains(&k.as_str()) {
+                        format!("__{k}__")
+                    } else {
+                        k.clone()
+                    };
+                    (key, rule_self(v))
+                })
+                .collect(),
+        ),
+        Json::Array(items) => Json::Array(items.iter().map(rule_self).collect()),
+        other => other.clone(),
+    }
+}
+
 /// One field: a key of an object, a list's items or a map's values.
 #[derive(Debug)]
 pub struct Field {

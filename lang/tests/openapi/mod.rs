@@ -213,50 +213,6 @@ pub fn check(schema: &Json, value: &Json, path: &str, errors: &mut Vec<String>) 
     }
 }
 
-/// CEL keywords that Kubernetes escapes as `__keyword__` in rules.
-const CEL_RESERVED: [&str; 21] = [
-    "true",
-    "false",
-    "null",
-    "in",
-    "as",
-    "break",
-    "const",
-    "continue",
-    "else",
-    "for",
-    "function",
-    "if",
-    "import",
-    "let",
-    "loop",
-    "package",
-    "namespace",
-    "return",
-    "var",
-    "void",
-    "while",
-];
-
-fn escape_keys(value: &Json) -> Json {
-    match value {
-        Json::Object(map) => Json::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let key = if CEL_RESERVED.contains(&k.as_str()) {
-                        format!("__{k}__")
-                    } else {
-                        k.clone()
-                    };
-                    (key, escape_keys(v))
-                })
-                .collect(),
-        ),
-        Json::Array(items) => Json::Array(items.iter().map(escape_keys).collect()),
-        other => other.clone(),
-    }
-}
-
 thread_local! {
     static COMPILED: RefCell<HashMap<String, Rc<Expr>>> = RefCell::new(HashMap::new());
 }
@@ -273,7 +229,7 @@ pub fn compile_rule(rule: &str) -> Result<Rc<Expr>, String> {
 
 fn run_rule(rule: &str, value: &Json) -> Result<bool, String> {
     let expr = compile_rule(rule)?;
-    let escaped = escape_keys(value);
+    let escaped = koreo_lang::schema::rule_self(value);
     let scope = Scope::new().with("self", &escaped);
     expr.eval_bool(&scope).map_err(|e| e.message)
 }
