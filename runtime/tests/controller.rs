@@ -19,21 +19,10 @@ async fn hello_converges_stays_quiet_and_corrects_drift() {
     let (server, client) =
         with_definitions(&[documents("hello/crd.yaml"), documents("hello/hello.koreo")].concat())
             .await;
-    tokio::spawn(Controller::new(client.clone()).run());
-    for doc in documents("hello/greeting.yaml") {
-        create(&client, &doc).await;
-    }
+    start(&client, &documents("hello/greeting.yaml")).await;
 
-    let greetings: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "default",
-        &resource("example.koreo.dev/v1", "Greeting"),
-    );
-    let ready = eventually(10, "the Greeting to be Ready", async || {
-        let g = greetings.get("ada").await.ok()?;
-        is_ready(&g).then_some(g)
-    })
-    .await;
+    let greetings = greetings_in(&client, "default");
+    let ready = ready(&greetings, "ada", 10).await;
     assert_eq!(
         ready.data["status"]["state"],
         json!({"configMap": "ada-greeting"})
@@ -237,20 +226,13 @@ async fn abandon_leaves_objects_labelled_and_unowned() {
     let (_server, client) =
         with_definitions(&[documents("hello/crd.yaml"), documents("hello/hello.koreo")].concat())
             .await;
-    tokio::spawn(Controller::new(client.clone()).run());
-    for doc in documents("hello/greeting.yaml") {
-        create(&client, &doc).await;
-    }
+    start(&client, &documents("hello/greeting.yaml")).await;
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     eventually(10, "the ConfigMap", async || {
         configmaps.get_opt("ada-greeting").await.unwrap()
     })
     .await;
-    let greetings: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "default",
-        &resource("example.koreo.dev/v1", "Greeting"),
-    );
+    let greetings = greetings_in(&client, "default");
     greetings.delete("ada", &Default::default()).await.unwrap();
     eventually(10, "the Greeting gone", async || {
         greetings
@@ -291,11 +273,7 @@ async fn abandon_leaves_objects_labelled_and_unowned() {
         json!({"metadata": {"annotations": {"koreo.dev/adopt": "true"}}}),
     )
     .await;
-    let ada = eventually(10, "ada Ready again", async || {
-        let g = greetings.get("ada").await.ok()?;
-        is_ready(&g).then_some(g)
-    })
-    .await;
+    let ada = ready(&greetings, "ada", 10).await;
     let adopted = configmaps.get("ada-greeting").await.unwrap();
     let owners = adopted.metadata.owner_references.unwrap_or_default();
     assert_eq!(owners.len(), 1);
@@ -376,19 +354,9 @@ async fn api_failures_are_retried_with_backoff_until_it_converges() {
     server.fail_next(Some("get"), Some("greetings"), 2, 500);
     server.fail_next(Some("create"), Some("configmaps"), 2, 500);
     server.fail_next(Some("patch"), Some("greetings"), 1, 500);
-    tokio::spawn(Controller::new(client.clone()).run());
-    for doc in documents("hello/greeting.yaml") {
-        create(&client, &doc).await;
-    }
-    let greetings: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "default",
-        &resource("example.koreo.dev/v1", "Greeting"),
-    );
-    eventually(40, "Ready despite the failures", async || {
-        is_ready(&greetings.get("ada").await.ok()?).then_some(())
-    })
-    .await;
+    start(&client, &documents("hello/greeting.yaml")).await;
+    let greetings = greetings_in(&client, "default");
+    ready(&greetings, "ada", 40).await;
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     assert_eq!(
         configmaps.get("ada-greeting").await.unwrap().data.unwrap()["greeting"],
@@ -398,6 +366,32 @@ async fn api_failures_are_retried_with_backoff_until_it_converges() {
         server.request_counts()["get"] > 2,
         "the failed reads were made again"
     );
+}
+
+/// Starts a controller and creates the objects, in order.
+async fn start(client: &kube::Client, objects: &[Json]) {
+    tokio::spawn(Controller::new(client.clone()).run());
+    for object in objects {
+        create(client, object).await;
+    }
+}
+
+/// The Greetings (examples/hello's parents) of a namespace.
+fn greetings_in(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &resource("example.koreo.dev/v1", "Greeting"),
+    )
+}
+
+/// Waits up to `seconds` for the parent `name` to be Ready, and returns it.
+async fn ready(parents: &Api<DynamicObject>, name: &str, seconds: u64) -> DynamicObject {
+    eventually(seconds, &format!("{name} to be Ready"), async || {
+        let parent = parents.get(name).await.ok()?;
+        is_ready(&parent).then_some(parent)
+    })
+    .await
 }
 
 /// The hello definitions moved to another namespace.
@@ -438,22 +432,12 @@ async fn several_namespaces_are_watched_and_the_others_left_alone() {
     for namespace in ["team-c", "team-a", "team-b"] {
         create(&client, &greeting(namespace)).await;
     }
-    let greetings = |namespace: &str| -> Api<DynamicObject> {
-        Api::namespaced_with(
-            client.clone(),
-            namespace,
-            &resource("example.koreo.dev/v1", "Greeting"),
-        )
-    };
     for namespace in ["team-a", "team-b"] {
-        eventually(10, &format!("Ready in {namespace}"), async || {
-            is_ready(&greetings(namespace).get("ada").await.ok()?).then_some(())
-        })
-        .await;
+        ready(&greetings_in(&client, namespace), "ada", 10).await;
         let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
         assert!(configmaps.get_opt("ada-greeting").await.unwrap().is_some());
     }
-    let outside = greetings("team-c").get("ada").await.unwrap();
+    let outside = greetings_in(&client, "team-c").get("ada").await.unwrap();
     assert!(
         outside.metadata.finalizers.is_none() && outside.data.get("status").is_none(),
         "a parent outside the watched namespaces is not touched: {:?}",
@@ -482,11 +466,7 @@ async fn requests_stay_within_the_qps_limit() {
     let limited = koreo_runtime::kube_api::client(config, qps, Default::default()).unwrap();
     let started = tokio::time::Instant::now();
     tokio::spawn(Controller::new(limited).run());
-    let greetings: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "default",
-        &resource("example.koreo.dev/v1", "Greeting"),
-    );
+    let greetings = greetings_in(&client, "default");
     // 30 parents need about 6 requests each: at 20 a second that cannot be done in 3 seconds.
     eventually(60, "all Ready", async || {
         let list = greetings.list(&Default::default()).await.ok()?;
@@ -525,11 +505,7 @@ async fn a_restart_in_the_middle_of_a_reconcile_converges_without_duplicates() {
     })
     .await;
     first.abort();
-    let greetings: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "default",
-        &resource("example.koreo.dev/v1", "Greeting"),
-    );
+    let greetings = greetings_in(&client, "default");
     let stopped = greetings.get("ada").await.unwrap();
     assert!(
         !is_ready(&stopped),
@@ -538,11 +514,7 @@ async fn a_restart_in_the_middle_of_a_reconcile_converges_without_duplicates() {
     server.set_latency(Duration::ZERO);
 
     tokio::spawn(Controller::new(client.clone()).run());
-    let parent = eventually(10, "Ready after the restart", async || {
-        let g = greetings.get("ada").await.ok()?;
-        is_ready(&g).then_some(g)
-    })
-    .await;
+    let parent = ready(&greetings, "ada", 10).await;
     let config = configmaps.get("ada-greeting").await.unwrap();
     assert_eq!(config.metadata.uid, made.metadata.uid, "not created twice");
     assert_eq!(config.data.unwrap()["greeting"], "Hello, Ada!");
@@ -648,24 +620,14 @@ async fn a_finalizer_outlives_no_workflow_but_waits_for_a_broken_one() {
     let definitions = documents("hello/hello.koreo");
     let (_server, client) =
         with_definitions(&[documents("hello/crd.yaml"), definitions.clone()].concat()).await;
-    tokio::spawn(Controller::new(client.clone()).run());
-    for doc in documents("hello/greeting.yaml") {
-        create(&client, &doc).await;
-    }
-    let greetings: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "default",
-        &resource("example.koreo.dev/v1", "Greeting"),
-    );
+    start(&client, &documents("hello/greeting.yaml")).await;
+    let greetings = greetings_in(&client, "default");
     let workflows: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         "default",
         &resource("koreo.dev/v1beta1", "Workflow"),
     );
-    eventually(10, "ada Ready", async || {
-        is_ready(&greetings.get("ada").await.ok()?).then_some(())
-    })
-    .await;
+    ready(&greetings, "ada", 10).await;
     let finalizers = |g: &DynamicObject| g.metadata.finalizers.clone().unwrap_or_default();
 
     // The Workflow replaced by one that fails to load: the deleted parent waits.
@@ -713,19 +675,13 @@ async fn a_failed_listing_of_definitions_at_start_is_asked_again() {
     // The ResourceTemplates cannot be listed, twice: without them the Deployment's function
     // would be invalid ("not found") until a restart.
     server.fail_next(Some("list"), Some("resourcetemplates"), 2, 500);
-    tokio::spawn(Controller::new(client.clone()).run());
-    for doc in documents("web-app/webapp.yaml") {
-        create(&client, &doc).await;
-    }
+    start(&client, &documents("web-app/webapp.yaml")).await;
     let apps: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         "default",
         &resource("example.koreo.dev/v1", "WebApp"),
     );
-    eventually(30, "the WebApp Ready", async || {
-        is_ready(&apps.get("shop").await.ok()?).then_some(())
-    })
-    .await;
+    ready(&apps, "shop", 30).await;
 }
 
 /// A runaway expression is stopped at its cost limit, a PermFail naming it, and runs off the
@@ -751,15 +707,8 @@ async fn runaway_expressions_fail_alone_and_others_converge() {
         create(&client, &parent).await;
     }
     create(&client, &greeting("default")).await;
-    let greetings: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "default",
-        &resource("example.koreo.dev/v1", "Greeting"),
-    );
-    eventually(10, "the ordinary Greeting Ready", async || {
-        is_ready(&greetings.get("ada").await.ok()?).then_some(())
-    })
-    .await;
+    let greetings = greetings_in(&client, "default");
+    ready(&greetings, "ada", 10).await;
     for name in ["loop-1", "loop-2", "loop-3"] {
         let status = eventually(10, &format!("{name} failed"), async || {
             let status = greetings.get(name).await.ok()?.data["status"].to_string();
@@ -807,11 +756,7 @@ async fn a_secret_value_never_shows_in_status_or_events() {
     let (_server, client) = with_definitions(&docs).await;
     tokio::spawn(Controller::new(client.clone()).run());
     create(&client, &greeting("default")).await;
-    let greetings: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "default",
-        &resource("example.koreo.dev/v1", "Greeting"),
-    );
+    let greetings = greetings_in(&client, "default");
     let status = eventually(10, "the failure in status", async || {
         let status = greetings.get("ada").await.ok()?.data["status"].to_string();
         status
