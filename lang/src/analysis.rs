@@ -329,6 +329,7 @@ fn check_workflow(
     diags: &mut Vec<Diagnostic>,
 ) {
     diags.extend(w.graph.problems.iter().cloned());
+    check_step_results(ws, w, namespace, diags);
     for step in &w.steps {
         let refs: Vec<&LogicRef> = match &step.logic {
             StepLogic::Ref(r) => vec![r],
@@ -389,6 +390,101 @@ fn check_workflow(
                 );
             }
         }
+    }
+}
+
+/// Reads of `steps.<label>.<field>...` against what that step's function returns, where its
+/// `return` says so: literal keys, at any depth until a value is an expression. A step that
+/// loops, switches or runs a Workflow, a function without `return`, and reads under `has()`
+/// are not checked: nothing is reported unless the field can never be there.
+fn check_step_results(
+    ws: &Workspace,
+    w: &Workflow,
+    namespace: Option<&str>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for step in &w.steps {
+        for expr in step_expressions(step) {
+            let paths = expr.field_paths("steps");
+            for path in paths.iter().filter(|p| !p.tested) {
+                let Some(((label, _), fields)) = path.fields.split_first() else {
+                    continue;
+                };
+                // Any `has()` on this step's result in the expression: its reads may be guarded.
+                let guarded = paths
+                    .iter()
+                    .any(|p| p.tested && p.fields.first().is_some_and(|(l, _)| l == label));
+                let Some(returned) = returned_by(ws, w, label, namespace).filter(|_| !guarded)
+                else {
+                    continue;
+                };
+                if let Some((field, location, keys)) = missing_field(returned, fields) {
+                    let names: Vec<&str> = keys.iter().map(String::as_str).collect();
+                    let suggestion = crate::decode::closest(field, &names)
+                        .map(|s| format!("did you mean `{s}`? "))
+                        .unwrap_or_default();
+                    diags.push(
+                        Diagnostic::error(
+                            Code::UnknownField,
+                            location.clone(),
+                            format!("step `{label}` returns no `{field}` here"),
+                        )
+                        .with_hint(format!(
+                            "{suggestion}its `return` has {}",
+                            keys.iter()
+                                .map(|k| format!("`{k}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The `return` of the function the step labelled `label` runs, when one value is known: a
+/// plain `ref` to a ValueFunction or ResourceFunction, without `forEach`.
+fn returned_by<'w>(
+    ws: &'w Workspace,
+    w: &Workflow,
+    label: &str,
+    namespace: Option<&str>,
+) -> Option<&'w crate::expr::Template> {
+    let step = w.steps.iter().find(|s| s.label == label)?;
+    let StepLogic::Ref(r) = &step.logic else {
+        return None;
+    };
+    if step.for_each.is_some() {
+        return None;
+    }
+    match r.kind {
+        LogicKind::ValueFunction => ws.value_function(&r.name, namespace)?.ret.as_ref(),
+        LogicKind::ResourceFunction => ws.resource_function(&r.name, namespace)?.ret.as_ref(),
+        LogicKind::Workflow => None,
+    }
+}
+
+/// The first field of `fields` that `value` cannot have, with where it is read and the keys
+/// there are. Below an expression, a list or a scalar nothing is known.
+fn missing_field<'f>(
+    value: &crate::expr::Template,
+    fields: &'f [(String, crate::source::Location)],
+) -> Option<(&'f str, &'f crate::source::Location, Vec<String>)> {
+    use crate::expr::Template;
+    use serde_json::Value as Json;
+    let ((field, location), rest) = fields.split_first()?;
+    let missing = |keys: Vec<String>| Some((field.as_str(), location, keys));
+    match value {
+        Template::Map(entries) => match entries.iter().find(|(k, _)| k == field) {
+            Some((_, inner)) => missing_field(inner, rest),
+            None => missing(entries.iter().map(|(k, _)| k.clone()).collect()),
+        },
+        Template::Literal(Json::Object(map)) => match map.get(field) {
+            Some(inner) => missing_field(&Template::Literal(inner.clone()), rest),
+            None => missing(map.keys().cloned().collect()),
+        },
+        _ => None,
     }
 }
 

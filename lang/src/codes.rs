@@ -59,6 +59,7 @@ codes! {
     UnusedInput = "K0405", "unused-input";
     SharedTrigger = "K0406", "shared-trigger";
     NoTrigger = "K0407", "no-trigger";
+    UnknownField = "K0501", "unknown-field";
 }
 
 impl fmt::Display for Code {

@@ -335,7 +335,7 @@ pub(crate) fn article(type_name: &str) -> String {
 }
 
 /// The allowed key nearest to a misspelt one, if it is close enough to be a likely typo.
-fn closest<'k>(key: &str, allowed: &[&'k str]) -> Option<&'k str> {
+pub(crate) fn closest<'k>(key: &str, allowed: &[&'k str]) -> Option<&'k str> {
     allowed
         .iter()
         .map(|a| (edit_distance(&key.to_lowercase(), &a.to_lowercase()), *a))

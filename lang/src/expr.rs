@@ -213,11 +213,11 @@ impl Expr {
     fn find_references(&self) -> Vec<Reference> {
         let mut found = Vec::new();
         let mut bound = Vec::new();
-        collect_references(self.ast(), &mut bound, &mut |root, field, id| {
+        collect_reads(self.ast(), &mut bound, &mut |root, root_id, fields, _| {
             found.push(Reference {
                 root: root.to_string(),
-                field: field.map(str::to_string),
-                location: self.location_of(id),
+                field: fields.first().map(|(field, _)| field.to_string()),
+                location: self.location_of(root_id),
             });
         });
         found
@@ -235,9 +235,149 @@ impl Expr {
         Location::new(&self.location.file, Span::point(at))
     }
 
+    /// Where a selected field is written: CEL places a selection at its `.`, a person looks
+    /// for the name after it.
+    fn field_location(&self, id: u64) -> Location {
+        let at = self.location_of(id);
+        let on_dot = self
+            .program
+            .source_info
+            .offset_for(id)
+            .is_some_and(|(start, _)| self.source.as_bytes().get(start as usize) == Some(&b'.'));
+        if !on_dot {
+            return at;
+        }
+        let start = at.span.start;
+        let name = Pos {
+            col: start.col + 1,
+            offset: start.offset + 1,
+            ..start
+        };
+        Location::new(&at.file, Span::point(name))
+    }
+
     /// Roots that the expression reads, with the first field (`inputs.x` -> ("inputs", "x")).
     pub fn reads(&self, root: &str) -> impl Iterator<Item = &Reference> {
         self.references.iter().filter(move |r| r.root == root)
+    }
+
+    /// Every chain of field selections from `root` (`steps.config.name` reads `config` then
+    /// `name`), each field with where it is written. A chain under `has()` comes back too, as
+    /// `tested`: its fields may be missing by design.
+    pub fn field_paths(&self, root: &str) -> Vec<FieldPath> {
+        let mut found = Vec::new();
+        let mut bound = Vec::new();
+        collect_reads(self.ast(), &mut bound, &mut |name, _, fields, tested| {
+            if name == root {
+                found.push(FieldPath {
+                    fields: fields
+                        .iter()
+                        .map(|(field, id)| (field.to_string(), self.field_location(*id)))
+                        .collect(),
+                    tested,
+                });
+            }
+        });
+        found
+    }
+}
+
+/// Fields selected one after the other from a variable (see [`Expr::field_paths`]).
+#[derive(Clone, Debug)]
+pub struct FieldPath {
+    /// Each field, outermost first, with where it is written.
+    pub fields: Vec<(String, Location)>,
+    /// Under `has()`: the fields are asked about, not read.
+    pub tested: bool,
+}
+
+/// One read: the variable, the id of where it is written, the fields selected (each with its
+/// id), and whether under `has()`.
+type Read<'r> = dyn FnMut(&str, u64, &[(&str, u64)], bool) + 'r;
+
+/// Calls `found` with each read of a variable the expression does not bind itself: the
+/// variable, where it is written, and the fields selected from it one after the other (a
+/// string index `x['key']` counts as a field), and whether that happens under `has()`.
+fn collect_reads<'a>(
+    e: &'a IdedExpr,
+    bound: &mut Vec<&'a str>,
+    found: &mut Read<'_>,
+) {
+    let free = |name: &str, bound: &Vec<&'a str>| !bound.contains(&name);
+    match &e.expr {
+        Ast::Ident(name) => {
+            let builtin = BUILTIN_NAMES.contains(&name.as_str());
+            if free(name, bound) && !name.starts_with('@') && !builtin {
+                found(name, e.id, &[], false);
+            }
+        }
+        Ast::Select(_) => {
+            let (mut fields, mut tested, mut at) = (Vec::new(), false, e);
+            while let Ast::Select(select) = &at.expr {
+                fields.push((select.field.as_str(), at.id));
+                tested |= select.test;
+                at = &select.operand;
+            }
+            fields.reverse();
+            match &at.expr {
+                Ast::Ident(name) if free(name, bound) => found(name, at.id, &fields, tested),
+                _ => collect_reads(at, bound, found),
+            }
+        }
+        Ast::Call(call) => {
+            let indexes = [
+                operators::INDEX,
+                operators::OPT_INDEX,
+                operators::OPT_SELECT,
+            ];
+            if indexes.contains(&call.func_name.as_str())
+                && let [container, key] = call.args.as_slice()
+                && let (Ast::Ident(name), Ast::Literal(LiteralValue::String(key))) =
+                    (&container.expr, &key.expr)
+                && free(name, bound)
+            {
+                found(name, container.id, &[(key.inner(), e.id)], false);
+                return;
+            }
+            for child in call.target.iter().map(|t| &**t).chain(&call.args) {
+                collect_reads(child, bound, found);
+            }
+        }
+        Ast::List(list) => {
+            for item in &list.elements {
+                collect_reads(item, bound, found);
+            }
+        }
+        Ast::Map(map) => {
+            for entry in &map.entries {
+                if let EntryExpr::MapEntry(entry) = &entry.expr {
+                    collect_reads(&entry.key, bound, found);
+                    collect_reads(&entry.value, bound, found);
+                }
+            }
+        }
+        Ast::Struct(st) => {
+            for entry in &st.entries {
+                if let EntryExpr::StructField(field) = &entry.expr {
+                    collect_reads(&field.value, bound, found);
+                }
+            }
+        }
+        Ast::Comprehension(c) => {
+            collect_reads(&c.iter_range, bound, found);
+            collect_reads(&c.accu_init, bound, found);
+            let depth = bound.len();
+            bound.push(&c.iter_var);
+            if let Some(second) = &c.iter_var2 {
+                bound.push(second);
+            }
+            bound.push(&c.accu_var);
+            collect_reads(&c.loop_cond, bound, found);
+            collect_reads(&c.loop_step, bound, found);
+            collect_reads(&c.result, bound, found);
+            bound.truncate(depth);
+        }
+        Ast::Literal(_) | Ast::Unspecified => {}
     }
 }
 
@@ -383,88 +523,6 @@ const BUILTIN_NAMES: &[&str] = &[
 ];
 
 /// Walks the AST for variable reads, skipping comprehension variables.
-fn collect_references<'a>(
-    e: &'a IdedExpr,
-    bound: &mut Vec<&'a str>,
-    found: &mut dyn FnMut(&str, Option<&str>, u64),
-) {
-    let root_of = |operand: &'a IdedExpr, bound: &Vec<&'a str>| match &operand.expr {
-        Ast::Ident(name) if !bound.contains(&name.as_str()) => Some(name.as_str()),
-        _ => None,
-    };
-    match &e.expr {
-        Ast::Ident(name) => {
-            let builtin = BUILTIN_NAMES.contains(&name.as_str());
-            if !bound.contains(&name.as_str()) && !name.starts_with('@') && !builtin {
-                found(name, None, e.id);
-            }
-        }
-        Ast::Select(select) => {
-            if let Some(root) = root_of(&select.operand, bound) {
-                found(root, Some(&select.field), select.operand.id);
-            } else {
-                collect_references(&select.operand, bound, found);
-            }
-        }
-        Ast::Call(call) => {
-            let indexes = [
-                operators::INDEX,
-                operators::OPT_INDEX,
-                operators::OPT_SELECT,
-            ];
-            if indexes.contains(&call.func_name.as_str())
-                && call.args.len() == 2
-                && let (Some(root), Ast::Literal(LiteralValue::String(key))) =
-                    (root_of(&call.args[0], bound), &call.args[1].expr)
-            {
-                found(root, Some(key.inner()), call.args[0].id);
-                return;
-            }
-            if let Some(target) = &call.target {
-                collect_references(target, bound, found);
-            }
-            for arg in &call.args {
-                collect_references(arg, bound, found);
-            }
-        }
-        Ast::List(list) => {
-            for item in &list.elements {
-                collect_references(item, bound, found);
-            }
-        }
-        Ast::Map(map) => {
-            for entry in &map.entries {
-                if let EntryExpr::MapEntry(entry) = &entry.expr {
-                    collect_references(&entry.key, bound, found);
-                    collect_references(&entry.value, bound, found);
-                }
-            }
-        }
-        Ast::Struct(st) => {
-            for entry in &st.entries {
-                if let EntryExpr::StructField(field) = &entry.expr {
-                    collect_references(&field.value, bound, found);
-                }
-            }
-        }
-        Ast::Comprehension(c) => {
-            collect_references(&c.iter_range, bound, found);
-            collect_references(&c.accu_init, bound, found);
-            let depth = bound.len();
-            bound.push(&c.iter_var);
-            if let Some(second) = &c.iter_var2 {
-                bound.push(second);
-            }
-            bound.push(&c.accu_var);
-            collect_references(&c.loop_cond, bound, found);
-            collect_references(&c.loop_step, bound, found);
-            collect_references(&c.result, bound, found);
-            bound.truncate(depth);
-        }
-        Ast::Literal(_) | Ast::Unspecified => {}
-    }
-}
-
 fn describe_error(e: &cel::ExecutionError) -> String {
     use cel::ExecutionError as E;
     match e {
