@@ -60,6 +60,7 @@ codes! {
     SharedTrigger = "K0406", "shared-trigger";
     NoTrigger = "K0407", "no-trigger";
     UnknownField = "K0501", "unknown-field";
+    TypeMismatch = "K0502", "type-mismatch";
 }
 
 impl fmt::Display for Code {

@@ -255,6 +255,25 @@ impl<'a> Decoder<'a> {
         }
     }
 
+    /// An expression that must give a bool (`assert`, `skipIf`): one whose type is known to be
+    /// something else is an error.
+    pub fn condition(&mut self, node: &Node, path: &str, scope: &[&str]) -> Option<Arc<Expr>> {
+        let expr = self.expression(node, path, scope)?;
+        let ty = crate::types::infer(expr.ast(), &mut Vec::new());
+        if !matches!(ty, crate::types::Type::Bool | crate::types::Type::Dyn) {
+            self.error_hint(
+                Code::TypeMismatch,
+                node.span,
+                format!(
+                    "`{path}` must be true or false; this is always {}",
+                    ty.name()
+                ),
+                "compare it, for example `=inputs.count > 0`",
+            );
+        }
+        Some(expr)
+    }
+
     /// A value in which expressions may appear at any depth.
     pub fn template(&mut self, node: &Node, path: &str, scope: &[&str]) -> Template {
         let template = Template::compile(node, self.file, self.diags, self.cache);
@@ -264,8 +283,19 @@ impl<'a> Decoder<'a> {
         template
     }
 
-    /// Variables an expression reads must exist where it is written.
+    /// Variables an expression reads must exist where it is written, and its operations must
+    /// be able to work.
     fn check_scope(&mut self, expr: &Expr, path: &str, scope: &[&str]) {
+        let mut mismatches = Vec::new();
+        crate::types::infer(expr.ast(), &mut mismatches);
+        for m in mismatches {
+            let diagnostic =
+                Diagnostic::error(Code::TypeMismatch, expr.location_of(m.id), m.message);
+            self.diags.push(match m.hint {
+                Some(hint) => diagnostic.with_hint(hint),
+                None => diagnostic,
+            });
+        }
         for reference in &expr.references {
             if scope.contains(&reference.root.as_str()) {
                 continue;

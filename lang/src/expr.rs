@@ -298,11 +298,7 @@ type Read<'r> = dyn FnMut(&str, u64, &[(&str, u64)], bool) + 'r;
 /// Calls `found` with each read of a variable the expression does not bind itself: the
 /// variable, where it is written, and the fields selected from it one after the other (a
 /// string index `x['key']` counts as a field), and whether that happens under `has()`.
-fn collect_reads<'a>(
-    e: &'a IdedExpr,
-    bound: &mut Vec<&'a str>,
-    found: &mut Read<'_>,
-) {
+fn collect_reads<'a>(e: &'a IdedExpr, bound: &mut Vec<&'a str>, found: &mut Read<'_>) {
     let free = |name: &str, bound: &Vec<&'a str>| !bound.contains(&name);
     match &e.expr {
         Ast::Ident(name) => {

@@ -13,6 +13,7 @@ pub mod model;
 pub mod parallel;
 pub mod schema;
 pub mod source;
+pub mod types;
 pub mod yaml;
 
 pub use load::Workspace;

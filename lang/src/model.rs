@@ -528,7 +528,7 @@ fn conditions(d: &mut Decoder, spec: &Node, path: &str, scope: &[&str]) -> Optio
     let mut out = Vec::new();
     for (i, node) in items(spec, key).iter().enumerate() {
         let path = format!("{path}[{i}]");
-        let assert = d.expression(at(node, "assert")?, &format!("{path}.assert"), scope);
+        let assert = d.condition(at(node, "assert")?, &format!("{path}.assert"), scope);
         let kind = which(node, &["ok", "skip", "depSkip", "retry", "permFail"])?;
         let body = node.get(kind)?;
         let message = |d: &mut Decoder| {
@@ -639,7 +639,7 @@ fn api_config(d: &mut Decoder, node: &Node) -> Option<ApiConfig> {
 
 fn overlay(d: &mut Decoder, node: &Node, path: &str) -> Option<Overlay> {
     let skip_if = match at(node, "skipIf") {
-        Some(n) => Some(d.expression(n, &format!("{path}.skipIf"), SCOPE_INPUTS_LOCALS)?),
+        Some(n) => Some(d.condition(n, &format!("{path}.skipIf"), SCOPE_INPUTS_LOCALS)?),
         None => None,
     };
     let source = match (at(node, "overlay"), at(node, "overlayRef")) {
@@ -729,7 +729,7 @@ fn step(d: &mut Decoder, node: &Node, path: &str) -> Option<Step> {
         (None, None) => return None,
     };
     let skip_if = match at(node, "skipIf") {
-        Some(n) => Some(d.expression(n, &format!("{path}.skipIf"), SCOPE_STEP)?),
+        Some(n) => Some(d.condition(n, &format!("{path}.skipIf"), SCOPE_STEP)?),
         None => None,
     };
     let for_each = match at(node, "forEach") {
