@@ -14,6 +14,7 @@ use crate::model::{
     Step, StepLogic, TargetSource, ValueFunction, Workflow, WorkflowTest,
 };
 use crate::source::Diagnostic;
+use serde_json::Value as Json;
 
 /// The steps of a workflow as a dependency graph.
 #[derive(Clone, Debug, Default)]
@@ -330,6 +331,7 @@ fn check_workflow(
 ) {
     diags.extend(w.graph.problems.iter().cloned());
     check_step_results(ws, w, namespace, diags);
+    check_parent_reads(ws, w, diags);
     for step in &w.steps {
         let refs: Vec<&LogicRef> = match &step.logic {
             StepLogic::Ref(r) => vec![r],
@@ -431,15 +433,115 @@ fn check_step_results(
                         )
                         .with_hint(format!(
                             "{suggestion}its `return` has {}",
-                            keys.iter()
-                                .map(|k| format!("`{k}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            quoted_list(&keys)
                         )),
                     );
                 }
             }
         }
+    }
+}
+
+/// Reads of `parent.spec.<field>...` against the parent's CRD, when the workspace has it: a
+/// field its schema cannot have is K0501. Where the schema lets anything in (preserved unknown
+/// fields, a map's values, a list, a union) nothing is reported, nor under `has()`, nor for a
+/// Workflow that another one runs as a step (its `parent` is that step's inputs then).
+fn check_parent_reads(ws: &Workspace, w: &Workflow, diags: &mut Vec<Diagnostic>) {
+    let Some(crd) = &w.crd_ref else { return };
+    let run_as_step = ws.definitions.iter().any(|d| match d {
+        Definition::Workflow(other) => other.steps.iter().any(|s| match &s.logic {
+            StepLogic::Ref(r) => r.kind == LogicKind::Workflow && r.name == w.meta.name,
+            StepLogic::Switch { cases, .. } => cases
+                .iter()
+                .any(|c| c.logic.kind == LogicKind::Workflow && c.logic.name == w.meta.name),
+        }),
+        _ => false,
+    });
+    let Some(spec) = parent_spec_schema(ws, crd).filter(|_| !run_as_step) else {
+        return;
+    };
+    for step in &w.steps {
+        for expr in step_expressions(step) {
+            let paths = expr.field_paths("parent");
+            if paths.iter().any(|p| p.tested) {
+                continue;
+            }
+            for path in &paths {
+                let Some(((first, _), fields)) = path.fields.split_first() else {
+                    continue;
+                };
+                if first != "spec" {
+                    continue;
+                }
+                if let Some((field, location, keys)) = missing_in_schema(spec, fields) {
+                    let names: Vec<&str> = keys.iter().map(String::as_str).collect();
+                    let suggestion = crate::decode::closest(field, &names)
+                        .map(|s| format!("did you mean `{s}`? "))
+                        .unwrap_or_default();
+                    diags.push(
+                        Diagnostic::error(
+                            Code::UnknownField,
+                            location.clone(),
+                            format!("the {} CRD has no `{field}` here", crd.kind),
+                        )
+                        .with_hint(format!(
+                            "{suggestion}it declares {} there",
+                            quoted_list(&keys)
+                        )),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn quoted_list(keys: &[String]) -> String {
+    keys.iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The schema of `spec` in the workspace's CRD for a parent kind, at its `crdRef` version.
+fn parent_spec_schema<'w>(ws: &'w Workspace, crd: &crate::model::CrdRef) -> Option<&'w Json> {
+    ws.objects
+        .iter()
+        .filter(|o| o.kind() == "CustomResourceDefinition")
+        .map(|o| &o.value["spec"])
+        .filter(|spec| spec["group"] == crd.api_group.as_str())
+        .filter(|spec| spec["names"]["kind"] == crd.kind.as_str())
+        .flat_map(|spec| spec["versions"].as_array().into_iter().flatten())
+        .find(|v| v["name"] == crd.version.as_str())
+        .map(|v| &v["schema"]["openAPIV3Schema"]["properties"]["spec"])
+        .filter(|spec| spec.is_object())
+}
+
+/// The first of `fields` that a value of `schema` cannot have (OpenAPI v3, as in a CRD), with
+/// where it is read and the fields the schema declares there.
+fn missing_in_schema<'f>(
+    schema: &Json,
+    fields: &'f [(String, crate::source::Location)],
+) -> Option<(&'f str, &'f crate::source::Location, Vec<String>)> {
+    let ((field, location), rest) = fields.split_first()?;
+    let open = schema["x-kubernetes-preserve-unknown-fields"] == true
+        || ["anyOf", "oneOf", "allOf", "not"]
+            .iter()
+            .any(|k| schema.get(k).is_some());
+    if open || schema["type"] != "object" {
+        return None;
+    }
+    match schema["properties"].as_object() {
+        Some(properties) => match properties.get(field) {
+            Some(inner) => missing_in_schema(inner, rest),
+            None if schema.get("additionalProperties").is_some() => None,
+            None => Some((
+                field.as_str(),
+                location,
+                properties.keys().cloned().collect(),
+            )),
+        },
+        // A map: any key, values of one schema.
+        None => missing_in_schema(&schema["additionalProperties"], rest),
     }
 }
 

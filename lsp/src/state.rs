@@ -136,7 +136,8 @@ enum Key {
     Name(String),
     /// A `resourceTemplateRef` whose name is an expression reads every ResourceTemplate.
     AnyTemplate,
-    /// Workflows triggered by one kind (`apiVersion kind`) warn about each other.
+    /// Workflows triggered by one kind (`apiVersion kind`) warn about each other, and read
+    /// that kind's CRD.
     Trigger(String),
 }
 
@@ -235,8 +236,12 @@ impl Analysis {
     }
 
     fn keys_of(&self, paths: &[PathBuf]) -> HashSet<Key> {
+        let mut keys: HashSet<Key> = paths
+            .iter()
+            .filter_map(|p| self.files.get(p))
+            .flat_map(crd_keys)
+            .collect();
         let paths: HashSet<&Path> = paths.iter().map(PathBuf::as_path).collect();
-        let mut keys = HashSet::new();
         for (i, id) in self.ids.iter().enumerate() {
             if paths.contains(id.0.as_path()) {
                 keys.extend(self.provides[i].iter().cloned());
@@ -253,6 +258,12 @@ impl Analysis {
         let changed_set: HashSet<&Path> = changed.iter().map(PathBuf::as_path).collect();
         let in_changed = |id: &DefId| changed_set.contains(id.0.as_path());
         let mut keys = old;
+        keys.extend(
+            changed
+                .iter()
+                .filter_map(|p| self.files.get(p))
+                .flat_map(crd_keys),
+        );
         for (i, id) in self.ids.iter().enumerate() {
             if in_changed(id) {
                 keys.extend(self.provides[i].iter().cloned());
@@ -305,6 +316,7 @@ impl Analysis {
         for (path, state) in &self.files {
             ws.files.push(state.file.clone());
             ws.rejected.extend(state.rejected.iter().cloned());
+            ws.objects.extend(state.objects.iter().cloned());
             for (i, definition) in state.definitions.iter().enumerate() {
                 let (provides, uses) = keys(definition, state.doc_of(i));
                 self.ids.push((path.clone(), i));
@@ -352,10 +364,38 @@ impl Analysis {
         needed.extend(
             (0..self.ids.len()).filter(|&i| self.provides[i].iter().any(|k| wanted.contains(k))),
         );
+        // And what uses them: whether a Workflow is also run as a step decides how its
+        // `parent` is typed.
+        let provided: HashSet<&Key> = checked.iter().flat_map(|&i| &self.provides[i]).collect();
+        needed.extend(
+            (0..self.ids.len()).filter(|&i| self.uses[i].iter().any(|k| provided.contains(k))),
+        );
         let mut part = Workspace::default();
         part.definitions = needed
             .iter()
             .map(|&i| self.workspace.definitions[i].clone())
+            .collect();
+        // The CRDs of the kinds the checked Workflows are triggered by: they type `parent`.
+        let triggers: Vec<(&str, &str)> = checked
+            .iter()
+            .filter_map(|&i| match &self.workspace.definitions[i] {
+                Definition::Workflow(w) => w.crd_ref.as_ref(),
+                _ => None,
+            })
+            .map(|crd| (crd.api_group.as_str(), crd.kind.as_str()))
+            .collect();
+        part.objects = self
+            .workspace
+            .objects
+            .iter()
+            .filter(|o| o.kind() == "CustomResourceDefinition")
+            .filter(|o| {
+                let spec = &o.value["spec"];
+                triggers
+                    .iter()
+                    .any(|(group, kind)| spec["group"] == *group && spec["names"]["kind"] == *kind)
+            })
+            .cloned()
             .collect();
         part.finish();
         for &i in checked {
@@ -522,6 +562,32 @@ fn keys(definition: &Definition, doc: Option<&DocumentInfo>) -> (Vec<Key>, Vec<K
     (provides, uses)
 }
 
+/// The kinds whose CRD a file holds, as the Workflows they trigger use them.
+fn crd_keys(state: &FileState) -> Vec<Key> {
+    let mut keys = Vec::new();
+    for crd in state
+        .objects
+        .iter()
+        .filter(|o| o.kind() == "CustomResourceDefinition")
+    {
+        let spec = &crd.value["spec"];
+        let (group, kind) = (
+            spec["group"].as_str().unwrap_or(""),
+            spec["names"]["kind"].as_str().unwrap_or(""),
+        );
+        for version in spec["versions"].as_array().into_iter().flatten() {
+            let version = version["name"].as_str().unwrap_or("");
+            let api_version = if group.is_empty() {
+                version.to_string()
+            } else {
+                format!("{group}/{version}")
+            };
+            keys.push(Key::Trigger(format!("{api_version} {kind}")));
+        }
+    }
+    keys
+}
+
 /// Whether a diagnostic points inside a definition's document.
 fn contains(definition: &Definition, diagnostic: &Diagnostic) -> bool {
     let location = &definition.meta().location;
@@ -607,5 +673,36 @@ mod tests {
             .map(|d| d.message.as_str())
             .collect();
         assert_eq!(found, ["ValueFunction `greet` not found"]);
+    }
+
+    #[test]
+    fn a_crd_edit_checks_again_the_workflows_it_types() {
+        let crd = |field: &str| {
+            format!(
+                "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: apps.example.com}}\nspec:\n  group: example.com\n  names: {{kind: App, plural: apps}}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            properties:\n              {field}: {{type: string}}\n"
+            )
+        };
+        let mut analysis = Analysis::default();
+        analysis.set_text(Path::new("crd.yaml"), crd("name"), None);
+        analysis.set_text(
+            Path::new("f.koreo"),
+            function("greet", "=inputs.name"),
+            None,
+        );
+        let workflow = format!(
+            "{HEAD} {{name: w}}\nkind: Workflow\nspec:\n  crdRef: {{apiGroup: example.com, version: v1, kind: App}}\n  steps:\n  - label: one\n    ref: {{kind: ValueFunction, name: greet}}\n    inputs: {{name: =parent.spec.title}}\n"
+        );
+        analysis.set_text(Path::new("w.koreo"), workflow, None);
+        let codes = |analysis: &Analysis| -> Vec<&str> {
+            analysis
+                .diagnostics(Path::new("w.koreo"))
+                .iter()
+                .map(|d| d.code.id())
+                .collect()
+        };
+        assert_eq!(codes(&analysis), ["K0501"], "`title` is not in the CRD");
+        let dirty = analysis.set_text(Path::new("crd.yaml"), crd("title"), None);
+        assert!(files(dirty).contains(&"w.koreo".to_string()));
+        assert_eq!(codes(&analysis), Vec::<&str>::new(), "now it is");
     }
 }
