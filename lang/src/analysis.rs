@@ -504,8 +504,16 @@ fn quoted_list(keys: &[String]) -> String {
 
 /// The schema of `spec` in the workspace's CRD for a parent kind, at its `crdRef` version.
 fn parent_spec_schema<'w>(ws: &'w Workspace, crd: &crate::model::CrdRef) -> Option<&'w Json> {
-    ws.objects
-        .iter()
+    crd_spec_schema(&ws.objects, crd)
+}
+
+/// The schema of `spec` in the CRD among `objects` for a kind, at a version.
+pub fn crd_spec_schema<'o>(
+    objects: impl IntoIterator<Item = &'o crate::load::Object>,
+    crd: &crate::model::CrdRef,
+) -> Option<&'o Json> {
+    objects
+        .into_iter()
         .filter(|o| o.kind() == "CustomResourceDefinition")
         .map(|o| &o.value["spec"])
         .filter(|spec| spec["group"] == crd.api_group.as_str())

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use koreo_lang::load::Object;
+use koreo_lang::model::CrdRef;
 use koreo_lang::schema::{self, Field, Type};
 use koreo_lang::yaml::Node;
 use serde_json::Value as Json;
@@ -467,6 +467,7 @@ impl Context<'_> {
                     .filter(|l| !self.is_current_step(here, l))
                     .collect()
             }
+            ("steps", [label, deeper @ ..]) => self.result_of_step(here, label, deeper),
             ("resource", _) => self.resource(here, rest),
             ("parent", _) => self.parent(here, rest),
             ("value", _) => self.value_of_step(here, rest),
@@ -592,14 +593,46 @@ impl Context<'_> {
                         .unwrap_or("")
                         .to_string()
                 };
-                let (group, version, kind) = (field("apiGroup"), field("version"), field("kind"));
-                let crds = self.analysis.files().flat_map(|f| &f.objects);
-                crds.filter_map(|o| crd_spec_schema(o, &group, &version, &kind))
-                    .flat_map(|schema| schema_keys(&schema, deeper))
-                    .collect()
+                let crd = CrdRef {
+                    api_group: field("apiGroup"),
+                    version: field("version"),
+                    kind: field("kind"),
+                };
+                let objects = self.analysis.files().flat_map(|f| &f.objects);
+                koreo_lang::analysis::crd_spec_schema(objects, &crd)
+                    .map(|schema| schema_keys(schema, deeper))
+                    .unwrap_or_default()
             }
             _ => Vec::new(),
         }
+    }
+
+    /// `steps.<label>.`: what that step's function returns.
+    fn result_of_step(&self, here: DocRef, label: &str, rest: &[String]) -> Vec<String> {
+        let steps = here
+            .doc
+            .spec()
+            .and_then(|s| s.get("steps"))
+            .and_then(Node::as_seq);
+        let Some(index) = steps
+            .unwrap_or_default()
+            .iter()
+            .position(|s| s.get("label").and_then(Node::as_str) == Some(label))
+        else {
+            return Vec::new();
+        };
+        self.returned(here, index, rest)
+    }
+
+    /// The keys at `rest` of what the function step `index` calls returns.
+    fn returned(&self, here: DocRef, index: usize, rest: &[String]) -> Vec<String> {
+        navigate::called(self.analysis, here, index)
+            .into_iter()
+            .flat_map(|f| {
+                let ret = f.doc.spec().and_then(|s| s.get("return"));
+                json_keys(&ret.map_or(Json::Null, Node::to_json), rest)
+            })
+            .collect()
     }
 
     /// `value` in a step's `state`: what the step's function returns.
@@ -617,13 +650,7 @@ impl Context<'_> {
         else {
             return Vec::new();
         };
-        navigate::called(self.analysis, here, index)
-            .into_iter()
-            .flat_map(|f| {
-                let ret = f.doc.spec().and_then(|s| s.get("return"));
-                json_keys(&ret.map_or(Json::Null, Node::to_json), rest)
-            })
-            .collect()
+        self.returned(here, index, rest)
     }
 }
 
@@ -645,20 +672,6 @@ fn json_keys(value: &Json, path: &[String]) -> Vec<String> {
     node.as_object()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default()
-}
-
-/// The OpenAPI schema of `spec` in a CRD for a group, version and kind.
-fn crd_spec_schema(object: &Object, group: &str, version: &str, kind: &str) -> Option<Json> {
-    let v = &object.value;
-    if object.kind() != "CustomResourceDefinition"
-        || v["spec"]["group"] != group
-        || v["spec"]["names"]["kind"] != kind
-    {
-        return None;
-    }
-    let versions = v["spec"]["versions"].as_array()?;
-    let found = versions.iter().find(|x| x["name"] == version)?;
-    Some(found["schema"]["openAPIV3Schema"]["properties"]["spec"].clone())
 }
 
 /// Property names of an OpenAPI schema at a path of property names.

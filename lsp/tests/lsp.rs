@@ -829,6 +829,19 @@ async fn completion_offers_members_and_functions_in_expressions() {
         found.starts_with(&["size".to_string(), "text".to_string()]),
         "{found:?}"
     );
+    // `steps.<label>.`: what that step's function returns.
+    let text = WORKFLOW.replace("=steps.config.text", "=steps.config.");
+    let (line, column) = find(&text, "=steps.config.", 14);
+    client.change(&uri, 5, &text).await;
+    let found = labels(
+        &client
+            .at("textDocument/completion", &uri, line, column)
+            .await,
+    );
+    assert!(
+        found.starts_with(&["size".to_string(), "text".to_string()]),
+        "{found:?}"
+    );
 
     // In a function: `inputs.` from what it reads and what callers give, `locals.` its locals.
     let uri = ws.uri("functions.koreo");
