@@ -1143,7 +1143,7 @@ const RETURNED: &[&str] = &[
     "size(inputs.s) + size(inputs.l) + size(inputs)",
     "timestamp(inputs.s) + duration(inputs.name)",
     "timestamp(inputs.s) - timestamp(inputs.name)",
-    "duration(inputs.s) * 2",
+    "duration(inputs.s) * inputs.n",
     "timestamp(inputs.n)",
     "timestamp(inputs.s).getFullYear(inputs.name)",
     "duration(inputs.s).getMilliseconds()",
