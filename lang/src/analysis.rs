@@ -421,21 +421,13 @@ fn check_step_results(
                     continue;
                 };
                 if let Some((field, location, keys)) = missing_field(returned, fields) {
-                    let names: Vec<&str> = keys.iter().map(String::as_str).collect();
-                    let suggestion = crate::decode::closest(field, &names)
-                        .map(|s| format!("did you mean `{s}`? "))
-                        .unwrap_or_default();
-                    diags.push(
-                        Diagnostic::error(
-                            Code::UnknownField,
-                            location.clone(),
-                            format!("step `{label}` returns no `{field}` here"),
-                        )
-                        .with_hint(format!(
-                            "{suggestion}its `return` has {}",
-                            quoted_list(&keys)
-                        )),
-                    );
+                    diags.push(unknown_field(
+                        location,
+                        format!("step `{label}` returns no `{field}` here"),
+                        field,
+                        &keys,
+                        "its `return` has",
+                    ));
                 }
             }
         }
@@ -474,25 +466,33 @@ fn check_parent_reads(ws: &Workspace, w: &Workflow, diags: &mut Vec<Diagnostic>)
                     continue;
                 }
                 if let Some((field, location, keys)) = missing_in_schema(spec, fields) {
-                    let names: Vec<&str> = keys.iter().map(String::as_str).collect();
-                    let suggestion = crate::decode::closest(field, &names)
-                        .map(|s| format!("did you mean `{s}`? "))
-                        .unwrap_or_default();
-                    diags.push(
-                        Diagnostic::error(
-                            Code::UnknownField,
-                            location.clone(),
-                            format!("the {} CRD has no `{field}` here", crd.kind),
-                        )
-                        .with_hint(format!(
-                            "{suggestion}it declares {} there",
-                            quoted_list(&keys)
-                        )),
-                    );
+                    diags.push(unknown_field(
+                        location,
+                        format!("the {} CRD has no `{field}` here", crd.kind),
+                        field,
+                        &keys,
+                        "it declares",
+                    ));
                 }
             }
         }
     }
+}
+
+/// K0501: `field` read where only `keys` can be, with the closest of them.
+fn unknown_field(
+    location: &crate::source::Location,
+    message: String,
+    field: &str,
+    keys: &[String],
+    there: &str,
+) -> Diagnostic {
+    let names: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let suggestion = crate::decode::closest(field, &names)
+        .map(|s| format!("did you mean `{s}`? "))
+        .unwrap_or_default();
+    Diagnostic::error(Code::UnknownField, location.clone(), message)
+        .with_hint(format!("{suggestion}{there} {}", quoted_list(keys)))
 }
 
 fn quoted_list(keys: &[String]) -> String {

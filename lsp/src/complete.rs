@@ -609,23 +609,28 @@ impl Context<'_> {
 
     /// `steps.<label>.`: what that step's function returns.
     fn result_of_step(&self, here: DocRef, label: &str, rest: &[String]) -> Vec<String> {
+        self.returned(
+            here,
+            |s| s.get("label").and_then(Node::as_str) == Some(label),
+            rest,
+        )
+    }
+
+    /// The keys at `rest` of what the function of the step `which` picks returns.
+    fn returned(
+        &self,
+        here: DocRef,
+        which: impl Fn(&Node) -> bool,
+        rest: &[String],
+    ) -> Vec<String> {
         let steps = here
             .doc
             .spec()
             .and_then(|s| s.get("steps"))
             .and_then(Node::as_seq);
-        let Some(index) = steps
-            .unwrap_or_default()
-            .iter()
-            .position(|s| s.get("label").and_then(Node::as_str) == Some(label))
-        else {
+        let Some(index) = steps.unwrap_or_default().iter().position(which) else {
             return Vec::new();
         };
-        self.returned(here, index, rest)
-    }
-
-    /// The keys at `rest` of what the function step `index` calls returns.
-    fn returned(&self, here: DocRef, index: usize, rest: &[String]) -> Vec<String> {
         navigate::called(self.analysis, here, index)
             .into_iter()
             .flat_map(|f| {
@@ -638,19 +643,11 @@ impl Context<'_> {
     /// `value` in a step's `state`: what the step's function returns.
     fn value_of_step(&self, here: DocRef, rest: &[String]) -> Vec<String> {
         let line = self.line as u32 + 1;
-        let steps = here
-            .doc
-            .spec()
-            .and_then(|s| s.get("steps"))
-            .and_then(Node::as_seq);
-        let Some(index) = steps
-            .unwrap_or_default()
-            .iter()
-            .position(|s| s.span.start.line <= line && line <= s.span.end.line)
-        else {
-            return Vec::new();
-        };
-        self.returned(here, index, rest)
+        self.returned(
+            here,
+            |s| s.span.start.line <= line && line <= s.span.end.line,
+            rest,
+        )
     }
 }
 

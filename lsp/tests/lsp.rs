@@ -713,6 +713,24 @@ fn labels(found: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Completion labels after changing the document to `text` (version `version`), with the
+/// cursor `skip` characters into the first `needle`.
+async fn complete_after(
+    client: &mut Client,
+    uri: &str,
+    version: i32,
+    text: &str,
+    (needle, skip): (&str, u32),
+) -> Vec<String> {
+    let (line, column) = find(text, needle, skip);
+    client.change(uri, version, text).await;
+    labels(
+        &client
+            .at("textDocument/completion", uri, line, column)
+            .await,
+    )
+}
+
 /// Completion labels at the end of `text` (the cursor after its last character).
 async fn complete_at_end(client: &mut Client, uri: &str, text: &str) -> Vec<String> {
     client.change(uri, 2, text).await;
@@ -788,13 +806,7 @@ async fn completion_offers_members_and_functions_in_expressions() {
     client.open(&uri, WORKFLOW).await;
     // In the second step: the steps before it.
     let text = WORKFLOW.replace("=steps.config.text", "=steps.");
-    let (line, column) = find(&text, "=steps.", 7);
-    client.change(&uri, 2, &text).await;
-    let found = labels(
-        &client
-            .at("textDocument/completion", &uri, line, column)
-            .await,
-    );
+    let found = complete_after(&mut client, &uri, 2, &text, ("=steps.", 7)).await;
     assert_eq!(
         found.iter().filter(|l| *l == "config").count(),
         1,
@@ -803,13 +815,7 @@ async fn completion_offers_members_and_functions_in_expressions() {
     assert!(!found.contains(&"second".to_string()), "{found:?}");
     // Variables in scope and functions.
     let text = WORKFLOW.replace("=steps.config.text", "=");
-    let (line, column) = find(&text, "name: =\n", 7);
-    client.change(&uri, 3, &text).await;
-    let found = labels(
-        &client
-            .at("textDocument/completion", &uri, line, column)
-            .await,
-    );
+    let found = complete_after(&mut client, &uri, 3, &text, ("name: =\n", 7)).await;
     assert!(
         found.starts_with(&["parent".to_string(), "steps".to_string()]),
         "{found:?}"
@@ -818,26 +824,14 @@ async fn completion_offers_members_and_functions_in_expressions() {
     assert!(found.contains(&"size".to_string()), "{found:?}");
     // A step's state: `value.` is what its function returns.
     let text = WORKFLOW.replace("=value.text", "=value.");
-    let (line, column) = find(&text, "=value.", 7);
-    client.change(&uri, 4, &text).await;
-    let found = labels(
-        &client
-            .at("textDocument/completion", &uri, line, column)
-            .await,
-    );
+    let found = complete_after(&mut client, &uri, 4, &text, ("=value.", 7)).await;
     assert!(
         found.starts_with(&["size".to_string(), "text".to_string()]),
         "{found:?}"
     );
     // `steps.<label>.`: what that step's function returns.
     let text = WORKFLOW.replace("=steps.config.text", "=steps.config.");
-    let (line, column) = find(&text, "=steps.config.", 14);
-    client.change(&uri, 5, &text).await;
-    let found = labels(
-        &client
-            .at("textDocument/completion", &uri, line, column)
-            .await,
-    );
+    let found = complete_after(&mut client, &uri, 5, &text, ("=steps.config.", 14)).await;
     assert!(
         found.starts_with(&["size".to_string(), "text".to_string()]),
         "{found:?}"
@@ -847,22 +841,10 @@ async fn completion_offers_members_and_functions_in_expressions() {
     let uri = ws.uri("functions.koreo");
     client.open(&uri, FUNCTIONS).await;
     let text = FUNCTIONS.replace("=size(inputs.name)", "=size(inputs.)");
-    let (line, column) = find(&text, "inputs.)", 7);
-    client.change(&uri, 2, &text).await;
-    let found = labels(
-        &client
-            .at("textDocument/completion", &uri, line, column)
-            .await,
-    );
+    let found = complete_after(&mut client, &uri, 2, &text, ("inputs.)", 7)).await;
     assert_eq!(found[0], "name", "{found:?}");
     let text = FUNCTIONS.replace("=locals.prefix", "=locals.p");
-    let (line, column) = find(&text, "locals.p", 8);
-    client.change(&uri, 3, &text).await;
-    let found = labels(
-        &client
-            .at("textDocument/completion", &uri, line, column)
-            .await,
-    );
+    let found = complete_after(&mut client, &uri, 3, &text, ("locals.p", 8)).await;
     assert_eq!(found[0], "prefix", "{found:?}");
 }
 
