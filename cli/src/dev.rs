@@ -164,7 +164,7 @@ pub fn run(
         );
         return ExitCode::from(2);
     }
-    let ws = Workspace::load_paths(paths);
+    let ws = Workspace::load_paths_keeping_documents(paths);
     for d in ws.diagnostics.iter().filter(|d| d.is_error()) {
         crate::print_diagnostic(d);
     }

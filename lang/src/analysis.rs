@@ -440,6 +440,9 @@ fn check_step_results(
 /// Workflow that another one runs as a step (its `parent` is that step's inputs then).
 fn check_parent_reads(ws: &Workspace, w: &Workflow, diags: &mut Vec<Diagnostic>) {
     let Some(crd) = &w.crd_ref else { return };
+    let Some(spec) = crd_spec_schema(&ws.objects, crd) else {
+        return;
+    };
     let run_as_step = ws.definitions.iter().any(|d| match d {
         Definition::Workflow(other) => other.steps.iter().any(|s| match &s.logic {
             StepLogic::Ref(r) => r.kind == LogicKind::Workflow && r.name == w.meta.name,
@@ -449,9 +452,9 @@ fn check_parent_reads(ws: &Workspace, w: &Workflow, diags: &mut Vec<Diagnostic>)
         }),
         _ => false,
     });
-    let Some(spec) = parent_spec_schema(ws, crd).filter(|_| !run_as_step) else {
+    if run_as_step {
         return;
-    };
+    }
     for step in &w.steps {
         for expr in step_expressions(step) {
             let paths = expr.field_paths("parent");
@@ -500,11 +503,6 @@ fn quoted_list(keys: &[String]) -> String {
         .map(|k| format!("`{k}`"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// The schema of `spec` in the workspace's CRD for a parent kind, at its `crdRef` version.
-fn parent_spec_schema<'w>(ws: &'w Workspace, crd: &crate::model::CrdRef) -> Option<&'w Json> {
-    crd_spec_schema(&ws.objects, crd)
 }
 
 /// The schema of `spec` in the CRD among `objects` for a kind, at a version.

@@ -188,7 +188,7 @@ impl Walk {
                 self.push(Kind::Value, Some(expected), actual)
             }
             _ => {
-                if !self.scalars_equal(expected, actual.unwrap_or(&Json::Null)) {
+                if !scalars_equal(expected, actual.unwrap_or(&Json::Null), self.mode) {
                     self.push(Kind::Value, Some(expected), actual);
                 }
             }
@@ -266,10 +266,6 @@ impl Walk {
         } else if set_mismatch(e, a, self.mode).is_some() {
             self.push(Kind::Set, Some(expected), Some(actual));
         }
-    }
-
-    fn scalars_equal(&self, a: &Json, b: &Json) -> bool {
-        scalars_equal(a, b, self.mode)
     }
 }
 

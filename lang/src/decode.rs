@@ -237,6 +237,17 @@ impl<'a> Decoder<'a> {
 
     /// An expression field (`=...`), compiled. Any other value is `None`: `conform` reported it.
     pub fn expression(&mut self, node: &Node, path: &str, scope: &[&str]) -> Option<Arc<Expr>> {
+        self.typed_expression(node, path, scope)
+            .map(|(expr, _)| expr)
+    }
+
+    /// An expression field, compiled, with the type it is known to have.
+    fn typed_expression(
+        &mut self,
+        node: &Node,
+        path: &str,
+        scope: &[&str],
+    ) -> Option<(Arc<Expr>, crate::types::Type)> {
         let Value::Str(text, style) = &node.value else {
             return None;
         };
@@ -245,8 +256,8 @@ impl<'a> Decoder<'a> {
         }
         match Expr::compile(text, *style, self.location(node.span), self.cache) {
             Ok(expr) => {
-                self.check_scope(&expr, path, scope);
-                Some(Arc::new(expr))
+                let ty = self.check_scope(&expr, path, scope);
+                Some((Arc::new(expr), ty))
             }
             Err(diag) => {
                 self.diags.push(diag);
@@ -258,8 +269,7 @@ impl<'a> Decoder<'a> {
     /// An expression that must give a bool (`assert`, `skipIf`): one whose type is known to be
     /// something else is an error.
     pub fn condition(&mut self, node: &Node, path: &str, scope: &[&str]) -> Option<Arc<Expr>> {
-        let expr = self.expression(node, path, scope)?;
-        let ty = crate::types::infer(expr.ast(), &mut Vec::new());
+        let (expr, ty) = self.typed_expression(node, path, scope)?;
         if !matches!(ty, crate::types::Type::Bool | crate::types::Type::Dyn) {
             self.error_hint(
                 Code::TypeMismatch,
@@ -284,10 +294,10 @@ impl<'a> Decoder<'a> {
     }
 
     /// Variables an expression reads must exist where it is written, and its operations must
-    /// be able to work.
-    fn check_scope(&mut self, expr: &Expr, path: &str, scope: &[&str]) {
+    /// be able to work. Gives the type the expression is known to have.
+    fn check_scope(&mut self, expr: &Expr, path: &str, scope: &[&str]) -> crate::types::Type {
         let mut mismatches = Vec::new();
-        crate::types::infer(expr.ast(), &mut mismatches);
+        let ty = crate::types::infer(expr.ast(), &mut mismatches);
         for m in mismatches {
             let diagnostic =
                 Diagnostic::error(Code::TypeMismatch, expr.location_of(m.id), m.message);
@@ -326,6 +336,7 @@ impl<'a> Decoder<'a> {
                 .with_hint(available),
             );
         }
+        ty
     }
 
     /// Reports that not exactly one of `keys` is `present`.
@@ -393,13 +404,14 @@ impl Decoder<'_> {
     /// Checks a node against its field in [`crate::schema`]: known keys (with did-you-mean),
     /// required keys, one-of and any-of groups, types, enums, expressions required or
     /// forbidden, patterns, lengths and sizes, unique list items and the CRD's rules. What is
-    /// decoded this way cannot disagree with its CRD. True when it conforms.
-    pub fn conform(&mut self, node: &Node, field: &'static Field, path: &Path<'_>) -> bool {
-        let errors = self.errors();
+    /// decoded this way cannot disagree with its CRD.
+    pub fn conform(&mut self, node: &Node, field: &'static Field, path: &Path<'_>) {
+        // Everything reported here is an error: a count of all diagnostics tells.
+        let before = self.diags.len();
         if matches!(node.value, Value::Null) {
             // Kept where nullable (it removes a key in a merge patch); elsewhere absent, as the
             // API server prunes it.
-            return true;
+            return;
         }
         match field.ty {
             Type::Object => self.conform_object(node, field, path),
@@ -432,10 +444,9 @@ impl Decoder<'_> {
             },
             Type::Any => {}
         }
-        if self.errors() == errors {
+        if self.diags.len() == before {
             self.conform_rules(node, field, path);
         }
-        self.errors() == errors
     }
 
     fn conform_list(&mut self, node: &Node, field: &'static Field, path: &Path<'_>) {
@@ -514,8 +525,8 @@ impl Decoder<'_> {
                     || (field.child(k).is_some_and(|c| c.nullable)
                         && fields.entries.iter().any(|(key, _)| key.text == **k))
             };
-            if field.one_of.iter().filter(is_present).count() != 1 {
-                let present: Vec<&str> = field.one_of.iter().filter(is_present).copied().collect();
+            let present: Vec<&str> = field.one_of.iter().filter(is_present).copied().collect();
+            if present.len() != 1 {
                 self.one_of(&fields, field.one_of, &present, path);
             }
         }
@@ -546,9 +557,17 @@ impl Decoder<'_> {
     /// The CRD's cross-field rules, evaluated as the API server does: CEL with `self` bound to
     /// the value (keys that are CEL reserved words escaped as `__word__`).
     fn conform_rules(&mut self, node: &Node, field: &'static Field, path: &Path<'_>) {
-        let rules = field.rules.iter().filter(|r| r.checked_as.is_none());
+        let mut rules = field
+            .rules
+            .iter()
+            .filter(|r| r.checked_as.is_none())
+            .peekable();
+        if rules.peek().is_none() {
+            return;
+        }
+        let value = crate::schema::rule_self(&node.to_json());
         for rule in rules {
-            if !rule_holds(rule, &node.to_json()) {
+            if !rule_holds(rule, &value) {
                 self.error(
                     Code::InvalidValue,
                     node.span,
@@ -625,14 +644,10 @@ impl Decoder<'_> {
             );
         }
     }
-
-    fn errors(&self) -> usize {
-        self.diags.iter().filter(|d| d.is_error()).count()
-    }
 }
 
-/// Whether `value` passes a CRD rule. The rules are ours and compile; one that fails to
-/// evaluate counts as broken, as it would in the API server.
+/// Whether `value` (as [`crate::schema::rule_self`] gives it) passes a CRD rule. The rules are
+/// ours and compile; one that fails to evaluate counts as broken, as in the API server.
 fn rule_holds(rule: &crate::schema::Rule, value: &serde_json::Value) -> bool {
     type Compiled = std::collections::HashMap<&'static str, Option<Arc<Expr>>>;
     static COMPILED: std::sync::LazyLock<std::sync::Mutex<Compiled>> =
@@ -647,8 +662,7 @@ fn rule_holds(rule: &crate::schema::Rule, value: &serde_json::Value) -> bool {
     let Some(expr) = expr else {
         return false;
     };
-    let value = crate::schema::rule_self(value);
-    expr.eval_bool(&crate::expr::Scope::new().with("self", &value))
+    expr.eval_bool(&crate::expr::Scope::new().with("self", value))
         .unwrap_or(false)
 }
 

@@ -64,9 +64,12 @@ pub struct Document {
 #[derive(Debug, Default)]
 pub struct Workspace {
     pub files: Vec<FileRef>,
-    /// Every YAML document that parsed, in file order, kept for those that read the files
-    /// again as YAML (the language server, `koreo dev`, definition status in a cluster).
+    /// Every YAML document that parsed, in file order, for those that read the files again as
+    /// YAML (the language server, `koreo dev`, definition status in a cluster): kept only in a
+    /// workspace made by [`Workspace::keeping_documents`], as `koreo test` and `check` would
+    /// only pay to free them.
     pub documents: Vec<Document>,
+    keep_documents: bool,
     pub definitions: Vec<Definition>,
     pub objects: Vec<Object>,
     pub diagnostics: Vec<Diagnostic>,
@@ -79,19 +82,32 @@ pub struct Workspace {
 }
 
 impl Workspace {
+    /// An empty workspace that keeps the documents it parses (`documents`).
+    pub fn keeping_documents() -> Workspace {
+        Workspace {
+            keep_documents: true,
+            ..Workspace::default()
+        }
+    }
+
     /// Loads files and directories (recursively; files with a Koreo or YAML extension).
     pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Workspace {
-        Workspace::load(paths, false)
+        Workspace::default().load(paths, false)
+    }
+
+    /// As [`Workspace::load_paths`], keeping the parsed documents.
+    pub fn load_paths_keeping_documents<P: AsRef<Path>>(paths: &[P]) -> Workspace {
+        Workspace::keeping_documents().load(paths, false)
     }
 
     /// As [`Workspace::load_paths`], plus, for each file named, the Koreo files beside it (not
     /// below it): a test file runs with the definitions next to it.
     pub fn load_with_neighbours<P: AsRef<Path>>(paths: &[P]) -> Workspace {
-        Workspace::load(paths, true)
+        Workspace::default().load(paths, true)
     }
 
-    fn load<P: AsRef<Path>>(paths: &[P], neighbours: bool) -> Workspace {
-        let mut ws = Workspace::default();
+    fn load<P: AsRef<Path>>(self, paths: &[P], neighbours: bool) -> Workspace {
+        let mut ws = self;
         let mut files = Vec::new();
         for path in paths {
             let path = path.as_ref();
@@ -118,10 +134,11 @@ impl Workspace {
         files.sort();
         files.dedup();
         // Files decode independently; the parts merge in file order.
-        let cache = ws.expr_cache.clone();
+        let (cache, keep_documents) = (ws.expr_cache.clone(), ws.keep_documents);
         let parts = crate::parallel::map(&files, |path| {
             let mut part = Workspace {
                 expr_cache: cache.clone(),
+                keep_documents,
                 ..Workspace::default()
             };
             part.read_file(path);
@@ -195,7 +212,9 @@ impl Workspace {
         let file = SourceFile::new(path, String::new());
         self.files.push(file.clone());
         self.add_document(&file, &root);
-        self.documents.push(Document { file, root });
+        if self.keep_documents {
+            self.documents.push(Document { file, root });
+        }
     }
 
     /// Adds a file's documents. Call `finish` after the last one.
@@ -224,6 +243,9 @@ impl Workspace {
         let (docs, error) = yaml::parse_documents_partial(&file.text);
         for doc in docs {
             self.add_document(&file, &doc.root);
+            if !self.keep_documents {
+                continue;
+            }
             self.documents.push(Document {
                 file: file.clone(),
                 root: doc.root,

@@ -114,7 +114,6 @@ pub fn infer(e: &IdedExpr, found: &mut Vec<Mismatch>) -> Type {
 /// What an operator or function makes of arguments of these types; a mismatch when none of
 /// its overloads takes them.
 fn call_type(id: u64, name: &str, args: &[Type], found: &mut Vec<Mismatch>) -> Type {
-    let known = !args.contains(&Type::Dyn);
     let mut mismatch = |message: String, hint: Option<String>| {
         found.push(Mismatch { id, message, hint });
         Type::Dyn
@@ -137,11 +136,10 @@ fn call_type(id: u64, name: &str, args: &[Type], found: &mut Vec<Mismatch>) -> T
             };
             match arithmetic(name, *a, *b) {
                 Some(t) => t,
-                None if known => mismatch(
+                None => mismatch(
                     format!("cannot {verb} {} and {} (`{symbol}`)", a.name(), b.name()),
                     Some(arithmetic_hint(name, *a, *b)),
                 ),
-                None => Type::Dyn,
             }
         }
         (operators::NEGATE, [a]) if *a != Type::Dyn => match a {

@@ -774,7 +774,7 @@ mod tests {
         });
         let root = Node::from_json(&value);
         assert_eq!(root.to_json(), value, "the tree holds the value");
-        let mut ws = crate::Workspace::default();
+        let mut ws = crate::Workspace::keeping_documents();
         ws.add_object(std::path::Path::new("ValueFunction/default/f"), root);
         ws.finish();
         let root = &ws.documents[0].root;

@@ -53,7 +53,7 @@ impl FileState {
             None => text,
         };
         let publish = is_koreo_file(path) || text.contains("koreo.dev/");
-        let mut part = Workspace::default();
+        let mut part = Workspace::keeping_documents();
         part.add_source(path, text);
         let file = part.files.remove(0);
         let chars: Vec<char> = file.text.chars().collect();
@@ -316,7 +316,14 @@ impl Analysis {
         for (path, state) in &self.files {
             ws.files.push(state.file.clone());
             ws.rejected.extend(state.rejected.iter().cloned());
-            ws.objects.extend(state.objects.iter().cloned());
+            // Only CRDs are read from the combined workspace (they type `parent`).
+            ws.objects.extend(
+                state
+                    .objects
+                    .iter()
+                    .filter(|o| o.kind() == "CustomResourceDefinition")
+                    .cloned(),
+            );
             for (i, definition) in state.definitions.iter().enumerate() {
                 let (provides, uses) = keys(definition, state.doc_of(i));
                 self.ids.push((path.clone(), i));
@@ -376,24 +383,21 @@ impl Analysis {
             .map(|&i| self.workspace.definitions[i].clone())
             .collect();
         // The CRDs of the kinds the checked Workflows are triggered by: they type `parent`.
-        let triggers: Vec<(&str, &str)> = checked
+        let triggers: Vec<&koreo_lang::model::CrdRef> = checked
             .iter()
             .filter_map(|&i| match &self.workspace.definitions[i] {
                 Definition::Workflow(w) => w.crd_ref.as_ref(),
                 _ => None,
             })
-            .map(|crd| (crd.api_group.as_str(), crd.kind.as_str()))
             .collect();
         part.objects = self
             .workspace
             .objects
             .iter()
-            .filter(|o| o.kind() == "CustomResourceDefinition")
             .filter(|o| {
-                let spec = &o.value["spec"];
                 triggers
                     .iter()
-                    .any(|(group, kind)| spec["group"] == *group && spec["names"]["kind"] == *kind)
+                    .any(|crd| analysis::crd_spec_schema([*o], crd).is_some())
             })
             .cloned()
             .collect();

@@ -6,7 +6,7 @@ use super::*;
 impl Controller {
     /// Every Koreo definition in the watched namespaces, as one workspace.
     pub(super) async fn load_definitions(&self) -> Workspace {
-        let mut ws = Workspace::default();
+        let mut ws = Workspace::keeping_documents();
         let mut statuses = Vec::new();
         for kind in koreo_lang::model::KINDS {
             for api in self.apis(&koreo_resource(kind), true) {
@@ -48,7 +48,8 @@ impl Controller {
             invalid = invalid.len(),
             "definitions loaded"
         );
-        for (resource, path, object) in statuses {
+        // One document per definition, in the order they were added.
+        for ((resource, path, object), document) in statuses.into_iter().zip(&ws.documents) {
             let namespace = object.metadata.namespace.clone().unwrap_or_default();
             let api: Api<DynamicObject> =
                 Api::namespaced_with(self.client.clone(), &namespace, &resource);
@@ -58,9 +59,6 @@ impl Controller {
                 .iter()
                 .filter(|d| d.is_error() && d.location.path() == path)
                 .collect();
-            let Some(document) = ws.documents.iter().find(|d| d.file.path == path) else {
-                continue;
-            };
             let problems: Vec<String> = errors
                 .iter()
                 .map(|d| match document.root.path_at(d.location.span.start) {

@@ -318,10 +318,12 @@ impl Controller {
                     Next::BackOff(error) => {
                         tracing::warn!(parent = %key, %error, "reconcile failed; backing off");
                         let mut failures = failures.write().await;
+                        const LONGEST: Duration = Duration::from_secs(300);
                         let waits = failures
                             .entry(key.clone())
-                            .or_insert_with(|| backoff(Duration::from_secs(300)).build());
-                        Some(waits.next().unwrap_or(Duration::from_secs(300)))
+                            .or_insert_with(|| backoff(LONGEST).build());
+                        // Built without a limit on retries: never empty.
+                        Some(waits.next().unwrap_or(LONGEST))
                     }
                 };
                 // The worker is free for others while this parent waits for its next turn.
