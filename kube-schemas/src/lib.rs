@@ -11,6 +11,8 @@ use serde_json::{Map, Value as Json, json};
 pub const BUNDLE: &str = "lang/schemas/kubernetes.json";
 
 /// The Kubernetes version of the bundled schemas.
+// Exactly one of the macros expands, so the assignment cannot move to the declaration.
+#[allow(clippy::needless_late_init)]
 pub fn kubernetes_version() -> &'static str {
     let version: &str;
     k8s_openapi::k8s_if_1_33! { version = "1.33"; }
@@ -165,7 +167,7 @@ pub fn bundle_text() -> String {
 }
 
 fn bundle() -> Json {
-    let mut generator = SchemaSettings::openapi3().into_generator();
+    let mut generator = SchemaSettings::draft2020_12().into_generator();
     let mut kinds = Map::new();
     register(&mut generator, &mut kinds);
     let definitions: Map<String, Json> = generator
@@ -213,6 +215,10 @@ fn trim(schema: Json) -> Json {
                     | "format"
                     | "required"
                     | "enum"
+                    | "allOf"
+                    | "anyOf"
+                    | "oneOf"
+                    | "not"
                     | "x-kubernetes-int-or-string"
                     | "x-kubernetes-preserve-unknown-fields" => Some((k, v)),
                     _ => None,

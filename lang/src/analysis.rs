@@ -14,7 +14,6 @@ use crate::model::{
     Step, StepLogic, TargetSource, ValueFunction, Workflow, WorkflowTest,
 };
 use crate::source::Diagnostic;
-use serde_json::Value as Json;
 
 /// The steps of a workflow as a dependency graph.
 #[derive(Clone, Debug, Default)]
@@ -39,7 +38,7 @@ impl StepGraph {
 }
 
 /// Expressions of a step that may read `steps`.
-fn step_expressions(step: &Step) -> Vec<&Expr> {
+pub(crate) fn step_expressions(step: &Step) -> Vec<&Expr> {
     let mut out: Vec<&Expr> = Vec::new();
     if let Some(inputs) = &step.inputs {
         out.extend(inputs.expressions().into_iter().map(|e| &**e));
@@ -250,10 +249,21 @@ pub fn check_definition(ws: &Workspace, definition: &Definition) -> Vec<Diagnost
     let namespace = definition.meta().namespace.as_deref();
     match definition {
         Definition::Workflow(w) => check_workflow(ws, w, namespace, &mut diags),
-        Definition::ResourceFunction(f) => check_resource_function(ws, f, namespace, &mut diags),
+        Definition::ResourceFunction(f) => {
+            check_resource_function(ws, f, namespace, &mut diags);
+            crate::typecheck::check_resource_function(ws, f, &mut diags);
+            let exprs = resource_function_exprs(f);
+            crate::typecheck::check_input_reads(ws, definition, &exprs, &mut diags);
+        }
+        Definition::ValueFunction(f) => {
+            let exprs = value_function_exprs(f);
+            crate::typecheck::check_input_reads(ws, definition, &exprs, &mut diags);
+        }
+        Definition::ResourceTemplate(t) => {
+            crate::typecheck::check_resource_template(ws, t, &mut diags)
+        }
         Definition::FunctionTest(t) => check_function_test(ws, t, namespace, &mut diags),
         Definition::WorkflowTest(t) => check_workflow_test(ws, t, namespace, &mut diags),
-        _ => {}
     }
     diags
 }
@@ -330,8 +340,7 @@ fn check_workflow(
     diags: &mut Vec<Diagnostic>,
 ) {
     diags.extend(w.graph.problems.iter().cloned());
-    check_step_results(ws, w, namespace, diags);
-    check_parent_reads(ws, w, diags);
+    crate::typecheck::check_workflow_reads(ws, w, namespace, diags);
     for step in &w.steps {
         let refs: Vec<&LogicRef> = match &step.logic {
             StepLogic::Ref(r) => vec![r],
@@ -392,207 +401,6 @@ fn check_workflow(
                 );
             }
         }
-    }
-}
-
-/// Reads of `steps.<label>.<field>...` against what that step's function returns, where its
-/// `return` says so: literal keys, at any depth until a value is an expression. A step that
-/// loops, switches or runs a Workflow, a function without `return`, and reads under `has()`
-/// are not checked: nothing is reported unless the field can never be there.
-fn check_step_results(
-    ws: &Workspace,
-    w: &Workflow,
-    namespace: Option<&str>,
-    diags: &mut Vec<Diagnostic>,
-) {
-    for step in &w.steps {
-        for expr in step_expressions(step) {
-            let paths = expr.field_paths("steps");
-            for path in paths.iter().filter(|p| !p.tested) {
-                let Some(((label, _), fields)) = path.fields.split_first() else {
-                    continue;
-                };
-                // Any `has()` on this step's result in the expression: its reads may be guarded.
-                let guarded = paths
-                    .iter()
-                    .any(|p| p.tested && p.fields.first().is_some_and(|(l, _)| l == label));
-                let Some(returned) = returned_by(ws, w, label, namespace).filter(|_| !guarded)
-                else {
-                    continue;
-                };
-                if let Some((field, location, keys)) = missing_field(returned, fields) {
-                    diags.push(unknown_field(
-                        location,
-                        format!("step `{label}` returns no `{field}` here"),
-                        field,
-                        &keys,
-                        "its `return` has",
-                    ));
-                }
-            }
-        }
-    }
-}
-
-/// Reads of `parent.spec.<field>...` against the parent's CRD, when the workspace has it: a
-/// field its schema cannot have is K0501. Where the schema lets anything in (preserved unknown
-/// fields, a map's values, a list, a union) nothing is reported, nor under `has()`, nor for a
-/// Workflow that another one runs as a step (its `parent` is that step's inputs then).
-fn check_parent_reads(ws: &Workspace, w: &Workflow, diags: &mut Vec<Diagnostic>) {
-    let Some(crd) = &w.crd_ref else { return };
-    let Some(spec) = crd_spec_schema(&ws.objects, crd) else {
-        return;
-    };
-    let run_as_step = ws.definitions.iter().any(|d| match d {
-        Definition::Workflow(other) => other.steps.iter().any(|s| match &s.logic {
-            StepLogic::Ref(r) => r.kind == LogicKind::Workflow && r.name == w.meta.name,
-            StepLogic::Switch { cases, .. } => cases
-                .iter()
-                .any(|c| c.logic.kind == LogicKind::Workflow && c.logic.name == w.meta.name),
-        }),
-        _ => false,
-    });
-    if run_as_step {
-        return;
-    }
-    for step in &w.steps {
-        for expr in step_expressions(step) {
-            let paths = expr.field_paths("parent");
-            if paths.iter().any(|p| p.tested) {
-                continue;
-            }
-            for path in &paths {
-                let Some(((first, _), fields)) = path.fields.split_first() else {
-                    continue;
-                };
-                if first != "spec" {
-                    continue;
-                }
-                if let Some((field, location, keys)) = missing_in_schema(spec, fields) {
-                    diags.push(unknown_field(
-                        location,
-                        format!("the {} CRD has no `{field}` here", crd.kind),
-                        field,
-                        &keys,
-                        "it declares",
-                    ));
-                }
-            }
-        }
-    }
-}
-
-/// K0501: `field` read where only `keys` can be, with the closest of them.
-fn unknown_field(
-    location: &crate::source::Location,
-    message: String,
-    field: &str,
-    keys: &[String],
-    there: &str,
-) -> Diagnostic {
-    let names: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let suggestion = crate::decode::closest(field, &names)
-        .map(|s| format!("did you mean `{s}`? "))
-        .unwrap_or_default();
-    Diagnostic::error(Code::UnknownField, location.clone(), message)
-        .with_hint(format!("{suggestion}{there} {}", quoted_list(keys)))
-}
-
-fn quoted_list(keys: &[String]) -> String {
-    keys.iter()
-        .map(|k| format!("`{k}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The schema of `spec` in the CRD among `objects` for a kind, at a version.
-pub fn crd_spec_schema<'o>(
-    objects: impl IntoIterator<Item = &'o crate::load::Object>,
-    crd: &crate::model::CrdRef,
-) -> Option<&'o Json> {
-    objects
-        .into_iter()
-        .filter(|o| o.kind() == "CustomResourceDefinition")
-        .map(|o| &o.value["spec"])
-        .filter(|spec| spec["group"] == crd.api_group.as_str())
-        .filter(|spec| spec["names"]["kind"] == crd.kind.as_str())
-        .flat_map(|spec| spec["versions"].as_array().into_iter().flatten())
-        .find(|v| v["name"] == crd.version.as_str())
-        .map(|v| &v["schema"]["openAPIV3Schema"]["properties"]["spec"])
-        .filter(|spec| spec.is_object())
-}
-
-/// The first of `fields` that a value of `schema` cannot have (OpenAPI v3, as in a CRD), with
-/// where it is read and the fields the schema declares there.
-fn missing_in_schema<'f>(
-    schema: &Json,
-    fields: &'f [(String, crate::source::Location)],
-) -> Option<(&'f str, &'f crate::source::Location, Vec<String>)> {
-    let ((field, location), rest) = fields.split_first()?;
-    let open = schema["x-kubernetes-preserve-unknown-fields"] == true
-        || ["anyOf", "oneOf", "allOf", "not"]
-            .iter()
-            .any(|k| schema.get(k).is_some());
-    if open || schema["type"] != "object" {
-        return None;
-    }
-    match schema["properties"].as_object() {
-        Some(properties) => match properties.get(field) {
-            Some(inner) => missing_in_schema(inner, rest),
-            None if schema.get("additionalProperties").is_some() => None,
-            None => Some((
-                field.as_str(),
-                location,
-                properties.keys().cloned().collect(),
-            )),
-        },
-        // A map: any key, values of one schema.
-        None => missing_in_schema(&schema["additionalProperties"], rest),
-    }
-}
-
-/// The `return` of the function the step labelled `label` runs, when one value is known: a
-/// plain `ref` to a ValueFunction or ResourceFunction, without `forEach`.
-fn returned_by<'w>(
-    ws: &'w Workspace,
-    w: &Workflow,
-    label: &str,
-    namespace: Option<&str>,
-) -> Option<&'w crate::expr::Template> {
-    let step = w.steps.iter().find(|s| s.label == label)?;
-    let StepLogic::Ref(r) = &step.logic else {
-        return None;
-    };
-    if step.for_each.is_some() {
-        return None;
-    }
-    match r.kind {
-        LogicKind::ValueFunction => ws.value_function(&r.name, namespace)?.ret.as_ref(),
-        LogicKind::ResourceFunction => ws.resource_function(&r.name, namespace)?.ret.as_ref(),
-        LogicKind::Workflow => None,
-    }
-}
-
-/// The first field of `fields` that `value` cannot have, with where it is read and the keys
-/// there are. Below an expression, a list or a scalar nothing is known.
-fn missing_field<'f>(
-    value: &crate::expr::Template,
-    fields: &'f [(String, crate::source::Location)],
-) -> Option<(&'f str, &'f crate::source::Location, Vec<String>)> {
-    use crate::expr::Template;
-    use serde_json::Value as Json;
-    let ((field, location), rest) = fields.split_first()?;
-    let missing = |keys: Vec<String>| Some((field.as_str(), location, keys));
-    match value {
-        Template::Map(entries) => match entries.iter().find(|(k, _)| k == field) {
-            Some((_, inner)) => missing_field(inner, rest),
-            None => missing(entries.iter().map(|(k, _)| k.clone()).collect()),
-        },
-        Template::Literal(Json::Object(map)) => match map.get(field) {
-            Some(inner) => missing_field(&Template::Literal(inner.clone()), rest),
-            None => missing(map.keys().cloned().collect()),
-        },
-        _ => None,
     }
 }
 

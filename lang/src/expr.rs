@@ -261,6 +261,25 @@ impl Expr {
         self.references.iter().filter(move |r| r.root == root)
     }
 
+    /// The variable and fields when the whole expression is one read (`=steps.config.name`).
+    pub fn plain_path(&self) -> Option<(&str, Vec<&str>)> {
+        let mut fields = Vec::new();
+        let mut at = self.ast();
+        loop {
+            match &at.expr {
+                Ast::Select(select) if !select.test => {
+                    fields.push(select.field.as_str());
+                    at = &select.operand;
+                }
+                Ast::Ident(name) => {
+                    fields.reverse();
+                    return Some((name, fields));
+                }
+                _ => return None,
+            }
+        }
+    }
+
     /// Every chain of field selections from `root` (`steps.config.name` reads `config` then
     /// `name`), each field with where it is written. A chain under `has()` comes back too, as
     /// `tested`: its fields may be missing by design.

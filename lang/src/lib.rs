@@ -10,9 +10,11 @@ pub mod eval;
 pub mod expr;
 pub mod load;
 pub mod model;
+pub mod openapi;
 pub mod parallel;
 pub mod schema;
 pub mod source;
+pub mod typecheck;
 pub mod types;
 pub mod yaml;
 

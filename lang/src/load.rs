@@ -77,6 +77,8 @@ pub struct Workspace {
     pub failed_files: Vec<PathBuf>,
     /// Koreo documents that did not validate.
     pub rejected: Vec<Rejected>,
+    /// Schemas of built-in kinds read from a schema folder, in place of the bundled ones.
+    pub kube_bundle: Option<Arc<crate::openapi::Bundle>>,
     index: HashMap<(&'static str, String), Vec<usize>>,
     expr_cache: Arc<ExprCache>,
 }
@@ -450,6 +452,14 @@ impl Workspace {
             Definition::FunctionTest(t) => Some(t),
             _ => None,
         })
+    }
+
+    /// The schemas of built-in kinds in use: a schema folder's, or the bundled ones.
+    pub fn bundle(&self) -> &crate::openapi::Bundle {
+        match &self.kube_bundle {
+            Some(bundle) => bundle,
+            None => crate::openapi::Bundle::builtin(),
+        }
     }
 
     pub fn has_errors(&self) -> bool {

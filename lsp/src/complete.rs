@@ -599,8 +599,8 @@ impl Context<'_> {
                     kind: field("kind"),
                 };
                 let objects = self.analysis.files().flat_map(|f| &f.objects);
-                koreo_lang::analysis::crd_spec_schema(objects, &crd)
-                    .map(|schema| schema_keys(schema, deeper))
+                koreo_lang::typecheck::crd_schema(objects, &crd.api_group, &crd.version, &crd.kind)
+                    .map(|schema| schema_keys(&schema["properties"]["spec"], deeper))
                     .unwrap_or_default()
             }
             _ => Vec::new(),

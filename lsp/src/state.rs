@@ -395,9 +395,10 @@ impl Analysis {
             .objects
             .iter()
             .filter(|o| {
-                triggers
-                    .iter()
-                    .any(|crd| analysis::crd_spec_schema([*o], crd).is_some())
+                triggers.iter().any(|crd| {
+                    koreo_lang::typecheck::crd_schema([*o], &crd.api_group, &crd.version, &crd.kind)
+                        .is_some()
+                })
             })
             .cloned()
             .collect();

@@ -1,0 +1,328 @@
+//! The schemas of Kubernetes kinds (OpenAPI v3, as the API server has them), for typing what
+//! definitions read and write: a Workflow's parent, a ResourceFunction's resource.
+//!
+//! Built-in kinds come bundled: `lang/schemas/kubernetes.json`, written by the
+//! `koreo-kube-schemas` crate from `k8s-openapi` at the Kubernetes version it pins. CRDs come
+//! from the workspace (any loaded CustomResourceDefinition, and `koreo check --schemas DIR`);
+//! a bundle in such a folder (`koreo schemas pull` writes one from a cluster) replaces the
+//! built-in one. Where no schema is known nothing is typed, so nothing is reported.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde_json::Value as Json;
+
+use crate::types::Type;
+
+/// The file name of a bundle in a schema folder.
+pub const BUNDLE_FILE: &str = "kubernetes.json";
+
+/// Schemas of built-in kinds: `apiVersion/kind` to a definition, definitions that refer to each
+/// other by name (`{"$ref": "io.k8s.api.core.v1.PodSpec"}`).
+#[derive(Debug, Default)]
+pub struct Bundle {
+    /// The Kubernetes version the schemas are of.
+    pub kubernetes: String,
+    kinds: HashMap<String, String>,
+    definitions: HashMap<String, Json>,
+}
+
+/// The definition every object's `metadata` has.
+const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+
+impl Bundle {
+    pub fn parse(text: &str) -> Result<Bundle, String> {
+        let mut json: Json = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let mut take = |key: &str| json.get_mut(key).map(Json::take);
+        let kubernetes = take("kubernetes")
+            .and_then(|v| v.as_str().map(str::to_string))
+            .ok_or("no `kubernetes` version")?;
+        let kinds = match take("kinds") {
+            Some(Json::Object(kinds)) => kinds
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, v.as_str()?.to_string())))
+                .collect(),
+            _ => return Err("no `kinds` object".into()),
+        };
+        let definitions = match take("definitions") {
+            Some(Json::Object(definitions)) => definitions.into_iter().collect(),
+            _ => return Err("no `definitions` object".into()),
+        };
+        Ok(Bundle {
+            kubernetes,
+            kinds,
+            definitions,
+        })
+    }
+
+    /// The bundle koreo is built with, read once on first use.
+    pub fn builtin() -> &'static Bundle {
+        static BUILTIN: OnceLock<Bundle> = OnceLock::new();
+        BUILTIN.get_or_init(|| {
+            Bundle::parse(include_str!("../schemas/kubernetes.json"))
+                .expect("the bundled schemas are checked by koreo-kube-schemas' tests")
+        })
+    }
+
+    /// The schema of a kind, as `apps/v1` and `Deployment`.
+    pub fn kind(&self, api_version: &str, kind: &str) -> Option<Schema<'_>> {
+        let name = self.kinds.get(&format!("{api_version}/{kind}"))?;
+        self.definition(name)
+    }
+
+    fn definition(&self, name: &str) -> Option<Schema<'_>> {
+        Some(Schema {
+            node: self.definitions.get(name)?,
+            bundle: Some(self),
+        })
+    }
+
+    /// The schema of `metadata`, that every object has whatever its kind.
+    pub fn object_meta(&self) -> Option<Schema<'_>> {
+        self.definition(OBJECT_META)
+    }
+}
+
+/// A node of a schema, with the bundle its references are resolved in.
+#[derive(Clone, Copy, Debug)]
+pub struct Schema<'a> {
+    node: &'a Json,
+    bundle: Option<&'a Bundle>,
+}
+
+/// What a schema says of one field of an object.
+#[derive(Debug)]
+pub enum Field<'a> {
+    Declared(Schema<'a>),
+    /// The object has only these fields.
+    Undeclared(Vec<&'a str>),
+    /// Anything may be there (a map, preserved unknown fields, a union, no schema).
+    Open,
+}
+
+/// How deep `$ref`s are followed: a bundle that refers in a circle stays finite.
+const MAX_REFS: usize = 8;
+
+impl<'a> Schema<'a> {
+    /// A schema written out in full, as a CRD's `openAPIV3Schema`.
+    pub fn inline(node: &'a Json) -> Schema<'a> {
+        Schema { node, bundle: None }
+    }
+
+    /// The node itself, `$ref`s followed (a description beside a `$ref` is the field's).
+    fn resolved(self) -> Schema<'a> {
+        let mut node = self.node;
+        for _ in 0..MAX_REFS {
+            let Some(name) = node.get("$ref").and_then(Json::as_str) else {
+                break;
+            };
+            match self.bundle.and_then(|b| b.definitions.get(name)) {
+                Some(next) => node = next,
+                None => return Schema::inline(&Json::Null),
+            }
+        }
+        Schema { node, ..self }
+    }
+
+    fn is_open(self) -> bool {
+        let node = self.node;
+        node["x-kubernetes-preserve-unknown-fields"] == true
+            || ["anyOf", "oneOf", "allOf", "not"]
+                .iter()
+                .any(|k| node.get(k).is_some())
+    }
+
+    /// A field of an object of this schema.
+    pub fn field(self, name: &str) -> Field<'a> {
+        let schema = self.resolved();
+        if schema.is_open() || schema.node["type"] != "object" {
+            return Field::Open;
+        }
+        let within = |node: &'a Json| Schema { node, ..schema };
+        match schema.node["properties"].as_object() {
+            Some(properties) => match properties.get(name) {
+                Some(inner) => Field::Declared(within(inner)),
+                None if schema.node.get("additionalProperties").is_some() => Field::Open,
+                None => Field::Undeclared(properties.keys().map(String::as_str).collect()),
+            },
+            None => match schema.node.get("additionalProperties") {
+                Some(values) if values.is_object() => Field::Declared(within(values)),
+                _ => Field::Open,
+            },
+        }
+    }
+
+    /// The schema of a list's items.
+    pub fn items(self) -> Option<Schema<'a>> {
+        let schema = self.resolved();
+        let items = schema.node.get("items").filter(|i| i.is_object())?;
+        Some(Schema {
+            node: items,
+            ..schema
+        })
+    }
+
+    /// The declared fields of an object, for completion.
+    pub fn properties(self) -> Vec<(&'a str, Schema<'a>)> {
+        let schema = self.resolved();
+        schema.node["properties"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), Schema { node: v, ..schema }))
+            .collect()
+    }
+
+    /// Whether `name` must be there (in the object's `required`).
+    pub fn requires(self, name: &str) -> bool {
+        let schema = self.resolved();
+        schema.node["required"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|n| n == name))
+    }
+
+    /// What the field is, in a sentence: its own description, or its type's.
+    pub fn description(self) -> Option<&'a str> {
+        self.node["description"]
+            .as_str()
+            .or_else(|| self.resolved().node["description"].as_str())
+    }
+
+    /// The JSON type, as the schema names it (`integer`, `string`, ...); `int-or-string`
+    /// for both; `None` when any value fits.
+    pub fn type_name(self) -> Option<&'a str> {
+        let schema = self.resolved();
+        if schema.node["x-kubernetes-int-or-string"] == true {
+            return Some("int-or-string");
+        }
+        if schema.is_open() {
+            return None;
+        }
+        schema.node["type"].as_str()
+    }
+
+    /// Whether a value of CEL type `ty` can be written here. Only clear mismatches are false:
+    /// anything unknown fits, as does `null` (an unset optional field).
+    pub fn accepts(self, ty: Type) -> bool {
+        let Some(expected) = self.type_name() else {
+            return true;
+        };
+        match ty {
+            Type::Dyn | Type::Null => true,
+            // Sent as strings, so they fit a string or quantity.
+            Type::Bytes | Type::Duration | Type::Timestamp => {
+                matches!(expected, "string" | "int-or-string")
+            }
+            Type::String => matches!(expected, "string" | "int-or-string"),
+            // A double into an integer fails only when it has a fraction: not known here.
+            Type::Int | Type::Uint | Type::Double => {
+                matches!(expected, "integer" | "number" | "int-or-string")
+            }
+            Type::Bool => expected == "boolean",
+            Type::List => expected == "array",
+            Type::Map => expected == "object",
+        }
+    }
+}
+
+/// The CEL type of a literal JSON value.
+pub fn json_type(value: &Json) -> Type {
+    match value {
+        Json::Null => Type::Null,
+        Json::Bool(_) => Type::Bool,
+        Json::Number(n) if n.is_f64() => Type::Double,
+        Json::Number(_) => Type::Int,
+        Json::String(_) => Type::String,
+        Json::Array(_) => Type::List,
+        Json::Object(_) => Type::Map,
+    }
+}
+
+/// How a schema type is said to a person.
+pub fn type_phrase(type_name: &str) -> &str {
+    match type_name {
+        "integer" => "an integer",
+        "number" => "a number",
+        "string" => "a string",
+        "boolean" => "a boolean",
+        "array" => "a list",
+        "object" => "an object",
+        "int-or-string" => "an integer or a string",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment() -> Schema<'static> {
+        Bundle::builtin().kind("apps/v1", "Deployment").unwrap()
+    }
+
+    fn declared<'a>(schema: Schema<'a>, name: &str) -> Schema<'a> {
+        match schema.field(name) {
+            Field::Declared(s) => s,
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn fields_resolve_through_references() {
+        let spec = declared(deployment(), "spec");
+        assert_eq!(declared(spec, "replicas").type_name(), Some("integer"));
+        let containers = declared(declared(declared(spec, "template"), "spec"), "containers");
+        let container = containers.items().unwrap();
+        assert_eq!(declared(container, "image").type_name(), Some("string"));
+        match container.field("imagee") {
+            Field::Undeclared(names) => assert!(names.contains(&"image")),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            declared(spec, "replicas")
+                .description()
+                .unwrap()
+                .starts_with("Number of desired pods")
+        );
+    }
+
+    #[test]
+    fn maps_quantities_and_int_or_strings_are_typed_as_kubernetes_accepts_them() {
+        let meta = Bundle::builtin().object_meta().unwrap();
+        let labels = declared(meta, "labels");
+        assert_eq!(declared(labels, "any-key").type_name(), Some("string"));
+        let resources = Bundle::builtin()
+            .kind("v1", "Pod")
+            .map(|p| declared(declared(p, "spec"), "overhead"))
+            .unwrap();
+        let cpu = declared(resources, "cpu");
+        assert!(cpu.accepts(Type::String) && cpu.accepts(Type::Int) && cpu.accepts(Type::Double));
+        assert!(!cpu.accepts(Type::Map));
+        let port = Bundle::builtin().kind("v1", "Service").unwrap();
+        let target = declared(
+            declared(declared(port, "spec"), "ports").items().unwrap(),
+            "targetPort",
+        );
+        assert!(target.accepts(Type::Int) && target.accepts(Type::String));
+        assert!(!target.accepts(Type::Bool));
+        assert!(!declared(declared(deployment(), "spec"), "replicas").accepts(Type::String));
+    }
+
+    #[test]
+    fn a_crd_schema_is_open_where_it_preserves_unknown_fields() {
+        let crd = serde_json::json!({
+            "type": "object",
+            "properties": {
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+            }
+        });
+        let schema = Schema::inline(&crd);
+        assert!(matches!(declared(schema, "free").field("x"), Field::Open));
+        assert_eq!(
+            declared(declared(schema, "tags"), "x").type_name(),
+            Some("string")
+        );
+        assert!(matches!(schema.field("nope"), Field::Undeclared(_)));
+    }
+}

@@ -1,0 +1,788 @@
+//! What expressions read and resource bodies write, against the types the workspace knows:
+//! what functions `return`, what callers pass as `inputs`, the parent's CRD, and the schema of
+//! the kind a ResourceFunction manages (bundled for built-in kinds, see [`crate::openapi`]).
+//!
+//! Only what cannot work is reported: where a type is not known (an expression, an open
+//! schema, a read under `has()`) nothing is said.
+
+use crate::codes::Code;
+use crate::expr::{Expr, Template};
+use crate::load::Workspace;
+use crate::model::{
+    CrdRef, Definition, FunctionKind, LogicKind, OverlaySource, ResourceFunction, ResourceTemplate,
+    StepLogic, TargetSource, Workflow,
+};
+use crate::openapi::{Field, Schema, json_type, type_phrase};
+use crate::source::{Diagnostic, Location};
+use crate::types::Type;
+use serde_json::Value as Json;
+
+/// A value whose fields are known, at least in part.
+#[derive(Clone, Copy, Debug)]
+pub enum Shape<'a> {
+    Template(&'a Template),
+    Json(&'a Json),
+    /// A whole object of a kind: whatever its schema says, `metadata` is an ObjectMeta.
+    Object {
+        schema: Schema<'a>,
+        meta: Option<Schema<'a>>,
+    },
+    Schema(Schema<'a>),
+}
+
+/// What a shape says of one of its fields.
+#[derive(Debug)]
+pub enum Lookup<'a> {
+    Has(Shape<'a>),
+    /// Only these fields can be there.
+    Missing(Vec<String>),
+    Unknown,
+}
+
+impl<'a> Shape<'a> {
+    pub fn field(self, name: &str) -> Lookup<'a> {
+        let json_field = |value: &'a Json| match value {
+            Json::Object(map) => match map.get(name) {
+                Some(inner) => Lookup::Has(Shape::Json(inner)),
+                None => Lookup::Missing(map.keys().cloned().collect()),
+            },
+            _ => Lookup::Unknown,
+        };
+        match self {
+            Shape::Template(Template::Map(entries)) => {
+                match entries.iter().find(|(k, _)| k == name) {
+                    Some((_, inner)) => Lookup::Has(Shape::Template(inner)),
+                    None => Lookup::Missing(entries.iter().map(|(k, _)| k.clone()).collect()),
+                }
+            }
+            Shape::Template(Template::Literal(value)) | Shape::Json(value) => json_field(value),
+            Shape::Template(_) => Lookup::Unknown,
+            Shape::Object { meta, .. } if name == "metadata" => {
+                meta.map_or(Lookup::Unknown, |m| Lookup::Has(Shape::Schema(m)))
+            }
+            // A CRD's schema need not declare them; the API server sets them.
+            Shape::Object { .. } if name == "apiVersion" || name == "kind" => Lookup::Unknown,
+            Shape::Object { schema, .. } | Shape::Schema(schema) => match schema.field(name) {
+                Field::Declared(inner) => Lookup::Has(Shape::Schema(inner)),
+                Field::Undeclared(names) => {
+                    Lookup::Missing(names.into_iter().map(String::from).collect())
+                }
+                Field::Open => Lookup::Unknown,
+            },
+        }
+    }
+
+    /// The shape at `fields`, when each is known to be there.
+    fn at<'f>(self, fields: impl IntoIterator<Item = &'f str>) -> Option<Shape<'a>> {
+        fields
+            .into_iter()
+            .try_fold(self, |shape, f| match shape.field(f) {
+                Lookup::Has(inner) => Some(inner),
+                _ => None,
+            })
+    }
+
+    /// The first of `fields` that cannot be there, with where it is read and what can.
+    pub fn first_missing(
+        self,
+        fields: &[(String, Location)],
+    ) -> Option<(&str, &Location, Vec<String>)> {
+        let mut shape = self;
+        for (field, location) in fields {
+            match shape.field(field) {
+                Lookup::Has(inner) => shape = inner,
+                Lookup::Missing(keys) => return Some((field, location, keys)),
+                Lookup::Unknown => return None,
+            }
+        }
+        None
+    }
+}
+
+/// The schema of a kind, as `apps/v1` and `Deployment`: a CRD in the workspace, or else the
+/// bundle's built-in kind.
+pub fn kind_schema<'w>(ws: &'w Workspace, api_version: &str, kind: &str) -> Option<Shape<'w>> {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let schema = crd_schema(&ws.objects, group, version, kind)
+        .map(Schema::inline)
+        .or_else(|| ws.bundle().kind(api_version, kind))?;
+    Some(Shape::Object {
+        schema,
+        meta: ws.bundle().object_meta(),
+    })
+}
+
+/// The `openAPIV3Schema` of the CRD among `objects` for a kind, at a version.
+pub fn crd_schema<'o>(
+    objects: impl IntoIterator<Item = &'o crate::load::Object>,
+    group: &str,
+    version: &str,
+    kind: &str,
+) -> Option<&'o Json> {
+    objects
+        .into_iter()
+        .filter(|o| o.kind() == "CustomResourceDefinition")
+        .map(|o| &o.value["spec"])
+        .filter(|spec| spec["group"] == group && spec["names"]["kind"] == kind)
+        .flat_map(|spec| spec["versions"].as_array().into_iter().flatten())
+        .find(|v| v["name"] == version)
+        .map(|v| &v["schema"]["openAPIV3Schema"])
+        .filter(|schema| schema.is_object())
+}
+
+/// The parent a Workflow is triggered by, when its CRD is in the workspace.
+pub fn parent_shape<'w>(ws: &'w Workspace, crd: &CrdRef) -> Option<Shape<'w>> {
+    let schema = crd_schema(&ws.objects, &crd.api_group, &crd.version, &crd.kind)?;
+    Some(Shape::Object {
+        schema: Schema::inline(schema),
+        meta: ws.bundle().object_meta(),
+    })
+}
+
+/// The `return` of the function the step labelled `label` runs, when one value is known: a
+/// plain `ref` to a ValueFunction or ResourceFunction, without `forEach`.
+pub fn returned_by<'w>(
+    ws: &'w Workspace,
+    w: &Workflow,
+    label: &str,
+    namespace: Option<&str>,
+) -> Option<&'w Template> {
+    let step = w.steps.iter().find(|s| s.label == label)?;
+    let StepLogic::Ref(r) = &step.logic else {
+        return None;
+    };
+    if step.for_each.is_some() {
+        return None;
+    }
+    match r.kind {
+        LogicKind::ValueFunction => ws.value_function(&r.name, namespace)?.ret.as_ref(),
+        LogicKind::ResourceFunction => ws.resource_function(&r.name, namespace)?.ret.as_ref(),
+        LogicKind::Workflow => None,
+    }
+}
+
+/// Reads of `steps.<label>.<field>...` against what that step's function returns, where its
+/// `return` says so, and of `parent.spec...` against the parent's CRD when the workspace has
+/// it. A step that loops, switches or runs a Workflow, a function without `return`, open
+/// schemas and reads under `has()` are not checked; nor is `parent` of a Workflow that another
+/// runs as a step (its `parent` is that step's inputs then).
+pub(crate) fn check_workflow_reads(
+    ws: &Workspace,
+    w: &Workflow,
+    namespace: Option<&str>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let parent = w
+        .crd_ref
+        .as_ref()
+        .filter(|_| !runs_as_step(ws, w))
+        .and_then(|crd| Some((crd, parent_shape(ws, crd)?)));
+    for step in &w.steps {
+        for expr in crate::analysis::step_expressions(step) {
+            let paths = expr.field_paths("steps");
+            for path in paths.iter().filter(|p| !p.tested) {
+                let Some(((label, _), fields)) = path.fields.split_first() else {
+                    continue;
+                };
+                if guarded(&paths, label) {
+                    continue;
+                }
+                let Some(returned) = returned_by(ws, w, label, namespace) else {
+                    continue;
+                };
+                if let Some((field, location, keys)) =
+                    Shape::Template(returned).first_missing(fields)
+                {
+                    diags.push(unknown_field(
+                        location,
+                        format!("step `{label}` returns no `{field}` here"),
+                        field,
+                        &keys,
+                        "its `return` has",
+                    ));
+                }
+            }
+            let Some((crd, shape)) = parent else { continue };
+            let paths = expr.field_paths("parent");
+            if paths.iter().any(|p| p.tested) {
+                continue;
+            }
+            for path in paths
+                .iter()
+                .filter(|p| p.fields.first().is_some_and(|(f, _)| f == "spec"))
+            {
+                if let Some((field, location, keys)) = shape.first_missing(&path.fields) {
+                    diags.push(unknown_field(
+                        location,
+                        format!("the {} CRD has no `{field}` here", crd.kind),
+                        field,
+                        &keys,
+                        "it declares",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Whether an expression asks `has()` of the first field of any of its reads that start so.
+fn guarded(paths: &[crate::expr::FieldPath], first: &str) -> bool {
+    paths
+        .iter()
+        .any(|p| p.tested && p.fields.first().is_some_and(|(f, _)| f == first))
+}
+
+fn runs_as_step(ws: &Workspace, w: &Workflow) -> bool {
+    ws.definitions.iter().any(|d| match d {
+        Definition::Workflow(other) => other.steps.iter().any(|s| match &s.logic {
+            StepLogic::Ref(r) => r.kind == LogicKind::Workflow && r.name == w.meta.name,
+            StepLogic::Switch { cases, .. } => cases
+                .iter()
+                .any(|c| c.logic.kind == LogicKind::Workflow && c.logic.name == w.meta.name),
+        }),
+        _ => false,
+    })
+}
+
+/// Reads of `inputs.<name>.<field>...` in a function against what its callers pass as
+/// `<name>`: a Workflow step's `inputs` (a literal mapping, or `=steps.<label>...` or
+/// `=parent.spec...` whose type is known) and FunctionTests' `inputs`. One caller that cannot
+/// give the field is enough: the read fails whenever that caller runs it.
+pub(crate) fn check_input_reads(
+    ws: &Workspace,
+    function: &Definition,
+    exprs: &[&Expr],
+    diags: &mut Vec<Diagnostic>,
+) {
+    let callers = callers(ws, function);
+    if callers.is_empty() {
+        return;
+    }
+    for expr in exprs {
+        let paths = expr.field_paths("inputs");
+        for path in paths.iter().filter(|p| !p.tested) {
+            let Some(((name, _), fields)) = path.fields.split_first() else {
+                continue;
+            };
+            if fields.is_empty() || guarded(&paths, name) {
+                continue;
+            }
+            let found = callers.iter().find_map(|caller| {
+                let shape = caller.input(ws, name)?;
+                Some((caller, shape.first_missing(fields)?))
+            });
+            if let Some((caller, (field, location, keys))) = found {
+                diags.push(unknown_field(
+                    location,
+                    format!(
+                        "`inputs.{name}` has no `{field}` when {} calls this",
+                        caller.who()
+                    ),
+                    field,
+                    &keys,
+                    "it has",
+                ));
+            }
+        }
+    }
+}
+
+/// One place that runs a function.
+enum Caller<'w> {
+    Step(&'w Workflow, &'w crate::model::Step),
+    Test(&'w crate::model::FunctionTest),
+}
+
+impl<'w> Caller<'w> {
+    fn who(&self) -> String {
+        match self {
+            Caller::Step(w, step) => format!("step `{}` of Workflow `{}`", step.label, w.meta.name),
+            Caller::Test(t) => format!("FunctionTest `{}`", t.meta.name),
+        }
+    }
+
+    /// The shape of the input `name` it passes, when known.
+    fn input(&self, ws: &'w Workspace, name: &str) -> Option<Shape<'w>> {
+        match self {
+            Caller::Step(w, step) => {
+                let looped = step.for_each.as_ref().is_some_and(|f| f.input_key == name);
+                if looped {
+                    return None;
+                }
+                match Shape::Template(step.inputs.as_ref()?).field(name) {
+                    Lookup::Has(Shape::Template(Template::Expr(e))) => {
+                        read_shape(ws, w, e, w.meta.namespace.as_deref())
+                    }
+                    Lookup::Has(shape) => Some(shape),
+                    _ => None,
+                }
+            }
+            Caller::Test(t) => {
+                let overridden = t.test_cases.iter().any(|c| {
+                    c.input_overrides
+                        .as_ref()
+                        .is_some_and(|o| o.get(name).is_some())
+                });
+                match Shape::Json(t.inputs.as_ref()?).field(name) {
+                    Lookup::Has(shape) if !overridden => Some(shape),
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+fn callers<'w>(ws: &'w Workspace, function: &Definition) -> Vec<Caller<'w>> {
+    let meta = function.meta();
+    let namespace = meta.namespace.as_deref();
+    let kind = function.kind();
+    let mut out = Vec::new();
+    for definition in &ws.definitions {
+        match definition {
+            Definition::Workflow(w) if w.meta.namespace.as_deref() == namespace => {
+                out.extend(
+                    w.steps
+                        .iter()
+                        .filter(|step| {
+                            matches!(&step.logic, StepLogic::Ref(r) if r.kind.as_str() == kind && r.name == meta.name)
+                        })
+                        .map(|step| Caller::Step(w, step)),
+                );
+            }
+            Definition::FunctionTest(t)
+                if t.function_name == meta.name
+                    && t.meta.namespace.as_deref() == namespace
+                    && matches!(
+                        (t.function_kind, function),
+                        (FunctionKind::ValueFunction, Definition::ValueFunction(_))
+                            | (
+                                FunctionKind::ResourceFunction,
+                                Definition::ResourceFunction(_)
+                            )
+                    ) =>
+            {
+                out.push(Caller::Test(t));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The shape of a value a Workflow passes as `=steps.<label>...` or `=parent.spec...`.
+fn read_shape<'w>(
+    ws: &'w Workspace,
+    w: &'w Workflow,
+    e: &Expr,
+    namespace: Option<&str>,
+) -> Option<Shape<'w>> {
+    let (root, fields) = e.plain_path()?;
+    match (root, fields.split_first()) {
+        ("steps", Some((label, rest))) => {
+            Shape::Template(returned_by(ws, w, label, namespace)?).at(rest.iter().copied())
+        }
+        ("parent", Some((&"spec", _))) if !runs_as_step(ws, w) => {
+            parent_shape(ws, w.crd_ref.as_ref()?)?.at(fields.iter().copied())
+        }
+        _ => None,
+    }
+}
+
+/// K0501: `field` read where only `keys` can be, with the closest of them.
+pub(crate) fn unknown_field(
+    location: &Location,
+    message: String,
+    field: &str,
+    keys: &[String],
+    there: &str,
+) -> Diagnostic {
+    let names: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let hint = match crate::decode::closest(field, &names) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!("{there} {}", quoted_list(keys)),
+    };
+    Diagnostic::error(Code::UnknownField, location.clone(), message).with_hint(hint)
+}
+
+/// At most a dozen names: a Pod spec has forty fields, no one reads them all in a hint.
+fn quoted_list(keys: &[String]) -> String {
+    const SHOWN: usize = 12;
+    let mut list = keys
+        .iter()
+        .take(SHOWN)
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if keys.len() > SHOWN {
+        list.push_str(&format!(" and {} more", keys.len() - SHOWN));
+    }
+    list
+}
+
+/// A step into a value: a mapping's key or a list's index.
+#[derive(Clone, Debug)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+fn dotted(path: &[Step]) -> String {
+    let mut out = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) if out.is_empty() => out.push_str(k),
+            Step::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// A resource body as written: compiled, or plain JSON (a ResourceTemplate).
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    Template(&'a Template),
+    Json(&'a Json),
+}
+
+impl<'a> Body<'a> {
+    fn entries(self) -> Option<Vec<(&'a str, Body<'a>)>> {
+        match self {
+            Body::Template(Template::Map(entries)) => Some(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), Body::Template(v)))
+                    .collect(),
+            ),
+            Body::Template(Template::Literal(Json::Object(map)))
+            | Body::Json(Json::Object(map)) => Some(
+                map.iter()
+                    .map(|(k, v)| (k.as_str(), Body::Json(v)))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    fn items(self) -> Option<Vec<Body<'a>>> {
+        match self {
+            Body::Template(Template::List(items)) => {
+                Some(items.iter().map(Body::Template).collect())
+            }
+            Body::Template(Template::Literal(Json::Array(items)))
+            | Body::Json(Json::Array(items)) => Some(items.iter().map(Body::Json).collect()),
+            _ => None,
+        }
+    }
+
+    /// A scalar's type, with the expression that makes it if one does.
+    fn scalar(self) -> (Type, Option<&'a Expr>) {
+        match self {
+            Body::Template(Template::Expr(e)) => {
+                (crate::types::infer(e.ast(), &mut Vec::new()), Some(&**e))
+            }
+            Body::Template(Template::Literal(value)) | Body::Json(value) => {
+                (json_type(value), None)
+            }
+            Body::Template(Template::List(_)) => (Type::List, None),
+            Body::Template(Template::Map(_)) => (Type::Map, None),
+        }
+    }
+}
+
+/// What is wrong at a place in a resource body.
+enum Problem<'a> {
+    UnknownKey(Vec<String>),
+    Mismatch {
+        expected: &'a str,
+        found: Type,
+        expr: Option<&'a Expr>,
+    },
+}
+
+/// Checks `body` against `shape`, depth first; `path` is where `body` is.
+fn walk<'a>(
+    shape: Shape<'a>,
+    body: Body<'a>,
+    path: &mut Vec<Step>,
+    out: &mut Vec<(Vec<Step>, Problem<'a>)>,
+) {
+    let expected = match shape {
+        Shape::Schema(schema) => schema.type_name(),
+        Shape::Object { .. } => Some("object"),
+        _ => return,
+    };
+    let mismatch = |found: Type, expr| {
+        expected.and_then(|expected| {
+            let fits = match shape {
+                Shape::Schema(schema) => schema.accepts(found),
+                _ => matches!(found, Type::Map | Type::Dyn | Type::Null),
+            };
+            (!fits).then_some(Problem::Mismatch {
+                expected,
+                found,
+                expr,
+            })
+        })
+    };
+    if let Some(entries) = body.entries() {
+        if let Some(problem) = mismatch(Type::Map, None) {
+            out.push((path.clone(), problem));
+            return;
+        }
+        // Koreo's compare directives, taken out before the resource is sent.
+        for (key, value) in entries
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("x-koreo-"))
+        {
+            path.push(Step::Key(key.to_string()));
+            match shape.field(key) {
+                Lookup::Has(inner) => walk(inner, value, path, out),
+                Lookup::Missing(keys) => out.push((path.clone(), Problem::UnknownKey(keys))),
+                Lookup::Unknown => {}
+            }
+            path.pop();
+        }
+    } else if let Some(items) = body.items() {
+        if let Some(problem) = mismatch(Type::List, None) {
+            out.push((path.clone(), problem));
+            return;
+        }
+        let Shape::Schema(schema) = shape else { return };
+        let Some(item) = schema.items() else { return };
+        for (i, value) in items.into_iter().enumerate() {
+            path.push(Step::Index(i));
+            walk(Shape::Schema(item), value, path, out);
+            path.pop();
+        }
+    } else {
+        let (found, expr) = body.scalar();
+        if let Some(problem) = mismatch(found, expr) {
+            out.push((path.clone(), problem));
+        }
+    }
+}
+
+/// The kind a ResourceFunction manages, as `koreo check` knows it.
+fn target_shape<'w>(ws: &'w Workspace, f: &ResourceFunction) -> Option<Shape<'w>> {
+    kind_schema(ws, &f.api_config.api_version, &f.api_config.kind)
+}
+
+/// A ResourceFunction's resource, overlays and reads of `resource` against its kind's schema.
+pub(crate) fn check_resource_function(
+    ws: &Workspace,
+    f: &ResourceFunction,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some(shape) = target_shape(ws, f) else {
+        return;
+    };
+    let kind = f.api_config.kind.as_str();
+    let mut bodies: Vec<(Vec<Step>, &Template)> = Vec::new();
+    let at = |keys: &[&str]| {
+        keys.iter()
+            .map(|k| Step::Key(k.to_string()))
+            .collect::<Vec<_>>()
+    };
+    if let TargetSource::Inline(t) = &f.target {
+        bodies.push((at(&["spec", "resource"]), t));
+    }
+    for (i, overlay) in f.overlays.iter().enumerate() {
+        if let OverlaySource::Inline(t) = &overlay.source {
+            let mut path = at(&["spec", "overlays"]);
+            path.extend([Step::Index(i), Step::Key("overlay".into())]);
+            bodies.push((path, t));
+        }
+    }
+    if let Some(t) = &f.create.overlay {
+        bodies.push((at(&["spec", "create", "overlay"]), t));
+    }
+    for (base, template) in bodies {
+        report_body(
+            kind,
+            &f.meta.location,
+            &base,
+            shape,
+            Body::Template(template),
+            diags,
+        );
+    }
+    for expr in crate::analysis::resource_function_exprs(f) {
+        let paths = expr.field_paths("resource");
+        if paths.iter().any(|p| p.tested) {
+            continue;
+        }
+        for path in &paths {
+            if let Some((field, location, keys)) = shape.first_missing(&path.fields) {
+                diags.push(unknown_field(
+                    location,
+                    format!("{} has no `{field}` here", with_article(kind)),
+                    field,
+                    &keys,
+                    "it has",
+                ));
+            }
+        }
+    }
+}
+
+/// A ResourceTemplate's `template` against the schema of the kind it names.
+pub(crate) fn check_resource_template(
+    ws: &Workspace,
+    t: &ResourceTemplate,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let (Some(api_version), Some(kind)) = (
+        t.template["apiVersion"].as_str(),
+        t.template["kind"].as_str(),
+    ) else {
+        return;
+    };
+    // A ResourceFunction's `apiConfig` may make another kind of it (Koreo allows it).
+    let retyped = ws.definitions.iter().any(|d| match d {
+        Definition::ResourceFunction(f) => {
+            matches!(&f.target, TargetSource::TemplateRef(Template::Literal(Json::String(name))) if *name == t.meta.name)
+                && (f.api_config.api_version != api_version || f.api_config.kind != kind)
+        }
+        _ => false,
+    });
+    if retyped {
+        return;
+    }
+    let Some(shape) = kind_schema(ws, api_version, kind) else {
+        return;
+    };
+    let base = [Step::Key("spec".into()), Step::Key("template".into())];
+    report_body(
+        kind,
+        &t.meta.location,
+        &base,
+        shape,
+        Body::Json(&t.template),
+        diags,
+    );
+}
+
+fn report_body(
+    kind: &str,
+    document: &Location,
+    base: &[Step],
+    shape: Shape<'_>,
+    body: Body<'_>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let mut found = Vec::new();
+    walk(shape, body, &mut Vec::new(), &mut found);
+    for (path, problem) in found {
+        let (parent, last) = match path.split_last() {
+            Some((Step::Key(key), parent)) => (dotted(parent), key.as_str()),
+            _ => (dotted(&path), ""),
+        };
+        let mut full = base.to_vec();
+        full.extend(path.iter().cloned());
+        diags.push(match problem {
+            Problem::UnknownKey(keys) => {
+                let place = if parent.is_empty() {
+                    String::new()
+                } else {
+                    format!(" under `{parent}`")
+                };
+                unknown_field(
+                    &locate(document, &full, true),
+                    format!("{} has no field `{last}`{place}", with_article(kind)),
+                    last,
+                    &keys,
+                    "the fields there are",
+                )
+            }
+            Problem::Mismatch {
+                expected,
+                found,
+                expr,
+            } => {
+                let location = match expr {
+                    Some(e) => e.location.clone(),
+                    None => locate(document, &full, false),
+                };
+                Diagnostic::error(
+                    Code::TypeMismatch,
+                    location,
+                    format!(
+                        "`{}` of {} is {}, not {}",
+                        dotted(&path),
+                        with_article(kind),
+                        type_phrase(expected),
+                        type_article(found)
+                    ),
+                )
+                .with_hint(mismatch_hint(expected, found, expr.is_some()))
+            }
+        });
+    }
+}
+
+/// `a Deployment`, `an Ingress`.
+fn with_article(kind: &str) -> String {
+    let vowel = kind.starts_with(['A', 'E', 'I', 'O', 'U']);
+    format!("{} {kind}", if vowel { "an" } else { "a" })
+}
+
+fn type_article(ty: Type) -> String {
+    match ty {
+        Type::Int => "an int".into(),
+        Type::Map => "a map".into(),
+        Type::List => "a list".into(),
+        Type::Null => "null".into(),
+        other => format!("a {}", other.name()),
+    }
+}
+
+fn mismatch_hint(expected: &str, found: Type, computed: bool) -> String {
+    match (expected, found, computed) {
+        ("integer" | "number", Type::String, false) => "write the number without quotes".into(),
+        ("integer" | "number", Type::String, true) => "convert it: `int(...)`".into(),
+        ("string", Type::Int | Type::Uint | Type::Double | Type::Bool, false) => {
+            "quote it, so that YAML reads it as a string".into()
+        }
+        ("string", _, true) => "convert it: `string(...)`".into(),
+        (expected, _, _) => format!("give {} here", type_phrase(expected)),
+    }
+}
+
+/// Where `path` is in the document at `document` (the key itself, or its value): the file is
+/// read again, as this is only needed when there is something to report.
+fn locate(document: &Location, path: &[Step], key: bool) -> Location {
+    let within = |node: &crate::yaml::Node| -> Option<crate::source::Span> {
+        let mut node = node;
+        let mut span = node.span;
+        for step in path {
+            match step {
+                Step::Key(k) => {
+                    let (found_key, value) =
+                        node.as_map()?.iter().find(|(key, _)| key.text == *k)?;
+                    span = if key { found_key.span } else { value.span };
+                    node = value;
+                }
+                Step::Index(i) => {
+                    node = node.as_seq()?.get(*i)?;
+                    span = node.span;
+                }
+            }
+        }
+        Some(span)
+    };
+    let start = document.span.start.offset;
+    crate::yaml::parse_documents(&document.file.text)
+        .ok()
+        .and_then(|docs| {
+            let doc = docs
+                .iter()
+                .find(|d| d.span.start.offset <= start && start <= d.span.end.offset)?;
+            within(&doc.root)
+        })
+        .map(|span| Location::new(&document.file, span))
+        .unwrap_or_else(|| document.clone())
+}
