@@ -1,6 +1,6 @@
 //! The `koreo` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -66,6 +66,10 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: CheckFormat,
+        /// A folder of schemas to type resources with: CRD files, and a `kubernetes.json` of
+        /// built-in kinds (as `koreo schemas pull` writes). Repeat for several.
+        #[arg(long = "schemas", value_name = "DIR")]
+        schemas: Vec<PathBuf>,
     },
     /// Start a local Kubernetes API server with the CRDs, definitions and objects under the paths
     /// loaded (no cluster needed).
@@ -110,6 +114,9 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Schemas that `koreo check --schemas` types definitions with.
+    #[command(subcommand)]
+    Schemas(SchemasCommand),
     /// Serve the Language Server Protocol over stdio (for editors).
     Lsp,
     /// Evaluate one Koreo expression and print the result as JSON.
@@ -124,7 +131,14 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Check { paths, format } => check(&paths, format),
+        Command::Check {
+            paths,
+            format,
+            schemas,
+        } => check(&paths, &schemas, format),
+        Command::Schemas(SchemasCommand::Pull { kubeconfig, out }) => {
+            schemas_pull(kubeconfig.as_deref(), &out)
+        }
         Command::Test {
             paths,
             filter,
@@ -184,8 +198,11 @@ fn diagnostic_json(d: &Diagnostic) -> Json {
     })
 }
 
-fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
-    let ws = Workspace::load_paths(paths);
+fn check(paths: &[PathBuf], schemas: &[PathBuf], format: CheckFormat) -> ExitCode {
+    let mut ws = Workspace::load_paths(paths);
+    for dir in schemas {
+        ws.add_schemas(dir);
+    }
     let mut diagnostics = ws.diagnostics.clone();
     diagnostics.extend(analysis::check(&ws));
     if matches!(format, CheckFormat::Json) {
@@ -211,6 +228,79 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+#[derive(clap::Subcommand)]
+enum SchemasCommand {
+    /// Fetch a cluster's CRDs and built-in kinds' schemas into a folder, once: `koreo check
+    /// --schemas DIR` then types against exactly that cluster, offline.
+    Pull {
+        /// Kubeconfig file (default: as kubectl finds one).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// The folder to write (created if need be; files of the same names are replaced).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+fn schemas_pull(kubeconfig: Option<&Path>, out: &Path) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let pulled = runtime.block_on(async {
+        let config = run::kube_config(kubeconfig).await?;
+        let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+        koreo_runtime::schemas::pull(&client)
+            .await
+            .map_err(|e| format!("cannot read the cluster's schemas: {e}"))
+    });
+    let pulled = match pulled {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match write_schemas(&pulled, out) {
+        Ok(()) => {
+            let built_in = match &pulled.bundle {
+                Some(_) => format!("{} built-in kinds", pulled.kinds),
+                None => "no built-in kinds (the server has no OpenAPI schemas)".into(),
+            };
+            eprintln!(
+                "wrote {} CRDs and {built_in} of Kubernetes {} to {}",
+                pulled.crds.len(),
+                pulled.kubernetes,
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot write {}: {e}", out.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_schemas(pulled: &koreo_runtime::schemas::Pulled, out: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(out)?;
+    for crd in &pulled.crds {
+        let name = crd["metadata"]["name"].as_str().unwrap_or("unnamed");
+        let yaml = serde_saphyr::to_string(crd).map_err(std::io::Error::other)?;
+        std::fs::write(out.join(format!("{name}.yaml")), yaml)?;
+    }
+    if let Some(bundle) = &pulled.bundle {
+        std::fs::write(out.join(koreo_lang::openapi::BUNDLE_FILE), bundle)?;
+    }
+    Ok(())
 }
 
 fn test(paths: &[PathBuf], filter: Option<&str>, format: Format) -> ExitCode {

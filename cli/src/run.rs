@@ -98,22 +98,27 @@ async fn stop_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// The client configuration from a kubeconfig file, or as kubectl finds one.
+pub async fn kube_config(kubeconfig: Option<&std::path::Path>) -> Result<kube::Config, String> {
+    match kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .map_err(|e| e.to_string())
+        }
+        None => kube::Config::infer().await.map_err(|e| e.to_string()),
+    }
+}
+
 /// The controller's client (rate-limited, counted) and the Lease's: renewals must not wait
 /// behind a queue of reconcile requests.
 async fn clients(
     options: &Options,
     metrics: Arc<Metrics>,
 ) -> Result<(kube::Client, kube::Client), String> {
-    let config = match &options.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-                .await
-                .map_err(|e| e.to_string())?
-        }
-        None => kube::Config::infer().await.map_err(|e| e.to_string())?,
-    };
+    let config = kube_config(options.kubeconfig.as_deref()).await?;
     let lease = kube::Client::try_from(config.clone()).map_err(|e| e.to_string())?;
     let controller =
         koreo_runtime::kube_api::client(config, options.qps, metrics).map_err(|e| e.to_string())?;

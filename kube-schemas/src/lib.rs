@@ -4,8 +4,9 @@
 //! file fresh.
 
 use k8s_openapi::Resource;
+use koreo_lang::openapi;
 use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Map, Value as Json};
 
 /// The file this writes, from the workspace root.
 pub const BUNDLE: &str = "lang/schemas/kubernetes.json";
@@ -144,91 +145,18 @@ kinds! {
     kube_aggregator::pkg::apis::apiregistration::v1::APIService,
 }
 
-/// The bundle as written: `kinds` maps `apiVersion/kind` to a definition's name; definitions
-/// refer to each other with `{"$ref": "<name>"}`, one a line so that a version bump diffs well.
+/// The bundle's text (see `koreo_lang::openapi::bundle_text`).
 pub fn bundle_text() -> String {
-    let Json::Object(bundle) = bundle() else {
-        unreachable!("bundle() builds an object")
-    };
-    let mut lines = Vec::new();
-    for (key, value) in &bundle {
-        match value.as_object().filter(|_| key == "definitions") {
-            Some(definitions) => {
-                let entries: Vec<String> = definitions
-                    .iter()
-                    .map(|(name, schema)| format!("{}:{}", Json::from(name.as_str()), schema))
-                    .collect();
-                lines.push(format!("\"definitions\":{{\n{}\n}}", entries.join(",\n")));
-            }
-            None => lines.push(format!("{}:{}", Json::from(key.as_str()), value)),
-        }
-    }
-    format!("{{{}}}\n", lines.join(",\n"))
-}
-
-fn bundle() -> Json {
     let mut generator = SchemaSettings::draft2020_12().into_generator();
     let mut kinds = Map::new();
     register(&mut generator, &mut kinds);
     let definitions: Map<String, Json> = generator
         .take_definitions(true)
         .into_iter()
-        .map(|(name, schema)| (name, trim(schema)))
+        .map(|(name, schema)| (name, openapi::compact(schema)))
         .collect();
-    json!({
-        "kubernetes": kubernetes_version(),
-        "kinds": kinds,
-        "definitions": definitions,
-    })
+    openapi::bundle_text(kubernetes_version(), &kinds, &definitions)
 }
-
-/// Only what types a value: nothing schemars adds for JSON Schema tools.
-fn trim(schema: Json) -> Json {
-    match schema {
-        Json::Object(map) => Json::Object(
-            map.into_iter()
-                .filter_map(|(k, v)| match k.as_str() {
-                    "$ref" => {
-                        let name = v
-                            .as_str()
-                            .and_then(|r| r.rsplit('/').next())
-                            .unwrap_or_default();
-                        Some((k, Json::from(name)))
-                    }
-                    "properties" => Some((
-                        k,
-                        Json::Object(
-                            v.as_object()
-                                .into_iter()
-                                .flatten()
-                                .map(|(p, s)| (p.clone(), trim(s.clone())))
-                                .collect(),
-                        ),
-                    )),
-                    "items" | "additionalProperties" => Some((k, trim(v))),
-                    // The first paragraph: what an editor shows next to a field.
-                    "description" => {
-                        let text = v.as_str().unwrap_or_default();
-                        Some((k, Json::from(text.split("\n\n").next().unwrap_or_default())))
-                    }
-                    "type"
-                    | "format"
-                    | "required"
-                    | "enum"
-                    | "allOf"
-                    | "anyOf"
-                    | "oneOf"
-                    | "not"
-                    | "x-kubernetes-int-or-string"
-                    | "x-kubernetes-preserve-unknown-fields" => Some((k, v)),
-                    _ => None,
-                })
-                .collect(),
-        ),
-        other => other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -454,6 +454,41 @@ impl Workspace {
         })
     }
 
+    /// Adds the schemas in a folder (`koreo check --schemas`, written by `koreo schemas pull`):
+    /// its CustomResourceDefinitions, and a `kubernetes.json` bundle of built-in kinds in place
+    /// of the bundled one. Files that cannot be read are errors; its other documents are not
+    /// loaded.
+    pub fn add_schemas(&mut self, dir: &Path) {
+        if !dir.is_dir() {
+            self.fail_file(dir, "no schema folder here");
+            return;
+        }
+        let found = Workspace::load_paths(&[dir]);
+        self.diagnostics
+            .extend(found.diagnostics.into_iter().filter(Diagnostic::is_error));
+        self.failed_files.extend(found.failed_files);
+        self.objects.extend(
+            found
+                .objects
+                .into_iter()
+                .filter(|o| o.kind() == "CustomResourceDefinition"),
+        );
+        let bundle = dir.join(crate::openapi::BUNDLE_FILE);
+        if !bundle.is_file() {
+            return;
+        }
+        let parsed = std::fs::read_to_string(&bundle)
+            .map_err(|e| e.to_string())
+            .and_then(|text| crate::openapi::Bundle::parse(&text));
+        match parsed {
+            Ok(parsed) => self.kube_bundle = Some(Arc::new(parsed)),
+            Err(e) => self.fail_file(
+                &bundle,
+                &format!("not a schema bundle ({e}): write it again with `koreo schemas pull`"),
+            ),
+        }
+    }
+
     /// The schemas of built-in kinds in use: a schema folder's, or the bundled ones.
     pub fn bundle(&self) -> &crate::openapi::Bundle {
         match &self.kube_bundle {

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use serde_json::Value as Json;
+use serde_json::{Map, Value as Json};
 
 use crate::types::Type;
 
@@ -223,6 +223,78 @@ impl<'a> Schema<'a> {
             Type::Map => expected == "object",
         }
     }
+}
+
+/// A schema as a bundle keeps it: what types a value and the first paragraph of each
+/// description; `$ref`s by definition name (OpenAPI's `allOf: [{$ref}]` wrapping undone).
+pub fn compact(schema: Json) -> Json {
+    let Json::Object(map) = schema else {
+        return schema;
+    };
+    let mut out = Map::new();
+    for (key, value) in map {
+        let kept = match key.as_str() {
+            "$ref" => value
+                .as_str()
+                .and_then(|r| r.rsplit('/').next())
+                .map(Json::from),
+            "allOf" => match value.as_array().map(Vec::as_slice) {
+                Some([only])
+                    if only.get("$ref").is_some()
+                        && only.as_object().is_some_and(|o| o.len() == 1) =>
+                {
+                    out.insert("$ref".into(), compact(only.clone())["$ref"].take());
+                    None
+                }
+                _ => Some(value),
+            },
+            "properties" => Some(Json::Object(
+                value
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(name, s)| (name.clone(), compact(s.clone())))
+                    .collect(),
+            )),
+            "items" | "additionalProperties" => Some(compact(value)),
+            "description" => value
+                .as_str()
+                .map(|text| Json::from(text.split("\n\n").next().unwrap_or_default())),
+            "type"
+            | "format"
+            | "required"
+            | "enum"
+            | "anyOf"
+            | "oneOf"
+            | "not"
+            | "x-kubernetes-int-or-string"
+            | "x-kubernetes-preserve-unknown-fields" => Some(value),
+            _ => None,
+        };
+        if let Some(kept) = kept {
+            out.insert(key, kept);
+        }
+    }
+    Json::Object(out)
+}
+
+/// A bundle's text: `kinds` maps `apiVersion/kind` to a definition's name; one definition a
+/// line, so that a version bump diffs well.
+pub fn bundle_text(
+    kubernetes: &str,
+    kinds: &Map<String, Json>,
+    definitions: &Map<String, Json>,
+) -> String {
+    let entries: Vec<String> = definitions
+        .iter()
+        .map(|(name, schema)| format!("{}:{}", Json::from(name.as_str()), schema))
+        .collect();
+    format!(
+        "{{\"kubernetes\":{},\n\"kinds\":{},\n\"definitions\":{{\n{}\n}}}}\n",
+        Json::from(kubernetes),
+        Json::Object(kinds.clone()),
+        entries.join(",\n")
+    )
 }
 
 /// The CEL type of a literal JSON value.

@@ -50,6 +50,7 @@ on_both_servers!(
     a_parent_deleted_with_its_namespace_lets_it_go,
     a_parent_deleted_while_koreo_is_stopped_is_cleaned_up,
     a_function_that_cannot_create_decorates_what_others_made,
+    schemas_pulled_from_the_server_type_what_check_reads,
 );
 
 /// A client for the server under test (`None`: a real one was asked for and there is none),
@@ -866,5 +867,60 @@ async fn least_privilege_is_enough_on_a_real_server() {
         .unwrap();
     e.until("the parent gone", &greetings, "ada", "", None)
         .await;
+    e.finish().await;
+}
+
+/// `koreo schemas pull`: the server's CRDs, and on a real one its built-in kinds at its own
+/// version, type a workspace offline as the bundled schemas do.
+async fn schemas_pulled_from_the_server_type_what_check_reads(server: Server) {
+    let Some(e) = Example::start(server, "examples/web-app").await else {
+        return;
+    };
+    let pulled = koreo_runtime::schemas::pull(&e.client).await.unwrap();
+    let names: Vec<&str> = pulled
+        .crds
+        .iter()
+        .filter_map(|c| c["metadata"]["name"].as_str())
+        .collect();
+    assert!(names.contains(&"webapps.example.koreo.dev"), "{names:?}");
+    let webapp = pulled
+        .crds
+        .iter()
+        .find(|c| c["metadata"]["name"] == "webapps.example.koreo.dev")
+        .unwrap();
+    assert!(webapp.get("status").is_none() && webapp["metadata"].get("uid").is_none());
+    let mut ws = koreo_lang::Workspace::default();
+    for crd in &pulled.crds {
+        ws.add_object(
+            std::path::Path::new("pulled.yaml"),
+            koreo_lang::yaml::Node::from_json(crd),
+        );
+    }
+    ws.finish();
+    assert!(
+        koreo_lang::typecheck::kind_schema(&ws, "example.koreo.dev/v1", "WebApp").is_some(),
+        "the pulled CRD types its kind"
+    );
+    match (server, &pulled.bundle) {
+        // Ours serves no schemas: nothing is made up.
+        (Server::Local, bundle) => assert!(bundle.is_none()),
+        (Server::Real, Some(text)) => {
+            let bundle = koreo_lang::openapi::Bundle::parse(text).unwrap();
+            assert_eq!(bundle.kubernetes, pulled.kubernetes);
+            let deployment = bundle.kind("apps/v1", "Deployment").unwrap();
+            let koreo_lang::openapi::Field::Declared(spec) = deployment.field("spec") else {
+                panic!("a Deployment has a spec");
+            };
+            let koreo_lang::openapi::Field::Declared(replicas) = spec.field("replicas") else {
+                panic!("a Deployment spec has replicas");
+            };
+            assert_eq!(replicas.type_name(), Some("integer"));
+            assert!(matches!(
+                spec.field("replica"),
+                koreo_lang::openapi::Field::Undeclared(_)
+            ));
+        }
+        (Server::Real, None) => panic!("a real API server serves OpenAPI v3 schemas"),
+    }
     e.finish().await;
 }
