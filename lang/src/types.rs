@@ -150,6 +150,38 @@ fn call_type(id: u64, name: &str, args: &[Type], found: &mut Vec<Mismatch>) -> T
             format!("`!` takes a bool, not {}", a.name()),
             Some("compare it first, for example `x == 0`".into()),
         ),
+        // `false && x` is false whatever x is: only two sides that are never bools cannot work.
+        (operators::LOGICAL_AND | operators::LOGICAL_OR, [a, b])
+            if ![a, b].iter().any(|t| matches!(t, Type::Dyn | Type::Bool)) =>
+        {
+            let symbol = if name == operators::LOGICAL_AND {
+                "&&"
+            } else {
+                "||"
+            };
+            mismatch(
+                format!("`{symbol}` takes bools, not {} and {}", a.name(), b.name()),
+                Some("compare each side first, for example `x > 0`".into()),
+            )
+        }
+        (
+            operators::LESS
+            | operators::LESS_EQUALS
+            | operators::GREATER
+            | operators::GREATER_EQUALS,
+            [a, b],
+        ) if !orderable(*a, *b) => {
+            let symbol = match name {
+                operators::LESS => "<",
+                operators::LESS_EQUALS => "<=",
+                operators::GREATER => ">",
+                _ => ">=",
+            };
+            mismatch(
+                format!("cannot order {} and {} (`{symbol}`)", a.name(), b.name()),
+                Some("order values of one type: convert one side with int(x), double(x) or string(x)".into()),
+            )
+        }
         (
             operators::EQUALS
             | operators::NOT_EQUALS
@@ -185,6 +217,16 @@ fn call_type(id: u64, name: &str, args: &[Type], found: &mut Vec<Mismatch>) -> T
         ("timestamp", [_]) => Type::Timestamp,
         _ => Type::Dyn,
     }
+}
+
+/// Whether `<` and the like may take these: numbers of any kind together, or two strings,
+/// bools, bytes, timestamps or durations.
+fn orderable(a: Type, b: Type) -> bool {
+    use Type::*;
+    a == Dyn
+        || b == Dyn
+        || (a.is_number() && b.is_number())
+        || (a == b && matches!(a, String | Bool | Bytes | Timestamp | Duration))
 }
 
 /// The type of `a op b` for an arithmetic operator, `None` when CEL has no such overload.
@@ -261,6 +303,12 @@ mod tests {
             "1 == 'a'",
             "[1] + [2]",
             "-inputs.x",
+            "false && 2",
+            "inputs.a || 1",
+            "1 < 2.5",
+            "'a' < 'b'",
+            "true < false",
+            "inputs.a < 1",
         ] {
             assert_eq!(check(fine).1, Vec::<String>::new(), "{fine}");
         }
@@ -279,6 +327,12 @@ mod tests {
             "!1",
             "-'a'",
             "duration('1s') + 1",
+            "1 && 2",
+            "'a' || 1",
+            "'a' < 1",
+            "[1] < [2]",
+            "{'a': 1} >= {}",
+            "null < 1",
         ] {
             assert_eq!(check(wrong).1.len(), 1, "{wrong} is found");
             let expr = crate::expr::Expr::compile_str(wrong).expect("compiles");
