@@ -70,6 +70,10 @@ enum Command {
         /// built-in kinds (as `koreo schemas pull` writes). Repeat for several.
         #[arg(long = "schemas", value_name = "DIR")]
         schemas: Vec<PathBuf>,
+        /// Also show hints: what is not wrong but may fail (K0503, a read of a field the
+        /// schema does not require with no `has()` before it). Editors show them anyway.
+        #[arg(long)]
+        hints: bool,
     },
     /// Start a local Kubernetes API server with the CRDs, definitions and objects under the paths
     /// loaded (no cluster needed).
@@ -135,7 +139,8 @@ fn main() -> ExitCode {
             paths,
             format,
             schemas,
-        } => check(&paths, &schemas, format),
+            hints,
+        } => check(&paths, &schemas, hints, format),
         Command::Schemas(SchemasCommand::Pull { kubeconfig, out }) => {
             schemas_pull(kubeconfig.as_deref(), &out)
         }
@@ -198,13 +203,14 @@ fn diagnostic_json(d: &Diagnostic) -> Json {
     })
 }
 
-fn check(paths: &[PathBuf], schemas: &[PathBuf], format: CheckFormat) -> ExitCode {
+fn check(paths: &[PathBuf], schemas: &[PathBuf], hints: bool, format: CheckFormat) -> ExitCode {
     let mut ws = Workspace::load_paths(paths);
     for dir in schemas {
         ws.add_schemas(dir);
     }
     let mut diagnostics = ws.diagnostics.clone();
     diagnostics.extend(analysis::check(&ws));
+    diagnostics.retain(|d| hints || d.severity != koreo_lang::source::Severity::Hint);
     if matches!(format, CheckFormat::Json) {
         let all: Vec<Json> = diagnostics.iter().map(diagnostic_json).collect();
         emit(&format!(
@@ -216,10 +222,20 @@ fn check(paths: &[PathBuf], schemas: &[PathBuf], format: CheckFormat) -> ExitCod
             print_diagnostic(d);
         }
     }
-    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    let warnings = diagnostics.len() - errors;
+    let count = |severity| {
+        diagnostics
+            .iter()
+            .filter(|d| d.severity == severity)
+            .count()
+    };
+    use koreo_lang::source::Severity;
+    let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
+    let shown_hints = match count(Severity::Hint) {
+        0 => String::new(),
+        n => format!(", {n} hints"),
+    };
     eprintln!(
-        "{} files, {} definitions: {errors} errors, {warnings} warnings",
+        "{} files, {} definitions: {errors} errors, {warnings} warnings{shown_hints}",
         ws.files.len(),
         ws.definitions.len()
     );

@@ -662,3 +662,35 @@ fn the_language_server_answers_requests_while_tests_run() {
         "the hover waited for the tests: {order:?}"
     );
 }
+
+#[test]
+fn check_types_with_the_schemas_of_a_folder() {
+    let file = "tests/fixtures/schemas/widget.koreo";
+    let out = koreo(&["check", file]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = koreo(&["check", "--schemas", "tests/fixtures/schemas/widgets", file]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("a Widget has no field `sise` under `spec`"),
+        "{text}"
+    );
+    assert!(text.contains("widget.koreo:10:7"), "{text}");
+    assert!(text.contains("did you mean `size`?"), "{text}");
+    // A bundle that is not one is an error naming the file, not silence.
+    let out = koreo(&[
+        "check",
+        "--schemas",
+        "tests/fixtures/schemas/bad-bundle",
+        file,
+    ]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("not a schema bundle (no `kubernetes` version)"),
+        "{text}"
+    );
+    let out = koreo(&["check", "--schemas", "tests/fixtures/schemas/nowhere", file]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no schema folder here"));
+}

@@ -61,6 +61,7 @@ codes! {
     NoTrigger = "K0407", "no-trigger";
     UnknownField = "K0501", "unknown-field";
     TypeMismatch = "K0502", "type-mismatch";
+    OptionalRead = "K0503", "optional-read";
 }
 
 impl fmt::Display for Code {

@@ -181,6 +181,16 @@ impl<'a> Schema<'a> {
             .is_some_and(|r| r.iter().any(|n| n == name))
     }
 
+    /// Whether `name` is a declared field that may be left out: not required, and not given
+    /// a default by the API server. (A map's keys are not declared fields.)
+    pub fn may_lack(self, name: &str) -> bool {
+        let schema = self.resolved();
+        match schema.node["properties"].get(name) {
+            Some(field) => !self.requires(name) && field.get("default").is_none(),
+            None => false,
+        }
+    }
+
     /// What the field is, in a sentence: its own description, or its type's.
     pub fn description(self) -> Option<&'a str> {
         self.node["description"]

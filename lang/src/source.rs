@@ -103,7 +103,8 @@ impl fmt::Display for Location {
 pub enum Severity {
     Error,
     Warning,
-    Info,
+    /// Worth knowing, not wrong: shown in editors, and by `koreo check --hints`.
+    Hint,
 }
 
 impl fmt::Display for Severity {
@@ -111,7 +112,7 @@ impl fmt::Display for Severity {
         f.write_str(match self {
             Severity::Error => "error",
             Severity::Warning => "warning",
-            Severity::Info => "info",
+            Severity::Hint => "hint",
         })
     }
 }
@@ -142,6 +143,13 @@ impl Diagnostic {
     pub fn warning(code: Code, location: Location, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity: Severity::Warning,
+            ..Diagnostic::error(code, location, message)
+        }
+    }
+
+    pub fn hint(code: Code, location: Location, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Hint,
             ..Diagnostic::error(code, location, message)
         }
     }

@@ -12,7 +12,7 @@ use crate::model::{
     CrdRef, Definition, FunctionKind, LogicKind, OverlaySource, ResourceFunction, ResourceTemplate,
     StepLogic, TargetSource, Workflow,
 };
-use crate::openapi::{Field, Schema, json_type, type_phrase};
+use crate::openapi::{Bundle, Field, Schema, json_type, type_phrase};
 use crate::source::{Diagnostic, Location};
 use crate::types::Type;
 use serde_json::Value as Json;
@@ -28,6 +28,14 @@ pub enum Shape<'a> {
         meta: Option<Schema<'a>>,
     },
     Schema(Schema<'a>),
+}
+
+/// A field an editor can offer.
+#[derive(Debug)]
+pub struct Known<'a> {
+    pub name: String,
+    pub type_name: Option<&'a str>,
+    pub description: Option<&'a str>,
 }
 
 /// What a shape says of one of its fields.
@@ -72,8 +80,82 @@ impl<'a> Shape<'a> {
         }
     }
 
+    /// The shape of a list's items, when known.
+    pub fn items(self) -> Option<Shape<'a>> {
+        match self {
+            Shape::Schema(schema) => schema.items().map(Shape::Schema),
+            _ => None,
+        }
+    }
+
+    /// The fields known to be there, for an editor: each with its type and description when
+    /// a schema says.
+    pub fn fields(self) -> Vec<Known<'a>> {
+        let plain = |name: &str| Known {
+            name: name.to_string(),
+            type_name: None,
+            description: None,
+        };
+        match self {
+            Shape::Template(Template::Map(entries)) => {
+                entries.iter().map(|(k, _)| plain(k)).collect()
+            }
+            Shape::Template(Template::Literal(Json::Object(map)))
+            | Shape::Json(Json::Object(map)) => map.keys().map(|k| plain(k)).collect(),
+            Shape::Template(_) | Shape::Json(_) => Vec::new(),
+            Shape::Object { schema, .. } | Shape::Schema(schema) => {
+                let mut known: Vec<Known<'a>> = schema
+                    .properties()
+                    .into_iter()
+                    .map(|(name, field)| Known {
+                        name: name.to_string(),
+                        type_name: field.type_name(),
+                        description: field.description(),
+                    })
+                    .collect();
+                if matches!(self, Shape::Object { .. }) {
+                    for name in ["apiVersion", "kind", "metadata"] {
+                        if !known.iter().any(|k| k.name == name) {
+                            known.push(Known {
+                                type_name: Some(if name == "metadata" {
+                                    "object"
+                                } else {
+                                    "string"
+                                }),
+                                ..plain(name)
+                            });
+                        }
+                    }
+                }
+                known
+            }
+        }
+    }
+
+    /// What the value is, in a word (`integer`, `object`...), when known.
+    pub fn type_name(self) -> Option<&'a str> {
+        match self {
+            Shape::Object { .. } => Some("object"),
+            Shape::Schema(schema) => schema.type_name(),
+            Shape::Template(Template::Map(_)) => Some("map"),
+            Shape::Template(Template::List(_)) => Some("list"),
+            Shape::Template(Template::Literal(value)) | Shape::Json(value) => {
+                Some(json_type(value).name())
+            }
+            Shape::Template(Template::Expr(_)) => None,
+        }
+    }
+
+    /// What a schema says the value is for.
+    pub fn description(self) -> Option<&'a str> {
+        match self {
+            Shape::Object { schema, .. } | Shape::Schema(schema) => schema.description(),
+            _ => None,
+        }
+    }
+
     /// The shape at `fields`, when each is known to be there.
-    fn at<'f>(self, fields: impl IntoIterator<Item = &'f str>) -> Option<Shape<'a>> {
+    pub fn at<'f>(self, fields: impl IntoIterator<Item = &'f str>) -> Option<Shape<'a>> {
         fields
             .into_iter()
             .try_fold(self, |shape, f| match shape.field(f) {
@@ -102,13 +184,24 @@ impl<'a> Shape<'a> {
 /// The schema of a kind, as `apps/v1` and `Deployment`: a CRD in the workspace, or else the
 /// bundle's built-in kind.
 pub fn kind_schema<'w>(ws: &'w Workspace, api_version: &str, kind: &str) -> Option<Shape<'w>> {
+    object_shape(&ws.objects, ws.bundle(), api_version, kind)
+}
+
+/// As [`kind_schema`], from CRDs among `objects` and a bundle (for the language server, which
+/// keeps objects of its own).
+pub fn object_shape<'o>(
+    objects: impl IntoIterator<Item = &'o crate::load::Object>,
+    bundle: &'o Bundle,
+    api_version: &str,
+    kind: &str,
+) -> Option<Shape<'o>> {
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let schema = crd_schema(&ws.objects, group, version, kind)
+    let schema = crd_schema(objects, group, version, kind)
         .map(Schema::inline)
-        .or_else(|| ws.bundle().kind(api_version, kind))?;
+        .or_else(|| bundle.kind(api_version, kind))?;
     Some(Shape::Object {
         schema,
-        meta: ws.bundle().object_meta(),
+        meta: bundle.object_meta(),
     })
 }
 
@@ -130,13 +223,9 @@ pub fn crd_schema<'o>(
         .filter(|schema| schema.is_object())
 }
 
-/// The parent a Workflow is triggered by, when its CRD is in the workspace.
+/// The parent a Workflow is triggered by, when its kind's schema is known.
 pub fn parent_shape<'w>(ws: &'w Workspace, crd: &CrdRef) -> Option<Shape<'w>> {
-    let schema = crd_schema(&ws.objects, &crd.api_group, &crd.version, &crd.kind)?;
-    Some(Shape::Object {
-        schema: Schema::inline(schema),
-        meta: ws.bundle().object_meta(),
-    })
+    kind_schema(ws, &crd.api_version(), &crd.kind)
 }
 
 /// The `return` of the function the step labelled `label` runs, when one value is known: a
@@ -178,7 +267,9 @@ pub(crate) fn check_workflow_reads(
         .filter(|_| !runs_as_step(ws, w))
         .and_then(|crd| Some((crd, parent_shape(ws, crd)?)));
     for step in &w.steps {
-        for expr in crate::analysis::step_expressions(step) {
+        let exprs = crate::analysis::step_expressions(step);
+        let tested = tested_paths(&exprs, "parent");
+        for expr in exprs {
             let paths = expr.field_paths("steps");
             for path in paths.iter().filter(|p| !p.tested) {
                 let Some(((label, _), fields)) = path.fields.split_first() else {
@@ -214,15 +305,78 @@ pub(crate) fn check_workflow_reads(
                 if let Some((field, location, keys)) = shape.first_missing(&path.fields) {
                     diags.push(unknown_field(
                         location,
-                        format!("the {} CRD has no `{field}` here", crd.kind),
+                        format!(
+                            "the parent, {}, has no `{field}` here",
+                            with_article(&crd.kind)
+                        ),
                         field,
                         &keys,
                         "it declares",
                     ));
+                } else {
+                    diags.extend(optional_read(shape, "parent", &path.fields, &tested));
                 }
             }
         }
     }
+}
+
+/// The fields under `has()` of `root` in any of `exprs`: what they guard.
+fn tested_paths(exprs: &[&Expr], root: &str) -> Vec<Vec<String>> {
+    exprs
+        .iter()
+        .flat_map(|e| e.field_paths(root))
+        .filter(|p| p.tested)
+        .map(|p| p.fields.into_iter().map(|(f, _)| f).collect())
+        .collect()
+}
+
+/// K0503, a hint: the first field on the way that the schema does not always give (not
+/// required, no default), unless a `has()` nearby asks about it. Reading it when it is
+/// missing fails. Fields of the object itself (`spec`, `status`) and `metadata` (the server
+/// sets names and uids) are not hinted at: an object without them is not what anyone writes
+/// for.
+fn optional_read(
+    start: Shape<'_>,
+    root: &str,
+    fields: &[(String, Location)],
+    tested: &[Vec<String>],
+) -> Option<Diagnostic> {
+    if fields.first().is_some_and(|(f, _)| f == "metadata") {
+        return None;
+    }
+    let mut shape = start;
+    for (i, (field, location)) in fields.iter().enumerate() {
+        let optional = match shape {
+            Shape::Schema(schema) => schema.may_lack(field),
+            _ => false,
+        };
+        if optional {
+            let prefix: Vec<&str> = fields[..=i].iter().map(|(f, _)| f.as_str()).collect();
+            let guarded = tested
+                .iter()
+                .any(|t| t.len() >= prefix.len() && t.iter().zip(&prefix).all(|(a, b)| a == b));
+            if guarded {
+                return None;
+            }
+            let read = format!("{root}.{}", prefix.join("."));
+            return Some(
+                Diagnostic::hint(
+                    Code::OptionalRead,
+                    location.clone(),
+                    format!("`{read}` may be missing: its schema does not require it"),
+                )
+                .with_hint(format!(
+                    "reading it when it is missing fails; guard it with `has({read})`, or require it or give it a default in the schema"
+                )),
+            );
+        }
+        match shape.field(field) {
+            Lookup::Has(inner) => shape = inner,
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// Whether an expression asks `has()` of the first field of any of its reads that start so.
@@ -602,6 +756,7 @@ pub(crate) fn check_resource_function(
     }
     for (base, template) in bodies {
         report_body(
+            ws,
             kind,
             &f.meta.location,
             &base,
@@ -610,7 +765,9 @@ pub(crate) fn check_resource_function(
             diags,
         );
     }
-    for expr in crate::analysis::resource_function_exprs(f) {
+    let exprs = crate::analysis::resource_function_exprs(f);
+    let tested = tested_paths(&exprs, "resource");
+    for expr in exprs {
         let paths = expr.field_paths("resource");
         if paths.iter().any(|p| p.tested) {
             continue;
@@ -624,6 +781,8 @@ pub(crate) fn check_resource_function(
                     &keys,
                     "it has",
                 ));
+            } else {
+                diags.extend(optional_read(shape, "resource", &path.fields, &tested));
             }
         }
     }
@@ -657,6 +816,7 @@ pub(crate) fn check_resource_template(
     };
     let base = [Step::Key("spec".into()), Step::Key("template".into())];
     report_body(
+        ws,
         kind,
         &t.meta.location,
         &base,
@@ -667,6 +827,7 @@ pub(crate) fn check_resource_template(
 }
 
 fn report_body(
+    ws: &Workspace,
     kind: &str,
     document: &Location,
     base: &[Step],
@@ -691,7 +852,7 @@ fn report_body(
                     format!(" under `{parent}`")
                 };
                 unknown_field(
-                    &locate(document, &full, true),
+                    &locate(ws, document, &full, true),
                     format!("{} has no field `{last}`{place}", with_article(kind)),
                     last,
                     &keys,
@@ -705,7 +866,7 @@ fn report_body(
             } => {
                 let location = match expr {
                     Some(e) => e.location.clone(),
-                    None => locate(document, &full, false),
+                    None => locate(ws, document, &full, false),
                 };
                 Diagnostic::error(
                     Code::TypeMismatch,
@@ -752,9 +913,10 @@ fn mismatch_hint(expected: &str, found: Type, computed: bool) -> String {
     }
 }
 
-/// Where `path` is in the document at `document` (the key itself, or its value): the file is
-/// read again, as this is only needed when there is something to report.
-fn locate(document: &Location, path: &[Step], key: bool) -> Location {
+/// Where `path` is in the document at `document` (the key itself, or its value): from the
+/// workspace's documents when it keeps them (the language server, the controller), or else
+/// from the file read again, as this is only needed when there is something to report.
+fn locate(ws: &Workspace, document: &Location, path: &[Step], key: bool) -> Location {
     let within = |node: &crate::yaml::Node| -> Option<crate::source::Span> {
         let mut node = node;
         let mut span = node.span;
@@ -775,14 +937,18 @@ fn locate(document: &Location, path: &[Step], key: bool) -> Location {
         Some(span)
     };
     let start = document.span.start.offset;
-    crate::yaml::parse_documents(&document.file.text)
-        .ok()
-        .and_then(|docs| {
-            let doc = docs
-                .iter()
-                .find(|d| d.span.start.offset <= start && start <= d.span.end.offset)?;
-            within(&doc.root)
-        })
+    let holds = |span: crate::source::Span| span.start.offset <= start && start <= span.end.offset;
+    let kept = ws
+        .documents
+        .iter()
+        .filter(|d| std::sync::Arc::ptr_eq(&d.file, &document.file))
+        .find(|d| holds(d.root.span))
+        .and_then(|d| within(&d.root));
+    let found = kept.or_else(|| {
+        let docs = crate::yaml::parse_documents(&document.file.text).ok()?;
+        within(&docs.iter().find(|d| holds(d.span))?.root)
+    });
+    found
         .map(|span| Location::new(&document.file, span))
         .unwrap_or_else(|| document.clone())
 }

@@ -54,7 +54,14 @@ pub fn complete(analysis: &Analysis, path: &Path, offset: u32) -> Vec<Completion
         line,
     };
     match place.what {
-        What::Key { siblings } => keys(context.kind, &place.path, &siblings),
+        What::Key { siblings } => {
+            let found = keys(context.kind, &place.path, &siblings);
+            if found.is_empty() {
+                context.body_keys(&siblings)
+            } else {
+                found
+            }
+        }
         What::Value { prefix, siblings } => match prefix.strip_prefix('=') {
             Some(expression) => context.expression(expression),
             None => context.value(&siblings),
@@ -299,6 +306,22 @@ fn keys(kind: &str, path: &[Seg], siblings: &[String]) -> Vec<CompletionItem> {
         .collect()
 }
 
+/// The fields a shape knows, less those already written, as completion items.
+fn known_items(shape: koreo_lang::typecheck::Shape<'_>, written: &[String]) -> Vec<CompletionItem> {
+    shape
+        .fields()
+        .into_iter()
+        .filter(|f| !written.contains(&f.name))
+        .map(|f| CompletionItem {
+            label: f.name.clone(),
+            kind: Some(CompletionItemKind::FIELD),
+            detail: f.type_name.map(str::to_string),
+            documentation: f.description.map(|d| markdown(d.to_string())),
+            ..Default::default()
+        })
+        .collect()
+}
+
 fn field_detail(f: &Field) -> String {
     if f.required {
         format!("{} (required)", f.ty.name())
@@ -429,13 +452,49 @@ impl Context<'_> {
                 variables.chain(self.functions()).collect()
             }
             Some((root, _)) if root.is_empty() => self.functions().collect(),
-            Some((root, rest)) => self
-                .members(root, rest)
-                .into_iter()
-                .map(|m| item(&m, CompletionItemKind::PROPERTY, format!("{root} member")))
-                .chain(self.functions())
-                .collect(),
+            Some((root, rest)) => {
+                let mut found = self.typed_members(root, rest);
+                for m in self.members(root, rest) {
+                    if !found.iter().any(|f| f.label == m) {
+                        found.push(item(
+                            &m,
+                            CompletionItemKind::PROPERTY,
+                            format!("{root} member"),
+                        ));
+                    }
+                }
+                found.sort_by(|a, b| a.label.cmp(&b.label));
+                found.into_iter().chain(self.functions()).collect()
+            }
         }
+    }
+
+    /// The fields of `root.rest` where its type is known, with their types and descriptions.
+    fn typed_members(&self, root: &str, rest: &[String]) -> Vec<CompletionItem> {
+        let Some(here) = self.here else {
+            return Vec::new();
+        };
+        crate::types::read(self.analysis, here, root, rest)
+            .map(|shape| known_items(shape, &[]))
+            .unwrap_or_default()
+    }
+
+    /// Keys of a resource body, from the schema of the kind it makes.
+    fn body_keys(&self, siblings: &[String]) -> Vec<CompletionItem> {
+        let Some(here) = self.here else {
+            return Vec::new();
+        };
+        crate::types::body(self.analysis, here, self.path)
+            .map(|shape| {
+                known_items(shape, siblings)
+                    .into_iter()
+                    .map(|mut found| {
+                        found.insert_text = Some(format!("{}: ", found.label));
+                        found
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn functions(&self) -> impl Iterator<Item = CompletionItem> {

@@ -44,7 +44,7 @@ fn convert(file: &FileState, d: &Diagnostic) -> lsp::Diagnostic {
         severity: Some(match d.severity {
             Severity::Error => DiagnosticSeverity::ERROR,
             Severity::Warning => DiagnosticSeverity::WARNING,
-            Severity::Info => DiagnosticSeverity::INFORMATION,
+            Severity::Hint => DiagnosticSeverity::HINT,
         }),
         code: Some(NumberOrString::String(d.code.id().to_string())),
         source: Some(SOURCE.into()),

@@ -27,7 +27,11 @@ pub fn hover(analysis: &Analysis, path: &Path, offset: u32) -> Option<(String, (
         file,
         doc: cursor.doc,
     };
-    let text = match cursor.target? {
+    let typed = expression_type(analysis, here, offset);
+    let Some(target) = cursor.target else {
+        return typed.map(|t| (t, cursor.range));
+    };
+    let text = match target {
         Target::Reference(site) => match navigate::resolve_site(analysis, site, cursor.doc) {
             Some(target) => describe(analysis, target),
             None if site.dynamic => format!("the name is an expression: `{}`", site.name),
@@ -84,7 +88,40 @@ pub fn hover(analysis: &Analysis, path: &Path, offset: u32) -> Option<(String, (
             format!("**test case** `{}`: {}", case.label, status(&case.status))
         }
     };
+    let text = match typed {
+        Some(typed) => format!("{text}\n\n{typed}"),
+        None => text,
+    };
     Some((text, cursor.range))
+}
+
+/// Inside an expression: the type of the field chain under the cursor where a schema or a
+/// `return` says, or else of the whole expression, as far as it is known.
+fn expression_type(analysis: &Analysis, here: DocRef, offset: u32) -> Option<String> {
+    let site = here
+        .doc
+        .expressions
+        .iter()
+        .find(|s| s.index_at(offset).is_some())?;
+    let index = site.index_at(offset)?;
+    let tokens = crate::cel_text::lex(&site.source);
+    let token = tokens.iter().find(|t| t.start <= index && index < t.end);
+    if let Some(token) = token.filter(|t| t.kind == crate::cel_text::TokenKind::Ident) {
+        let prefix: String = site.source.chars().take(token.end).collect();
+        if let Some((chain, typed)) = crate::cel_text::chain_at_end(&prefix)
+            && let Some((root, fields)) = chain.split_first()
+            && !root.is_empty()
+        {
+            let mut fields = fields.to_vec();
+            fields.push(typed);
+            if let Some(shape) = crate::types::read(analysis, here, root, &fields) {
+                return Some(crate::types::describe(shape));
+            }
+        }
+    }
+    let parsed = koreo_stdlib::parse(&site.source).ok()?;
+    let ty = koreo_lang::types::infer(&parsed.ast, &mut Vec::new());
+    Some(format!("Type of the expression: `{}`", ty.name()))
 }
 
 fn name_of<'a>(d: DocRef<'a>) -> &'a str {

@@ -19,6 +19,7 @@ mod symbols;
 mod tests_view;
 mod text;
 mod tokens;
+mod types;
 
 pub use server::Backend;
 pub use tower_lsp_server::{ClientSocket, LspService};

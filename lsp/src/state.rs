@@ -136,9 +136,11 @@ enum Key {
     Name(String),
     /// A `resourceTemplateRef` whose name is an expression reads every ResourceTemplate.
     AnyTemplate,
-    /// Workflows triggered by one kind (`apiVersion kind`) warn about each other, and read
-    /// that kind's CRD.
+    /// Workflows triggered by one kind (`apiVersion kind`) warn about each other.
     Trigger(String),
+    /// A kind (`apiVersion kind`) whose CRD types a definition: a Workflow's parent, what a
+    /// ResourceFunction manages, a ResourceTemplate.
+    Schema(String),
 }
 
 /// A definition of the combined workspace: which file, and which of its definitions.
@@ -382,22 +384,20 @@ impl Analysis {
             .iter()
             .map(|&i| self.workspace.definitions[i].clone())
             .collect();
-        // The CRDs of the kinds the checked Workflows are triggered by: they type `parent`.
-        let triggers: Vec<&koreo_lang::model::CrdRef> = checked
+        // The CRDs of the kinds that type them: parents, managed kinds, templates.
+        let kinds: Vec<(String, String)> = needed
             .iter()
-            .filter_map(|&i| match &self.workspace.definitions[i] {
-                Definition::Workflow(w) => w.crd_ref.as_ref(),
-                _ => None,
-            })
+            .flat_map(|&i| typed_kinds(&self.workspace.definitions[i]))
             .collect();
         part.objects = self
             .workspace
             .objects
             .iter()
             .filter(|o| {
-                triggers.iter().any(|crd| {
-                    koreo_lang::typecheck::crd_schema([*o], &crd.api_group, &crd.version, &crd.kind)
-                        .is_some()
+                kinds.iter().any(|(api_version, kind)| {
+                    let (group, version) =
+                        api_version.rsplit_once('/').unwrap_or(("", api_version));
+                    koreo_lang::typecheck::crd_schema([*o], group, version, kind).is_some()
                 })
             })
             .cloned()
@@ -553,21 +553,44 @@ fn keys(definition: &Definition, doc: Option<&DocumentInfo>) -> (Vec<Key>, Vec<K
             }
         })
         .collect();
-    match definition {
-        Definition::ResourceTemplate(_) => provides.push(Key::AnyTemplate),
-        Definition::Workflow(w) => {
-            if let Some(crd) = &w.crd_ref {
-                let trigger = Key::Trigger(format!("{} {}", crd.api_version(), crd.kind));
-                provides.push(trigger.clone());
-                uses.push(trigger);
-            }
-        }
-        _ => {}
+    if let Definition::ResourceTemplate(_) = definition {
+        provides.push(Key::AnyTemplate);
     }
+    if let Definition::Workflow(w) = definition
+        && let Some(crd) = &w.crd_ref
+    {
+        let trigger = Key::Trigger(format!("{} {}", crd.api_version(), crd.kind));
+        provides.push(trigger.clone());
+        uses.push(trigger);
+    }
+    uses.extend(
+        typed_kinds(definition)
+            .into_iter()
+            .map(|(api_version, kind)| Key::Schema(format!("{api_version} {kind}"))),
+    );
     (provides, uses)
 }
 
-/// The kinds whose CRD a file holds, as the Workflows they trigger use them.
+/// The kinds whose schema types a definition: its parent, what it manages or templates.
+fn typed_kinds(definition: &Definition) -> Vec<(String, String)> {
+    match definition {
+        Definition::Workflow(w) => w
+            .crd_ref
+            .iter()
+            .map(|crd| (crd.api_version(), crd.kind.clone()))
+            .collect(),
+        Definition::ResourceFunction(f) => {
+            vec![(f.api_config.api_version.clone(), f.api_config.kind.clone())]
+        }
+        Definition::ResourceTemplate(t) => {
+            let text = |k: &str| t.template[k].as_str().unwrap_or_default().to_string();
+            vec![(text("apiVersion"), text("kind"))]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The kinds whose CRD a file holds, as the definitions they trigger or type use them.
 fn crd_keys(state: &FileState) -> Vec<Key> {
     let mut keys = Vec::new();
     for crd in state
@@ -587,7 +610,7 @@ fn crd_keys(state: &FileState) -> Vec<Key> {
             } else {
                 format!("{group}/{version}")
             };
-            keys.push(Key::Trigger(format!("{api_version} {kind}")));
+            keys.push(Key::Schema(format!("{api_version} {kind}")));
         }
     }
     keys
@@ -681,10 +704,10 @@ mod tests {
     }
 
     #[test]
-    fn a_crd_edit_checks_again_the_workflows_it_types() {
+    fn a_crd_edit_checks_again_the_definitions_it_types() {
         let crd = |field: &str| {
             format!(
-                "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: apps.example.com}}\nspec:\n  group: example.com\n  names: {{kind: App, plural: apps}}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            properties:\n              {field}: {{type: string}}\n"
+                "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: apps.example.com}}\nspec:\n  group: example.com\n  names: {{kind: App, plural: apps}}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            required: [{field}]\n            properties:\n              {field}: {{type: string}}\n"
             )
         };
         let mut analysis = Analysis::default();
@@ -698,16 +721,31 @@ mod tests {
             "{HEAD} {{name: w}}\nkind: Workflow\nspec:\n  crdRef: {{apiGroup: example.com, version: v1, kind: App}}\n  steps:\n  - label: one\n    ref: {{kind: ValueFunction, name: greet}}\n    inputs: {{name: =parent.spec.title}}\n"
         );
         analysis.set_text(Path::new("w.koreo"), workflow, None);
-        let codes = |analysis: &Analysis| -> Vec<&str> {
+        let manager = format!(
+            "{HEAD} {{name: make-app}}\nkind: ResourceFunction\nspec:\n  apiConfig: {{apiVersion: example.com/v1, kind: App, name: a, namespace: default}}\n  resource:\n    spec: {{title: hello}}\n"
+        );
+        analysis.set_text(Path::new("r.koreo"), manager, None);
+        let codes = |analysis: &Analysis, file: &str| -> Vec<&str> {
             analysis
-                .diagnostics(Path::new("w.koreo"))
+                .diagnostics(Path::new(file))
                 .iter()
                 .map(|d| d.code.id())
                 .collect()
         };
-        assert_eq!(codes(&analysis), ["K0501"], "`title` is not in the CRD");
+        assert_eq!(
+            codes(&analysis, "w.koreo"),
+            ["K0501"],
+            "`title` is not in the CRD"
+        );
+        assert_eq!(
+            codes(&analysis, "r.koreo"),
+            ["K0501"],
+            "nor can an App be given one"
+        );
         let dirty = analysis.set_text(Path::new("crd.yaml"), crd("title"), None);
-        assert!(files(dirty).contains(&"w.koreo".to_string()));
-        assert_eq!(codes(&analysis), Vec::<&str>::new(), "now it is");
+        assert!(files(dirty.clone()).contains(&"w.koreo".to_string()));
+        assert!(files(dirty).contains(&"r.koreo".to_string()));
+        assert_eq!(codes(&analysis, "w.koreo"), Vec::<&str>::new(), "now it is");
+        assert_eq!(codes(&analysis, "r.koreo"), Vec::<&str>::new());
     }
 }

@@ -875,6 +875,80 @@ spec:
     assert_eq!(found[0], "greeting", "{found:?}");
 }
 
+const DEPLOYMENT: &str = "\
+apiVersion: koreo.dev/v1beta1
+kind: ResourceFunction
+metadata: {name: web, namespace: default}
+spec:
+  apiConfig: {apiVersion: apps/v1, kind: Deployment, name: web, namespace: default}
+  resource:
+    spec:
+      replicas: 2
+  return:
+    ready: =resource.status.readyReplicas
+    total: =resource.spec.replicas + 1
+";
+
+#[tokio::test]
+async fn completion_lists_the_fields_of_the_managed_kind_with_their_descriptions() {
+    let ws = Workspace::new(&[("web.koreo", DEPLOYMENT)]);
+    let mut client = Client::start(ws.dir.path()).await;
+    let uri = ws.uri("web.koreo");
+    client.open(&uri, DEPLOYMENT).await;
+    // `resource.status.`: the Deployment's status, from the bundled schema.
+    let text = DEPLOYMENT.replace("=resource.status.readyReplicas", "=resource.status.");
+    let (line, column) = find(&text, "resource.status.", 16);
+    client.change(&uri, 2, &text).await;
+    let found = client
+        .at("textDocument/completion", &uri, line, column)
+        .await;
+    let ready = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["label"] == "readyReplicas")
+        .unwrap_or_else(|| panic!("{found}"));
+    assert_eq!(ready["detail"], "integer");
+    assert!(
+        ready["documentation"]["value"]
+            .as_str()
+            .unwrap()
+            .contains("Ready Condition"),
+        "{ready}"
+    );
+    // A key in the resource body: what a DeploymentSpec has, less what is written.
+    let text = DEPLOYMENT.replace("      replicas: 2\n", "      replicas: 2\n      \n");
+    client.change(&uri, 3, &text).await;
+    let (line, _) = find(&text, "replicas: 2", 0);
+    let found = labels(
+        &client
+            .at("textDocument/completion", &uri, line + 1, 6)
+            .await,
+    );
+    assert!(found.contains(&"strategy".to_string()), "{found:?}");
+    assert!(found.contains(&"selector".to_string()), "{found:?}");
+    assert!(!found.contains(&"replicas".to_string()), "{found:?}");
+}
+
+#[tokio::test]
+async fn hover_on_an_expression_shows_its_type() {
+    let ws = Workspace::new(&[("web.koreo", DEPLOYMENT)]);
+    let mut client = Client::start(ws.dir.path()).await;
+    let uri = ws.uri("web.koreo");
+    client.open(&uri, DEPLOYMENT).await;
+    let (line, column) = find(DEPLOYMENT, "readyReplicas", 2);
+    let text = hover_text(&client.at("textDocument/hover", &uri, line, column).await);
+    assert!(text.starts_with("Type: `integer`"), "{text}");
+    assert!(text.contains("Ready Condition"), "{text}");
+    // Where no schema says, what operators and literals make of it.
+    let (line, column) = find(DEPLOYMENT, "+ 1", 0);
+    let text = hover_text(&client.at("textDocument/hover", &uri, line, column).await);
+    assert_eq!(text, "Type of the expression: `dyn`");
+    let (line, column) = find(DEPLOYMENT, "spec.replicas", 6);
+    let text = hover_text(&client.at("textDocument/hover", &uri, line, column).await);
+    assert!(text.starts_with("Type: `integer`"), "{text}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Semantic tokens, code lens, inlay hints
 
