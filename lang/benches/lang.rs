@@ -1,5 +1,7 @@
 //! Benchmarks of the language core's hot paths: compiling expressions, evaluating them,
-//! binding inputs into a scope, and running ValueFunctions and ResourceFunctions.
+//! binding inputs into a scope, and running ValueFunctions and ResourceFunctions; and what
+//! `koreo check` spends on cross-file analysis with types (the examples, the shared corpus)
+//! and, once a process, on reading the bundled schemas.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -277,6 +279,35 @@ fn resource_function_three_overlays(c: &mut Criterion) {
     });
 }
 
+#[path = "../../test-support/shared.rs"]
+mod shared;
+
+/// `analysis::check` (references, inputs, step graphs and every type check) over a loaded
+/// workspace: all the examples, and the shared conformance corpus when it is here.
+fn check_with_types(c: &mut Criterion) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let examples = Workspace::load_paths(&[root]);
+    assert!(examples.definitions.len() > 40, "the examples load");
+    c.bench_function("check_examples", |b| {
+        b.iter(|| koreo_lang::analysis::check(black_box(&examples)))
+    });
+    if let Some(path) = shared::shared("conformance") {
+        let corpus = Workspace::load_paths(&[path]);
+        c.bench_function("check_conformance", |b| {
+            b.iter(|| koreo_lang::analysis::check(black_box(&corpus)))
+        });
+    }
+}
+
+/// Reading the bundled schemas of built-in kinds: paid once by a process that types a
+/// resource of a built-in kind.
+fn parse_bundled_schemas(c: &mut Criterion) {
+    let text = include_str!("../schemas/kubernetes.json");
+    c.bench_function("parse_bundled_schemas", |b| {
+        b.iter(|| koreo_lang::openapi::Bundle::parse(black_box(text)).unwrap())
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
@@ -289,6 +320,8 @@ criterion_group! {
         eval_comprehension,
         build_activation_2kb,
         value_function,
-        resource_function_three_overlays
+        resource_function_three_overlays,
+        check_with_types,
+        parse_bundled_schemas
 }
 criterion_main!(benches);

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value as Json};
 
 use crate::types::Type;
@@ -18,13 +19,20 @@ use crate::types::Type;
 pub const BUNDLE_FILE: &str = "kubernetes.json";
 
 /// Schemas of built-in kinds: `apiVersion/kind` to a definition, definitions that refer to each
-/// other by name (`{"$ref": "io.k8s.api.core.v1.PodSpec"}`).
+/// other by name (`{"$ref": "io.k8s.api.core.v1.PodSpec"}`). Each definition is kept as text
+/// and parsed the first time it is read: a check reads a few dozen of the bundle's hundreds.
 #[derive(Debug, Default)]
 pub struct Bundle {
     /// The Kubernetes version the schemas are of.
     pub kubernetes: String,
     kinds: HashMap<String, String>,
-    definitions: HashMap<String, Json>,
+    definitions: HashMap<String, Lazy>,
+}
+
+#[derive(Debug)]
+struct Lazy {
+    text: Box<RawValue>,
+    parsed: OnceLock<Json>,
 }
 
 /// The definition every object's `metadata` has.
@@ -32,27 +40,36 @@ const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
 impl Bundle {
     pub fn parse(text: &str) -> Result<Bundle, String> {
-        let mut json: Json = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let mut take = |key: &str| json.get_mut(key).map(Json::take);
-        let kubernetes = take("kubernetes")
-            .and_then(|v| v.as_str().map(str::to_string))
-            .ok_or("no `kubernetes` version")?;
-        let kinds = match take("kinds") {
-            Some(Json::Object(kinds)) => kinds
-                .into_iter()
-                .filter_map(|(k, v)| Some((k, v.as_str()?.to_string())))
-                .collect(),
-            _ => return Err("no `kinds` object".into()),
-        };
-        let definitions = match take("definitions") {
-            Some(Json::Object(definitions)) => definitions.into_iter().collect(),
-            _ => return Err("no `definitions` object".into()),
-        };
+        let mut parts: HashMap<String, Box<RawValue>> =
+            serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let mut part = |key: &str| parts.remove(key).ok_or(format!("no `{key}`"));
+        let kubernetes: String = serde_json::from_str(part("kubernetes")?.get())
+            .map_err(|_| "no `kubernetes` version")?;
+        let kinds: HashMap<String, String> =
+            serde_json::from_str(part("kinds")?.get()).map_err(|e| format!("`kinds`: {e}"))?;
+        let definitions: HashMap<String, Box<RawValue>> =
+            serde_json::from_str(part("definitions")?.get())
+                .map_err(|e| format!("`definitions`: {e}"))?;
         Ok(Bundle {
             kubernetes,
             kinds,
-            definitions,
+            definitions: definitions
+                .into_iter()
+                .map(|(name, text)| {
+                    let parsed = OnceLock::new();
+                    (name, Lazy { text, parsed })
+                })
+                .collect(),
         })
+    }
+
+    /// A definition by name, parsed on first use (one that does not parse is not typed).
+    fn definition_json(&self, name: &str) -> Option<&Json> {
+        let lazy = self.definitions.get(name)?;
+        Some(
+            lazy.parsed
+                .get_or_init(|| serde_json::from_str(lazy.text.get()).unwrap_or(Json::Null)),
+        )
     }
 
     /// The bundle koreo is built with, read once on first use.
@@ -72,7 +89,7 @@ impl Bundle {
 
     fn definition(&self, name: &str) -> Option<Schema<'_>> {
         Some(Schema {
-            node: self.definitions.get(name)?,
+            node: self.definition_json(name)?,
             bundle: Some(self),
         })
     }
@@ -116,7 +133,7 @@ impl<'a> Schema<'a> {
             let Some(name) = node.get("$ref").and_then(Json::as_str) else {
                 break;
             };
-            match self.bundle.and_then(|b| b.definitions.get(name)) {
+            match self.bundle.and_then(|b| b.definition_json(name)) {
                 Some(next) => node = next,
                 None => return Schema::inline(&Json::Null),
             }

@@ -837,6 +837,11 @@ fn report_body(
 ) {
     let mut found = Vec::new();
     walk(shape, body, &mut Vec::new(), &mut found);
+    let locator = Locator {
+        ws,
+        document,
+        parsed: std::cell::OnceCell::new(),
+    };
     for (path, problem) in found {
         let (parent, last) = match path.split_last() {
             Some((Step::Key(key), parent)) => (dotted(parent), key.as_str()),
@@ -852,7 +857,7 @@ fn report_body(
                     format!(" under `{parent}`")
                 };
                 unknown_field(
-                    &locate(ws, document, &full, true),
+                    &locator.locate(&full, true),
                     format!("{} has no field `{last}`{place}", with_article(kind)),
                     last,
                     &keys,
@@ -866,7 +871,7 @@ fn report_body(
             } => {
                 let location = match expr {
                     Some(e) => e.location.clone(),
-                    None => locate(ws, document, &full, false),
+                    None => locator.locate(&full, false),
                 };
                 Diagnostic::error(
                     Code::TypeMismatch,
@@ -913,42 +918,59 @@ fn mismatch_hint(expected: &str, found: Type, computed: bool) -> String {
     }
 }
 
-/// Where `path` is in the document at `document` (the key itself, or its value): from the
-/// workspace's documents when it keeps them (the language server, the controller), or else
-/// from the file read again, as this is only needed when there is something to report.
-fn locate(ws: &Workspace, document: &Location, path: &[Step], key: bool) -> Location {
-    let within = |node: &crate::yaml::Node| -> Option<crate::source::Span> {
-        let mut node = node;
-        let mut span = node.span;
-        for step in path {
-            match step {
-                Step::Key(k) => {
-                    let (found_key, value) =
-                        node.as_map()?.iter().find(|(key, _)| key.text == *k)?;
-                    span = if key { found_key.span } else { value.span };
-                    node = value;
-                }
-                Step::Index(i) => {
-                    node = node.as_seq()?.get(*i)?;
-                    span = node.span;
-                }
+/// Finds places in one document, for what is reported about it: in the workspace's documents
+/// when it keeps them (the language server, the controller), or else in the file read again,
+/// once, as this is only needed when there is something to report.
+struct Locator<'a> {
+    ws: &'a Workspace,
+    document: &'a Location,
+    parsed: std::cell::OnceCell<Option<crate::yaml::Document>>,
+}
+
+impl Locator<'_> {
+    /// Where `path` is (the key itself, or its value); the whole document when it cannot be
+    /// found.
+    fn locate(&self, path: &[Step], key: bool) -> Location {
+        let start = self.document.span.start.offset;
+        let holds =
+            |span: crate::source::Span| span.start.offset <= start && start <= span.end.offset;
+        let kept = self
+            .ws
+            .documents
+            .iter()
+            .filter(|d| std::sync::Arc::ptr_eq(&d.file, &self.document.file))
+            .find(|d| holds(d.root.span))
+            .map(|d| &d.root);
+        let root = kept.or_else(|| {
+            self.parsed
+                .get_or_init(|| {
+                    let docs = crate::yaml::parse_documents(&self.document.file.text).ok()?;
+                    docs.into_iter().find(|d| holds(d.span))
+                })
+                .as_ref()
+                .map(|d| &d.root)
+        });
+        root.and_then(|root| span_at(root, path, key))
+            .map(|span| Location::new(&self.document.file, span))
+            .unwrap_or_else(|| self.document.clone())
+    }
+}
+
+fn span_at(root: &crate::yaml::Node, path: &[Step], key: bool) -> Option<crate::source::Span> {
+    let mut node = root;
+    let mut span = node.span;
+    for step in path {
+        match step {
+            Step::Key(k) => {
+                let (found_key, value) = node.as_map()?.iter().find(|(key, _)| key.text == *k)?;
+                span = if key { found_key.span } else { value.span };
+                node = value;
+            }
+            Step::Index(i) => {
+                node = node.as_seq()?.get(*i)?;
+                span = node.span;
             }
         }
-        Some(span)
-    };
-    let start = document.span.start.offset;
-    let holds = |span: crate::source::Span| span.start.offset <= start && start <= span.end.offset;
-    let kept = ws
-        .documents
-        .iter()
-        .filter(|d| std::sync::Arc::ptr_eq(&d.file, &document.file))
-        .find(|d| holds(d.root.span))
-        .and_then(|d| within(&d.root));
-    let found = kept.or_else(|| {
-        let docs = crate::yaml::parse_documents(&document.file.text).ok()?;
-        within(&docs.iter().find(|d| holds(d.span))?.root)
-    });
-    found
-        .map(|span| Location::new(&document.file, span))
-        .unwrap_or_else(|| document.clone())
+    }
+    Some(span)
 }
