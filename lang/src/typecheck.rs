@@ -408,7 +408,13 @@ pub(crate) fn check_input_reads(
     exprs: &[&Expr],
     diags: &mut Vec<Diagnostic>,
 ) {
-    let callers = callers(ws, function);
+    let meta = function.meta();
+    let id = FunctionId {
+        kind: function.kind(),
+        name: &meta.name,
+        namespace: meta.namespace.as_deref(),
+    };
+    let callers = callers(ws, &id);
     if callers.is_empty() {
         return;
     }
@@ -439,6 +445,15 @@ pub(crate) fn check_input_reads(
             }
         }
     }
+}
+
+/// The shapes of the input `name` that a function's callers pass, where known (for an
+/// editor: what `inputs.<name>.` has).
+pub fn input_shapes<'w>(ws: &'w Workspace, function: &FunctionId, name: &str) -> Vec<Shape<'w>> {
+    callers(ws, function)
+        .iter()
+        .filter_map(|caller| caller.input(ws, name))
+        .collect()
 }
 
 /// One place that runs a function.
@@ -486,34 +501,36 @@ impl<'w> Caller<'w> {
     }
 }
 
-fn callers<'w>(ws: &'w Workspace, function: &Definition) -> Vec<Caller<'w>> {
-    let meta = function.meta();
-    let namespace = meta.namespace.as_deref();
-    let kind = function.kind();
+/// A function as its callers name it.
+pub struct FunctionId<'a> {
+    /// `ValueFunction` or `ResourceFunction`.
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub namespace: Option<&'a str>,
+}
+
+fn callers<'w>(ws: &'w Workspace, function: &FunctionId) -> Vec<Caller<'w>> {
     let mut out = Vec::new();
     for definition in &ws.definitions {
         match definition {
-            Definition::Workflow(w) if w.meta.namespace.as_deref() == namespace => {
+            Definition::Workflow(w) if w.meta.namespace.as_deref() == function.namespace => {
                 out.extend(
                     w.steps
                         .iter()
                         .filter(|step| {
-                            matches!(&step.logic, StepLogic::Ref(r) if r.kind.as_str() == kind && r.name == meta.name)
+                            matches!(&step.logic, StepLogic::Ref(r) if r.kind.as_str() == function.kind && r.name == function.name)
                         })
                         .map(|step| Caller::Step(w, step)),
                 );
             }
             Definition::FunctionTest(t)
-                if t.function_name == meta.name
-                    && t.meta.namespace.as_deref() == namespace
-                    && matches!(
-                        (t.function_kind, function),
-                        (FunctionKind::ValueFunction, Definition::ValueFunction(_))
-                            | (
-                                FunctionKind::ResourceFunction,
-                                Definition::ResourceFunction(_)
-                            )
-                    ) =>
+                if t.function_name == function.name
+                    && t.meta.namespace.as_deref() == function.namespace
+                    && function.kind
+                        == match t.function_kind {
+                            FunctionKind::ValueFunction => "ValueFunction",
+                            FunctionKind::ResourceFunction => "ResourceFunction",
+                        } =>
             {
                 out.push(Caller::Test(t));
             }

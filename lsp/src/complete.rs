@@ -512,10 +512,14 @@ impl Context<'_> {
         };
         let found: Vec<String> = match (root, rest) {
             ("inputs", []) => self.inputs(here),
-            ("locals", []) => map_keys(here.doc.spec().and_then(|s| s.get("locals")))
-                .into_iter()
-                .map(|(k, _)| k)
-                .collect(),
+            ("locals", _) => json_keys(
+                &here
+                    .doc
+                    .spec()
+                    .and_then(|s| s.get("locals"))
+                    .map_or(Json::Null, Node::to_json),
+                rest,
+            ),
             ("steps", []) => {
                 let current = self.line + 1;
                 here.doc

@@ -175,6 +175,11 @@ impl Analysis {
         self.files.values()
     }
 
+    /// Every definition of every file, as lang checks them.
+    pub fn workspace(&self) -> &Workspace {
+        &self.workspace
+    }
+
     pub fn test_report(&self, path: &Path, index: usize) -> Option<&TestReport> {
         self.tests.get(&(path.to_path_buf(), index))
     }

@@ -47,6 +47,18 @@ pub fn read<'a>(
             };
             (Shape::Template(returned), rest)
         }
+        // The document being typed in may not decode: it is named from its YAML.
+        "inputs" => {
+            let (name, rest) = fields.split_first()?;
+            let (function, _) = here.doc.name.as_ref()?;
+            let id = typecheck::FunctionId {
+                kind: &here.doc.kind,
+                name: function,
+                namespace: here.doc.namespace.as_deref(),
+            };
+            let shapes = typecheck::input_shapes(analysis.workspace(), &id, name);
+            (shapes.into_iter().next()?, rest)
+        }
         _ => return None,
     };
     start.at(rest.iter().map(String::as_str))

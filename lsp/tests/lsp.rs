@@ -949,6 +949,55 @@ async fn hover_on_an_expression_shows_its_type() {
     assert!(text.starts_with("Type: `integer`"), "{text}");
 }
 
+#[tokio::test]
+async fn completion_after_an_input_lists_what_its_callers_pass() {
+    let functions = "\
+apiVersion: koreo.dev/v1beta1
+kind: ValueFunction
+metadata: {name: config, namespace: default}
+spec:
+  return: {name: web, domain: example.com}
+---
+apiVersion: koreo.dev/v1beta1
+kind: ValueFunction
+metadata: {name: reader, namespace: default}
+spec:
+  locals: {port: 80, tls: {enabled: true}}
+  return:
+    host: =inputs.config.domain
+    tls: =locals.tls.enabled
+";
+    let workflow = "\
+apiVersion: koreo.dev/v1beta1
+kind: Workflow
+metadata: {name: app, namespace: default}
+spec:
+  steps:
+  - label: config
+    ref: {kind: ValueFunction, name: config}
+  - label: read
+    ref: {kind: ValueFunction, name: reader}
+    inputs: {config: =steps.config}
+";
+    let ws = Workspace::new(&[("functions.koreo", functions), ("workflow.koreo", workflow)]);
+    let mut client = Client::start(ws.dir.path()).await;
+    let uri = ws.uri("functions.koreo");
+    client.open(&uri, functions).await;
+    let text = functions.replace("=inputs.config.domain", "=inputs.config.");
+    let found = complete_after(&mut client, &uri, 2, &text, ("inputs.config.", 14)).await;
+    assert!(
+        found.starts_with(&["domain".to_string(), "name".to_string()]),
+        "{found:?}"
+    );
+    let text = functions.replace("=locals.tls.enabled", "=locals.tls.");
+    let found = complete_after(&mut client, &uri, 3, &text, ("locals.tls.", 11)).await;
+    assert_eq!(found[0], "enabled", "{found:?}");
+    client.change(&uri, 4, functions).await;
+    let (line, column) = find(functions, "config.domain", 9);
+    let hover = hover_text(&client.at("textDocument/hover", &uri, line, column).await);
+    assert!(hover.contains("Type: `string`"), "{hover}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Semantic tokens, code lens, inlay hints
 
