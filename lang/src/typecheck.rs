@@ -28,6 +28,8 @@ pub enum Shape<'a> {
         meta: Option<Schema<'a>>,
     },
     Schema(Schema<'a>),
+    /// What a Workflow run as a step gives: the `state` of its steps, merged.
+    State(&'a Workflow),
 }
 
 /// A field an editor can offer.
@@ -65,6 +67,22 @@ impl<'a> Shape<'a> {
             }
             Shape::Template(Template::Literal(value)) | Shape::Json(value) => json_field(value),
             Shape::Template(_) => Lookup::Unknown,
+            Shape::State(w) => {
+                let (mut keys, mut found) = (Vec::new(), Vec::new());
+                for state in w.steps.iter().filter_map(|s| s.state.as_ref()) {
+                    match Shape::Template(state).field(name) {
+                        Lookup::Has(inner) => found.push(inner),
+                        Lookup::Missing(more) => keys.extend(more),
+                        Lookup::Unknown => return Lookup::Unknown,
+                    }
+                }
+                match found.as_slice() {
+                    [] => Lookup::Missing(keys),
+                    [only] => Lookup::Has(*only),
+                    // Several steps set it: merged, its fields are theirs together.
+                    _ => Lookup::Unknown,
+                }
+            }
             Shape::Object { meta, .. } if name == "metadata" => {
                 meta.map_or(Lookup::Unknown, |m| Lookup::Has(Shape::Schema(m)))
             }
@@ -103,6 +121,12 @@ impl<'a> Shape<'a> {
             Shape::Template(Template::Literal(Json::Object(map)))
             | Shape::Json(Json::Object(map)) => map.keys().map(|k| plain(k)).collect(),
             Shape::Template(_) | Shape::Json(_) => Vec::new(),
+            Shape::State(w) => w
+                .steps
+                .iter()
+                .filter_map(|s| s.state.as_ref())
+                .flat_map(|state| Shape::Template(state).fields())
+                .collect(),
             Shape::Object { schema, .. } | Shape::Schema(schema) => {
                 let mut known: Vec<Known<'a>> = schema
                     .properties()
@@ -136,6 +160,7 @@ impl<'a> Shape<'a> {
     pub fn type_name(self) -> Option<&'a str> {
         match self {
             Shape::Object { .. } => Some("object"),
+            Shape::State(_) => Some("map"),
             Shape::Schema(schema) => schema.type_name(),
             Shape::Template(Template::Map(_)) => Some("map"),
             Shape::Template(Template::List(_)) => Some("list"),
@@ -228,14 +253,15 @@ pub fn parent_shape<'w>(ws: &'w Workspace, crd: &CrdRef) -> Option<Shape<'w>> {
     kind_schema(ws, &crd.api_version(), &crd.kind)
 }
 
-/// The `return` of the function the step labelled `label` runs, when one value is known: a
-/// plain `ref` to a ValueFunction or ResourceFunction, without `forEach`.
-pub fn returned_by<'w>(
+/// What the step labelled `label` gives, when one value is known: the `return` of the
+/// function a plain `ref` runs, or the merged `state` of a Workflow it runs; not with
+/// `forEach` (a list) or `refSwitch`.
+pub fn step_result<'w>(
     ws: &'w Workspace,
     w: &Workflow,
     label: &str,
     namespace: Option<&str>,
-) -> Option<&'w Template> {
+) -> Option<Shape<'w>> {
     let step = w.steps.iter().find(|s| s.label == label)?;
     let StepLogic::Ref(r) = &step.logic else {
         return None;
@@ -244,9 +270,13 @@ pub fn returned_by<'w>(
         return None;
     }
     match r.kind {
-        LogicKind::ValueFunction => ws.value_function(&r.name, namespace)?.ret.as_ref(),
-        LogicKind::ResourceFunction => ws.resource_function(&r.name, namespace)?.ret.as_ref(),
-        LogicKind::Workflow => None,
+        LogicKind::ValueFunction => Some(Shape::Template(
+            ws.value_function(&r.name, namespace)?.ret.as_ref()?,
+        )),
+        LogicKind::ResourceFunction => Some(Shape::Template(
+            ws.resource_function(&r.name, namespace)?.ret.as_ref()?,
+        )),
+        LogicKind::Workflow => Some(Shape::State(ws.workflow(&r.name, namespace)?)),
     }
 }
 
@@ -278,12 +308,10 @@ pub(crate) fn check_workflow_reads(
                 if guarded(&paths, label) {
                     continue;
                 }
-                let Some(returned) = returned_by(ws, w, label, namespace) else {
+                let Some(returned) = step_result(ws, w, label, namespace) else {
                     continue;
                 };
-                if let Some((field, location, keys)) =
-                    Shape::Template(returned).first_missing(fields)
-                {
+                if let Some((field, location, keys)) = returned.first_missing(fields) {
                     diags.push(unknown_field(
                         location,
                         format!("step `{label}` returns no `{field}` here"),
@@ -474,13 +502,14 @@ impl<'w> Caller<'w> {
     fn input(&self, ws: &'w Workspace, name: &str) -> Option<Shape<'w>> {
         match self {
             Caller::Step(w, step) => {
-                let looped = step.for_each.as_ref().is_some_and(|f| f.input_key == name);
-                if looped {
-                    return None;
+                let namespace = w.meta.namespace.as_deref();
+                // Each item of what `forEach` loops over, when that is a list of known items.
+                if let Some(each) = step.for_each.as_ref().filter(|f| f.input_key == name) {
+                    return read_shape(ws, w, &each.item_in, namespace)?.items();
                 }
                 match Shape::Template(step.inputs.as_ref()?).field(name) {
                     Lookup::Has(Shape::Template(Template::Expr(e))) => {
-                        read_shape(ws, w, e, w.meta.namespace.as_deref())
+                        read_shape(ws, w, e, namespace)
                     }
                     Lookup::Has(shape) => Some(shape),
                     _ => None,
@@ -550,7 +579,7 @@ fn read_shape<'w>(
     let (root, fields) = e.plain_path()?;
     match (root, fields.split_first()) {
         ("steps", Some((label, rest))) => {
-            Shape::Template(returned_by(ws, w, label, namespace)?).at(rest.iter().copied())
+            step_result(ws, w, label, namespace)?.at(rest.iter().copied())
         }
         ("parent", Some((&"spec", _))) if !runs_as_step(ws, w) => {
             parent_shape(ws, w.crd_ref.as_ref()?)?.at(fields.iter().copied())

@@ -134,7 +134,11 @@ fn lsp(c: &mut Criterion) {
         .drain()
         .into_iter()
         .filter(|m| m["method"] == "textDocument/publishDiagnostics")
-        .filter(|m| m["params"]["diagnostics"].as_array().is_some_and(|d| !d.is_empty()))
+        .filter(|m| {
+            m["params"]["diagnostics"]
+                .as_array()
+                .is_some_and(|d| !d.is_empty())
+        })
         .collect();
     assert!(published.is_empty(), "{published:#?}");
     let edited = ws.uri(&format!("app-{EDITED:03}.koreo"));

@@ -41,11 +41,12 @@ pub fn read<'a>(
                 .position(|s| s.get("label").and_then(Node::as_str) == Some(label))?;
             let function = navigate::called(analysis, here, index).into_iter().next()?;
             let returned = match function.definition()? {
-                Definition::ValueFunction(f) => f.ret.as_ref()?,
-                Definition::ResourceFunction(f) => f.ret.as_ref()?,
+                Definition::ValueFunction(f) => Shape::Template(f.ret.as_ref()?),
+                Definition::ResourceFunction(f) => Shape::Template(f.ret.as_ref()?),
+                Definition::Workflow(w) => Shape::State(w),
                 _ => return None,
             };
-            (Shape::Template(returned), rest)
+            (returned, rest)
         }
         // The document being typed in may not decode: it is named from its YAML.
         "inputs" => {
