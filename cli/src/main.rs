@@ -285,6 +285,9 @@ fn schemas_pull(kubeconfig: Option<&Path>, out: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for unread in &pulled.unread {
+        eprintln!("warning: not read, its kinds are left out: {unread}");
+    }
     match write_schemas(&pulled, out) {
         Ok(()) => {
             let built_in = match &pulled.bundle {

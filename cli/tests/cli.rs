@@ -687,7 +687,7 @@ fn check_types_with_the_schemas_of_a_folder() {
     let text = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
-        text.contains("not a schema bundle (no `kubernetes` version)"),
+        text.contains("not a schema bundle (no `kubernetes`)"),
         "{text}"
     );
     let out = koreo(&["check", "--schemas", "tests/fixtures/schemas/nowhere", file]);

@@ -213,13 +213,18 @@ impl Expr {
     fn find_references(&self) -> Vec<Reference> {
         let mut found = Vec::new();
         let mut bound = Vec::new();
-        collect_reads(self.ast(), &mut bound, &mut |root, root_id, fields, _| {
-            found.push(Reference {
-                root: root.to_string(),
-                field: fields.first().map(|(field, _)| field.to_string()),
-                location: self.location_of(root_id),
-            });
-        });
+        collect_reads(
+            self.ast(),
+            &mut bound,
+            false,
+            &mut |root, root_id, fields, _| {
+                found.push(Reference {
+                    root: root.to_string(),
+                    field: fields.first().map(|(field, _)| field.to_string()),
+                    location: self.location_of(root_id),
+                });
+            },
+        );
         found
     }
 
@@ -286,17 +291,23 @@ impl Expr {
     pub fn field_paths(&self, root: &str) -> Vec<FieldPath> {
         let mut found = Vec::new();
         let mut bound = Vec::new();
-        collect_reads(self.ast(), &mut bound, &mut |name, _, fields, tested| {
-            if name == root {
-                found.push(FieldPath {
-                    fields: fields
-                        .iter()
-                        .map(|(field, id)| (field.to_string(), self.field_location(*id)))
-                        .collect(),
-                    tested,
-                });
-            }
-        });
+        collect_reads(
+            self.ast(),
+            &mut bound,
+            false,
+            &mut |name, _, fields, how| {
+                if name == root {
+                    found.push(FieldPath {
+                        fields: fields
+                            .iter()
+                            .map(|(field, id)| (field.to_string(), self.field_location(*id)))
+                            .collect(),
+                        tested: how.tested,
+                        conditional: how.conditional,
+                    });
+                }
+            },
+        );
         found
     }
 }
@@ -306,24 +317,46 @@ impl Expr {
 pub struct FieldPath {
     /// Each field, outermost first, with where it is written.
     pub fields: Vec<(String, Location)>,
-    /// Under `has()`: the fields are asked about, not read.
+    /// Under `has()` or an optional select: the fields are asked about, not read.
     pub tested: bool,
+    /// Read in some runs only: in a branch of `?:`, a side of `&&` or `||`, a comprehension's
+    /// body.
+    pub conditional: bool,
 }
 
 /// One read: the variable, the id of where it is written, the fields selected (each with its
-/// id), and whether under `has()`.
-type Read<'r> = dyn FnMut(&str, u64, &[(&str, u64)], bool) + 'r;
+/// id), and how it is read.
+type Read<'r> = dyn FnMut(&str, u64, &[(&str, u64)], Reading) + 'r;
+
+/// How an expression reads a field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Reading {
+    /// Under `has()`, or an optional select (`x.?f`, `x[?'f']`): asked about, never failing.
+    pub tested: bool,
+    /// Only in some runs: a branch of `?:`, either side of `&&` or `||` (CEL absorbs an error
+    /// when the other side decides), a comprehension's body (the list may be empty).
+    pub conditional: bool,
+}
 
 /// Calls `found` with each read of a variable the expression does not bind itself: the
 /// variable, where it is written, and the fields selected from it one after the other (a
 /// string index `x['key']` counts as a field), and whether that happens under `has()`.
-fn collect_reads<'a>(e: &'a IdedExpr, bound: &mut Vec<&'a str>, found: &mut Read<'_>) {
+fn collect_reads<'a>(
+    e: &'a IdedExpr,
+    bound: &mut Vec<&'a str>,
+    conditional: bool,
+    found: &mut Read<'_>,
+) {
     let free = |name: &str, bound: &Vec<&'a str>| !bound.contains(&name);
+    let reading = |tested| Reading {
+        tested,
+        conditional,
+    };
     match &e.expr {
         Ast::Ident(name) => {
             let builtin = BUILTIN_NAMES.contains(&name.as_str());
             if free(name, bound) && !name.starts_with('@') && !builtin {
-                found(name, e.id, &[], false);
+                found(name, e.id, &[], reading(false));
             }
         }
         Ast::Select(_) => {
@@ -335,8 +368,10 @@ fn collect_reads<'a>(e: &'a IdedExpr, bound: &mut Vec<&'a str>, found: &mut Read
             }
             fields.reverse();
             match &at.expr {
-                Ast::Ident(name) if free(name, bound) => found(name, at.id, &fields, tested),
-                _ => collect_reads(at, bound, found),
+                Ast::Ident(name) if free(name, bound) => {
+                    found(name, at.id, &fields, reading(tested))
+                }
+                _ => collect_reads(at, bound, conditional, found),
             }
         }
         Ast::Call(call) => {
@@ -351,45 +386,65 @@ fn collect_reads<'a>(e: &'a IdedExpr, bound: &mut Vec<&'a str>, found: &mut Read
                     (&container.expr, &key.expr)
                 && free(name, bound)
             {
-                found(name, container.id, &[(key.inner(), e.id)], false);
+                let optional = call.func_name != operators::INDEX;
+                found(
+                    name,
+                    container.id,
+                    &[(key.inner(), e.id)],
+                    reading(optional),
+                );
                 return;
             }
-            for child in call.target.iter().map(|t| &**t).chain(&call.args) {
-                collect_reads(child, bound, found);
+            let branches = [
+                operators::CONDITIONAL,
+                operators::LOGICAL_AND,
+                operators::LOGICAL_OR,
+            ];
+            let branching = branches.contains(&call.func_name.as_str());
+            for (i, child) in call
+                .target
+                .iter()
+                .map(|t| &**t)
+                .chain(&call.args)
+                .enumerate()
+            {
+                // A condition's test always runs; its branches and both sides of && and || may not.
+                let maybe = branching && !(call.func_name == operators::CONDITIONAL && i == 0);
+                collect_reads(child, bound, conditional || maybe, found);
             }
         }
         Ast::List(list) => {
             for item in &list.elements {
-                collect_reads(item, bound, found);
+                collect_reads(item, bound, conditional, found);
             }
         }
         Ast::Map(map) => {
             for entry in &map.entries {
                 if let EntryExpr::MapEntry(entry) = &entry.expr {
-                    collect_reads(&entry.key, bound, found);
-                    collect_reads(&entry.value, bound, found);
+                    collect_reads(&entry.key, bound, conditional, found);
+                    collect_reads(&entry.value, bound, conditional, found);
                 }
             }
         }
         Ast::Struct(st) => {
             for entry in &st.entries {
                 if let EntryExpr::StructField(field) = &entry.expr {
-                    collect_reads(&field.value, bound, found);
+                    collect_reads(&field.value, bound, conditional, found);
                 }
             }
         }
         Ast::Comprehension(c) => {
-            collect_reads(&c.iter_range, bound, found);
-            collect_reads(&c.accu_init, bound, found);
+            collect_reads(&c.iter_range, bound, conditional, found);
+            collect_reads(&c.accu_init, bound, conditional, found);
             let depth = bound.len();
             bound.push(&c.iter_var);
             if let Some(second) = &c.iter_var2 {
                 bound.push(second);
             }
             bound.push(&c.accu_var);
-            collect_reads(&c.loop_cond, bound, found);
-            collect_reads(&c.loop_step, bound, found);
-            collect_reads(&c.result, bound, found);
+            collect_reads(&c.loop_cond, bound, true, found);
+            collect_reads(&c.loop_step, bound, true, found);
+            collect_reads(&c.result, bound, conditional, found);
             bound.truncate(depth);
         }
         Ast::Literal(_) | Ast::Unspecified => {}

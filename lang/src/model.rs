@@ -151,12 +151,22 @@ pub struct CrdRef {
 impl CrdRef {
     /// `group/version`, or just `version` for the core group (`apiGroup: ""`).
     pub fn api_version(&self) -> String {
-        if self.api_group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.api_group, self.version)
-        }
+        api_version(&self.api_group, &self.version)
     }
+}
+
+/// `group/version`, or just `version` for the core group.
+pub fn api_version(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    }
+}
+
+/// The group and version of an `apiVersion` (`apps/v1`; the core group's `v1` has none).
+pub fn group_version(api_version: &str) -> (&str, &str) {
+    api_version.rsplit_once('/').unwrap_or(("", api_version))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -248,6 +258,15 @@ pub struct Workflow {
 pub enum FunctionKind {
     ResourceFunction,
     ValueFunction,
+}
+
+impl FunctionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FunctionKind::ResourceFunction => "ResourceFunction",
+            FunctionKind::ValueFunction => "ValueFunction",
+        }
+    }
 }
 
 #[derive(Debug)]

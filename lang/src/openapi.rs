@@ -141,18 +141,29 @@ impl<'a> Schema<'a> {
         Schema { node, ..self }
     }
 
+    /// Whether anything may be there: preserved unknown fields, a union, or an object that
+    /// declares neither fields nor values (Kubernetes' `JSON` and `RawExtension` hold any
+    /// value).
     fn is_open(self) -> bool {
         let node = self.node;
         node["x-kubernetes-preserve-unknown-fields"] == true
             || ["anyOf", "oneOf", "allOf", "not"]
                 .iter()
                 .any(|k| node.get(k).is_some())
+            || (node["type"] == "object"
+                && node.get("properties").is_none()
+                && node.get("additionalProperties").is_none())
     }
 
     /// A field of an object of this schema.
     pub fn field(self, name: &str) -> Field<'a> {
         let schema = self.resolved();
         if schema.is_open() || schema.node["type"] != "object" {
+            return Field::Open;
+        }
+        // An embedded object: the API server keeps its type and metadata whatever is declared.
+        let embedded = schema.node["x-kubernetes-embedded-resource"] == true;
+        if embedded && matches!(name, "apiVersion" | "kind" | "metadata") {
             return Field::Open;
         }
         let within = |node: &'a Json| Schema { node, ..schema };
@@ -199,8 +210,12 @@ impl<'a> Schema<'a> {
     }
 
     /// Whether `name` is a declared field that may be left out: not required, and not given
-    /// a default by the API server. (A map's keys are not declared fields.)
+    /// a default by the API server. (A map's keys are not declared fields.) Only a CRD's
+    /// schema says: built-in kinds get defaults from the server's code, not their schema.
     pub fn may_lack(self, name: &str) -> bool {
+        if self.bundle.is_some() {
+            return false;
+        }
         let schema = self.resolved();
         match schema.node["properties"].get(name) {
             Some(field) => !self.requires(name) && field.get("default").is_none(),
@@ -219,7 +234,9 @@ impl<'a> Schema<'a> {
     /// for both; `None` when any value fits.
     pub fn type_name(self) -> Option<&'a str> {
         let schema = self.resolved();
-        if schema.node["x-kubernetes-int-or-string"] == true {
+        if schema.node["x-kubernetes-int-or-string"] == true
+            || schema.node["format"] == "int-or-string"
+        {
             return Some("int-or-string");
         }
         if schema.is_open() {
@@ -273,7 +290,8 @@ pub fn compact(schema: Json) -> Json {
                     out.insert("$ref".into(), compact(only.clone())["$ref"].take());
                     None
                 }
-                _ => Some(value),
+                // Only that there is a union is read: anything may be there.
+                _ => Some(Json::Bool(true)),
             },
             "properties" => Some(Json::Object(
                 value
@@ -287,14 +305,12 @@ pub fn compact(schema: Json) -> Json {
             "description" => value
                 .as_str()
                 .map(|text| Json::from(text.split("\n\n").next().unwrap_or_default())),
+            "anyOf" | "oneOf" | "not" => Some(Json::Bool(true)),
+            "format" => (value == "int-or-string").then_some(value),
             "type"
-            | "format"
             | "required"
-            | "enum"
-            | "anyOf"
-            | "oneOf"
-            | "not"
             | "x-kubernetes-int-or-string"
+            | "x-kubernetes-embedded-resource"
             | "x-kubernetes-preserve-unknown-fields" => Some(value),
             _ => None,
         };

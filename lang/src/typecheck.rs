@@ -9,8 +9,8 @@ use crate::codes::Code;
 use crate::expr::{Expr, Template};
 use crate::load::Workspace;
 use crate::model::{
-    CrdRef, Definition, FunctionKind, LogicKind, OverlaySource, ResourceFunction, ResourceTemplate,
-    StepLogic, TargetSource, Workflow,
+    CrdRef, Definition, LogicKind, OverlaySource, ResourceFunction, ResourceTemplate, StepLogic,
+    TargetSource, Workflow,
 };
 use crate::openapi::{Bundle, Field, Schema, json_type, type_phrase};
 use crate::source::{Diagnostic, Location};
@@ -28,7 +28,8 @@ pub enum Shape<'a> {
         meta: Option<Schema<'a>>,
     },
     Schema(Schema<'a>),
-    /// What a Workflow run as a step gives: the `state` of its steps, merged.
+    /// What a Workflow run as a step gives: the `state` its steps set, one key over another
+    /// (a key set again replaces the value, as Koreo merges them).
     State(&'a Workflow),
 }
 
@@ -76,10 +77,12 @@ impl<'a> Shape<'a> {
                         Lookup::Unknown => return Lookup::Unknown,
                     }
                 }
+                keys.sort();
+                keys.dedup();
                 match found.as_slice() {
                     [] => Lookup::Missing(keys),
                     [only] => Lookup::Has(*only),
-                    // Several steps set it: merged, its fields are theirs together.
+                    // Several steps set it: whichever ran last gives the whole value.
                     _ => Lookup::Unknown,
                 }
             }
@@ -121,12 +124,17 @@ impl<'a> Shape<'a> {
             Shape::Template(Template::Literal(Json::Object(map)))
             | Shape::Json(Json::Object(map)) => map.keys().map(|k| plain(k)).collect(),
             Shape::Template(_) | Shape::Json(_) => Vec::new(),
-            Shape::State(w) => w
-                .steps
-                .iter()
-                .filter_map(|s| s.state.as_ref())
-                .flat_map(|state| Shape::Template(state).fields())
-                .collect(),
+            Shape::State(w) => {
+                let mut known: Vec<Known<'a>> = w
+                    .steps
+                    .iter()
+                    .filter_map(|s| s.state.as_ref())
+                    .flat_map(|state| Shape::Template(state).fields())
+                    .collect();
+                known.sort_by(|a, b| a.name.cmp(&b.name));
+                known.dedup_by(|a, b| a.name == b.name);
+                known
+            }
             Shape::Object { schema, .. } | Shape::Schema(schema) => {
                 let mut known: Vec<Known<'a>> = schema
                     .properties()
@@ -220,7 +228,7 @@ pub fn object_shape<'o>(
     api_version: &str,
     kind: &str,
 ) -> Option<Shape<'o>> {
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let (group, version) = crate::model::group_version(api_version);
     let schema = crd_schema(objects, group, version, kind)
         .map(Schema::inline)
         .or_else(|| bundle.kind(api_version, kind))?;
@@ -242,6 +250,8 @@ pub fn crd_schema<'o>(
         .filter(|o| o.kind() == "CustomResourceDefinition")
         .map(|o| &o.value["spec"])
         .filter(|spec| spec["group"] == group && spec["names"]["kind"] == kind)
+        // A legacy CRD that keeps unknown fields everywhere types nothing.
+        .filter(|spec| spec["preserveUnknownFields"] != true)
         .flat_map(|spec| spec["versions"].as_array().into_iter().flatten())
         .find(|v| v["name"] == version)
         .map(|v| &v["schema"]["openAPIV3Schema"])
@@ -280,11 +290,11 @@ pub fn step_result<'w>(
     }
 }
 
-/// Reads of `steps.<label>.<field>...` against what that step's function returns, where its
-/// `return` says so, and of `parent.spec...` against the parent's CRD when the workspace has
-/// it. A step that loops, switches or runs a Workflow, a function without `return`, open
-/// schemas and reads under `has()` are not checked; nor is `parent` of a Workflow that another
-/// runs as a step (its `parent` is that step's inputs then).
+/// Reads of `steps.<label>.<field>...` against what that step gives ([`step_result`]), and of
+/// `parent.spec...` against the parent's schema when it is known. A step that loops or
+/// switches, a function without `return`, open schemas and reads under `has()` are not
+/// checked; nor is `parent` of a Workflow that another runs as a step (its `parent` is that
+/// step's inputs then).
 pub(crate) fn check_workflow_reads(
     ws: &Workspace,
     w: &Workflow,
@@ -321,30 +331,43 @@ pub(crate) fn check_workflow_reads(
                     ));
                 }
             }
-            let Some((crd, shape)) = parent else { continue };
-            let paths = expr.field_paths("parent");
-            if paths.iter().any(|p| p.tested) {
-                continue;
+            if let Some((crd, shape)) = parent {
+                let whose = format!("the parent, {},", with_article(&crd.kind));
+                check_object_reads(expr, "parent", shape, &whose, &tested, diags);
             }
-            for path in paths
-                .iter()
-                .filter(|p| p.fields.first().is_some_and(|(f, _)| f == "spec"))
-            {
-                if let Some((field, location, keys)) = shape.first_missing(&path.fields) {
-                    diags.push(unknown_field(
-                        location,
-                        format!(
-                            "the parent, {}, has no `{field}` here",
-                            with_article(&crd.kind)
-                        ),
-                        field,
-                        &keys,
-                        "it declares",
-                    ));
-                } else {
-                    diags.extend(optional_read(shape, "parent", &path.fields, &tested));
-                }
-            }
+        }
+    }
+}
+
+/// Reads of `root` (the parent, or the resource a function manages) in one expression
+/// against the object's schema: K0501 for a field it cannot have, K0503 for one it may lack.
+/// The parent is checked below `spec` only (its `status` is koreo's own). An expression that
+/// asks `has()` of it is left alone.
+fn check_object_reads(
+    expr: &Expr,
+    root: &str,
+    shape: Shape<'_>,
+    whose: &str,
+    tested: &[Vec<String>],
+    diags: &mut Vec<Diagnostic>,
+) {
+    let paths = expr.field_paths(root);
+    if paths.iter().any(|p| p.tested) {
+        return;
+    }
+    let checked = |p: &&crate::expr::FieldPath| {
+        root != "parent" || p.fields.first().is_some_and(|(f, _)| f == "spec")
+    };
+    for path in paths.iter().filter(checked) {
+        match shape.first_missing(&path.fields) {
+            Some((field, location, keys)) => diags.push(unknown_field(
+                location,
+                format!("{whose} has no `{field}` here"),
+                field,
+                &keys,
+                "it has",
+            )),
+            None => diags.extend(optional_read(shape, root, &path.fields, tested)),
         }
     }
 }
@@ -426,10 +449,13 @@ fn runs_as_step(ws: &Workspace, w: &Workflow) -> bool {
     })
 }
 
-/// Reads of `inputs.<name>.<field>...` in a function against what its callers pass as
-/// `<name>`: a Workflow step's `inputs` (a literal mapping, or `=steps.<label>...` or
-/// `=parent.spec...` whose type is known) and FunctionTests' `inputs`. One caller that cannot
-/// give the field is enough: the read fails whenever that caller runs it.
+/// Reads of `inputs.<name>.<field>...` in a function against what the Workflow steps that
+/// call it pass as `<name>` (a literal mapping, or `=steps.<label>...` or `=parent.spec...`
+/// whose type is known). One such step that cannot give the field is enough, as the read
+/// fails whenever that step runs it; so only reads that every run makes count: not under a
+/// branch (`?:`, `&&`, `||`, a comprehension), nor where any expression of the function asks
+/// `has()` of that input (a precondition may stop it first). FunctionTests are not callers
+/// here: a test may give too little on purpose, and says so when it runs.
 pub(crate) fn check_input_reads(
     ws: &Workspace,
     function: &Definition,
@@ -442,17 +468,21 @@ pub(crate) fn check_input_reads(
         name: &meta.name,
         namespace: meta.namespace.as_deref(),
     };
-    let callers = callers(ws, &id);
+    let callers: Vec<Caller> = callers(ws, &id)
+        .into_iter()
+        .filter(|c| matches!(c, Caller::Step { .. }))
+        .collect();
     if callers.is_empty() {
         return;
     }
+    let tested = tested_paths(exprs, "inputs");
     for expr in exprs {
         let paths = expr.field_paths("inputs");
-        for path in paths.iter().filter(|p| !p.tested) {
+        for path in paths.iter().filter(|p| !p.tested && !p.conditional) {
             let Some(((name, _), fields)) = path.fields.split_first() else {
                 continue;
             };
-            if fields.is_empty() || guarded(&paths, name) {
+            if fields.is_empty() || tested.iter().any(|t| t.first() == Some(name)) {
                 continue;
             }
             let found = callers.iter().find_map(|caller| {
@@ -486,14 +516,21 @@ pub fn input_shapes<'w>(ws: &'w Workspace, function: &FunctionId, name: &str) ->
 
 /// One place that runs a function.
 enum Caller<'w> {
-    Step(&'w Workflow, &'w crate::model::Step),
+    Step {
+        workflow: &'w Workflow,
+        step: &'w crate::model::Step,
+        /// Whether another Workflow runs this one as a step (then its `parent` is not typed).
+        runs_as_step: bool,
+    },
     Test(&'w crate::model::FunctionTest),
 }
 
 impl<'w> Caller<'w> {
     fn who(&self) -> String {
         match self {
-            Caller::Step(w, step) => format!("step `{}` of Workflow `{}`", step.label, w.meta.name),
+            Caller::Step { workflow, step, .. } => {
+                format!("step `{}` of Workflow `{}`", step.label, workflow.meta.name)
+            }
             Caller::Test(t) => format!("FunctionTest `{}`", t.meta.name),
         }
     }
@@ -501,16 +538,18 @@ impl<'w> Caller<'w> {
     /// The shape of the input `name` it passes, when known.
     fn input(&self, ws: &'w Workspace, name: &str) -> Option<Shape<'w>> {
         match self {
-            Caller::Step(w, step) => {
-                let namespace = w.meta.namespace.as_deref();
+            Caller::Step {
+                workflow,
+                step,
+                runs_as_step,
+            } => {
+                let read = |e: &Expr| read_shape(ws, workflow, e, *runs_as_step);
                 // Each item of what `forEach` loops over, when that is a list of known items.
                 if let Some(each) = step.for_each.as_ref().filter(|f| f.input_key == name) {
-                    return read_shape(ws, w, &each.item_in, namespace)?.items();
+                    return read(&each.item_in)?.items();
                 }
                 match Shape::Template(step.inputs.as_ref()?).field(name) {
-                    Lookup::Has(Shape::Template(Template::Expr(e))) => {
-                        read_shape(ws, w, e, namespace)
-                    }
+                    Lookup::Has(Shape::Template(Template::Expr(e))) => read(e),
                     Lookup::Has(shape) => Some(shape),
                     _ => None,
                 }
@@ -549,17 +588,17 @@ fn callers<'w>(ws: &'w Workspace, function: &FunctionId) -> Vec<Caller<'w>> {
                         .filter(|step| {
                             matches!(&step.logic, StepLogic::Ref(r) if r.kind.as_str() == function.kind && r.name == function.name)
                         })
-                        .map(|step| Caller::Step(w, step)),
+                        .map(|step| Caller::Step {
+                            workflow: w,
+                            step,
+                            runs_as_step: runs_as_step(ws, w),
+                        }),
                 );
             }
             Definition::FunctionTest(t)
                 if t.function_name == function.name
                     && t.meta.namespace.as_deref() == function.namespace
-                    && function.kind
-                        == match t.function_kind {
-                            FunctionKind::ValueFunction => "ValueFunction",
-                            FunctionKind::ResourceFunction => "ResourceFunction",
-                        } =>
+                    && function.kind == t.function_kind.as_str() =>
             {
                 out.push(Caller::Test(t));
             }
@@ -574,14 +613,14 @@ fn read_shape<'w>(
     ws: &'w Workspace,
     w: &'w Workflow,
     e: &Expr,
-    namespace: Option<&str>,
+    runs_as_step: bool,
 ) -> Option<Shape<'w>> {
     let (root, fields) = e.plain_path()?;
     match (root, fields.split_first()) {
         ("steps", Some((label, rest))) => {
-            step_result(ws, w, label, namespace)?.at(rest.iter().copied())
+            step_result(ws, w, label, w.meta.namespace.as_deref())?.at(rest.iter().copied())
         }
-        ("parent", Some((&"spec", _))) if !runs_as_step(ws, w) => {
+        ("parent", Some((&"spec", _))) if !runs_as_step => {
             parent_shape(ws, w.crd_ref.as_ref()?)?.at(fields.iter().copied())
         }
         _ => None,
@@ -599,6 +638,7 @@ pub(crate) fn unknown_field(
     let names: Vec<&str> = keys.iter().map(String::as_str).collect();
     let hint = match crate::decode::closest(field, &names) {
         Some(s) => format!("did you mean `{s}`?"),
+        None if keys.is_empty() => "nothing can be there".to_string(),
         None => format!("{there} {}", quoted_list(keys)),
     };
     Diagnostic::error(Code::UnknownField, location.clone(), message).with_hint(hint)
@@ -800,37 +840,28 @@ pub(crate) fn check_resource_function(
     if let Some(t) = &f.create.overlay {
         bodies.push((at(&["spec", "create", "overlay"]), t));
     }
+    let locator = Locator::new(ws, &f.meta.location);
     for (base, template) in bodies {
         report_body(
-            ws,
+            &locator,
             kind,
-            &f.meta.location,
             &base,
             shape,
             Body::Template(template),
             diags,
         );
     }
-    let exprs = crate::analysis::resource_function_exprs(f);
+    // `resource` is the object as the server has it in postconditions and `return` only
+    // (in overlays it is the body being built).
+    let mut exprs: Vec<&Expr> = Vec::new();
+    for condition in &f.postconditions {
+        exprs.push(&condition.assert);
+    }
+    exprs.extend(f.ret.iter().flat_map(|t| t.expressions()).map(|e| &**e));
     let tested = tested_paths(&exprs, "resource");
+    let whose = with_article(kind);
     for expr in exprs {
-        let paths = expr.field_paths("resource");
-        if paths.iter().any(|p| p.tested) {
-            continue;
-        }
-        for path in &paths {
-            if let Some((field, location, keys)) = shape.first_missing(&path.fields) {
-                diags.push(unknown_field(
-                    location,
-                    format!("{} has no `{field}` here", with_article(kind)),
-                    field,
-                    &keys,
-                    "it has",
-                ));
-            } else {
-                diags.extend(optional_read(shape, "resource", &path.fields, &tested));
-            }
-        }
+        check_object_reads(expr, "resource", shape, &whose, &tested, diags);
     }
 }
 
@@ -849,8 +880,15 @@ pub(crate) fn check_resource_template(
     // A ResourceFunction's `apiConfig` may make another kind of it (Koreo allows it).
     let retyped = ws.definitions.iter().any(|d| match d {
         Definition::ResourceFunction(f) => {
-            matches!(&f.target, TargetSource::TemplateRef(Template::Literal(Json::String(name))) if *name == t.meta.name)
-                && (f.api_config.api_version != api_version || f.api_config.kind != kind)
+            let named = match &f.target {
+                TargetSource::TemplateRef(Template::Literal(Json::String(name))) => {
+                    *name == t.meta.name
+                }
+                // A name computed at run time may be this template's.
+                TargetSource::TemplateRef(_) => true,
+                TargetSource::Inline(_) => false,
+            };
+            named && (f.api_config.api_version != api_version || f.api_config.kind != kind)
         }
         _ => false,
     });
@@ -862,9 +900,8 @@ pub(crate) fn check_resource_template(
     };
     let base = [Step::Key("spec".into()), Step::Key("template".into())];
     report_body(
-        ws,
+        &Locator::new(ws, &t.meta.location),
         kind,
-        &t.meta.location,
         &base,
         shape,
         Body::Json(&t.template),
@@ -873,9 +910,8 @@ pub(crate) fn check_resource_template(
 }
 
 fn report_body(
-    ws: &Workspace,
+    locator: &Locator,
     kind: &str,
-    document: &Location,
     base: &[Step],
     shape: Shape<'_>,
     body: Body<'_>,
@@ -883,11 +919,6 @@ fn report_body(
 ) {
     let mut found = Vec::new();
     walk(shape, body, &mut Vec::new(), &mut found);
-    let locator = Locator {
-        ws,
-        document,
-        parsed: std::cell::OnceCell::new(),
-    };
     for (path, problem) in found {
         let (parent, last) = match path.split_last() {
             Some((Step::Key(key), parent)) => (dotted(parent), key.as_str()),
@@ -973,7 +1004,15 @@ struct Locator<'a> {
     parsed: std::cell::OnceCell<Option<crate::yaml::Document>>,
 }
 
-impl Locator<'_> {
+impl<'a> Locator<'a> {
+    fn new(ws: &'a Workspace, document: &'a Location) -> Locator<'a> {
+        Locator {
+            ws,
+            document,
+            parsed: std::cell::OnceCell::new(),
+        }
+    }
+
     /// Where `path` is (the key itself, or its value); the whole document when it cannot be
     /// found.
     fn locate(&self, path: &[Step], key: bool) -> Location {

@@ -1,7 +1,8 @@
 //! The type checker against a corpus of mistakes (`tests/types/cases.yaml`): each case writes
 //! one wrong thing into a definition, checked beside `tests/types/base.koreo`, and must be
 //! reported exactly once, with the expected code, message and position, and nothing else of
-//! K05xx said. Positions are within the case's own text (`line:column`).
+//! K05xx said. Positions are within the case's own text (`line:column`). Cases that expect
+//! `none` write what works although it looks close to a mistake: nothing may be said of them.
 
 use std::path::Path;
 
@@ -109,7 +110,8 @@ fn the_base_alone_types_clean() {
 #[test]
 fn each_mistake_is_reported_once_where_it_is_written() {
     let cases = cases();
-    assert!(cases.len() >= 100, "{} cases", cases.len());
+    let mistakes = cases.iter().filter(|c| c.expect != "none").count();
+    assert!(mistakes >= 100, "{mistakes} mistakes");
     let mut failures = Vec::new();
     for case in &cases {
         let (text, lines, indent) = wrap(&case.within, &case.write);
@@ -126,7 +128,11 @@ fn each_mistake_is_reported_once_where_it_is_written() {
             (Some(want), Some(d)) => d.hint.as_deref().is_some_and(|h| h.contains(want.as_str())),
             _ => true,
         };
-        if shown != [case.expect.clone()] || !hint_ok {
+        let expected: Vec<String> = match case.expect.as_str() {
+            "none" => Vec::new(),
+            one => vec![one.to_string()],
+        };
+        if shown != expected || !hint_ok {
             failures.push(format!(
                 "{}:\n  expected {}{}\n  reported {shown:?}{}",
                 case.name,

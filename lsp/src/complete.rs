@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use koreo_lang::model::CrdRef;
 use koreo_lang::schema::{self, Field, Type};
 use koreo_lang::yaml::Node;
 use serde_json::Value as Json;
@@ -532,7 +531,7 @@ impl Context<'_> {
             }
             ("steps", [label, deeper @ ..]) => self.result_of_step(here, label, deeper),
             ("resource", _) => self.resource(here, rest),
-            ("parent", _) => self.parent(here, rest),
+            ("parent", _) => self.parent(rest),
             ("value", _) => self.value_of_step(here, rest),
             _ => Vec::new(),
         };
@@ -640,32 +639,13 @@ impl Context<'_> {
         out
     }
 
-    /// `parent`: the parent object, with the spec its CRD declares when the CRD is loaded.
-    fn parent(&self, here: DocRef, rest: &[String]) -> Vec<String> {
+    /// `parent`: the parent object (what its schema declares comes from [`Self::typed_members`]).
+    fn parent(&self, rest: &[String]) -> Vec<String> {
         match rest {
             [] => ["apiVersion", "kind", "metadata", "spec", "state"]
                 .map(String::from)
                 .to_vec(),
             [metadata] if metadata == "metadata" => OBJECT_METADATA.map(String::from).to_vec(),
-            [spec, deeper @ ..] if spec == "spec" => {
-                let crd_ref = here.doc.spec().and_then(|s| s.get("crdRef"));
-                let field = |k: &str| {
-                    crd_ref
-                        .and_then(|c| c.get(k))
-                        .and_then(Node::as_str)
-                        .unwrap_or("")
-                        .to_string()
-                };
-                let crd = CrdRef {
-                    api_group: field("apiGroup"),
-                    version: field("version"),
-                    kind: field("kind"),
-                };
-                let objects = self.analysis.files().flat_map(|f| &f.objects);
-                koreo_lang::typecheck::crd_schema(objects, &crd.api_group, &crd.version, &crd.kind)
-                    .map(|schema| schema_keys(&schema["properties"]["spec"], deeper))
-                    .unwrap_or_default()
-            }
             _ => Vec::new(),
         }
     }
@@ -730,18 +710,6 @@ fn json_keys(value: &Json, path: &[String]) -> Vec<String> {
         node = &node[key.as_str()];
     }
     node.as_object()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default()
-}
-
-/// Property names of an OpenAPI schema at a path of property names.
-fn schema_keys(schema: &Json, path: &[String]) -> Vec<String> {
-    let mut node = schema;
-    for key in path {
-        node = &node["properties"][key.as_str()];
-    }
-    node["properties"]
-        .as_object()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default()
 }

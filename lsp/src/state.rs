@@ -141,6 +141,9 @@ enum Key {
     /// A kind (`apiVersion kind`) whose CRD types a definition: a Workflow's parent, what a
     /// ResourceFunction manages, a ResourceTemplate.
     Schema(String),
+    /// What refers to a name: a function's inputs are typed by its callers, a template by the
+    /// functions that use it, a Workflow's `parent` by whether another runs it as a step.
+    CalledBy(String),
 }
 
 /// A definition of the combined workspace: which file, and which of its definitions.
@@ -400,8 +403,7 @@ impl Analysis {
             .iter()
             .filter(|o| {
                 kinds.iter().any(|(api_version, kind)| {
-                    let (group, version) =
-                        api_version.rsplit_once('/').unwrap_or(("", api_version));
+                    let (group, version) = koreo_lang::model::group_version(api_version);
                     koreo_lang::typecheck::crd_schema([*o], group, version, kind).is_some()
                 })
             })
@@ -545,21 +547,22 @@ fn run_test(ws: &Workspace, definition: &Definition) -> Option<TestReport> {
 
 /// What a definition provides to others and what it uses, from its document's references.
 fn keys(definition: &Definition, doc: Option<&DocumentInfo>) -> (Vec<Key>, Vec<Key>) {
-    let mut provides = vec![Key::Name(definition.meta().name.clone())];
-    let mut uses: Vec<Key> = doc
-        .map(|d| d.references.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .map(|r| {
-            if r.dynamic {
-                Key::AnyTemplate
-            } else {
-                Key::Name(r.name.clone())
-            }
-        })
-        .collect();
+    let name = &definition.meta().name;
+    let mut provides = vec![Key::Name(name.clone())];
+    let mut uses = vec![Key::CalledBy(name.clone())];
+    for r in doc.map(|d| d.references.as_slice()).unwrap_or_default() {
+        if r.dynamic {
+            uses.push(Key::AnyTemplate);
+            provides.push(Key::CalledBy(String::new()));
+        } else {
+            uses.push(Key::Name(r.name.clone()));
+            provides.push(Key::CalledBy(r.name.clone()));
+        }
+    }
     if let Definition::ResourceTemplate(_) = definition {
         provides.push(Key::AnyTemplate);
+        // A template name computed at run time may name any template.
+        uses.push(Key::CalledBy(String::new()));
     }
     if let Definition::Workflow(w) = definition
         && let Some(crd) = &w.crd_ref
@@ -610,11 +613,7 @@ fn crd_keys(state: &FileState) -> Vec<Key> {
         );
         for version in spec["versions"].as_array().into_iter().flatten() {
             let version = version["name"].as_str().unwrap_or("");
-            let api_version = if group.is_empty() {
-                version.to_string()
-            } else {
-                format!("{group}/{version}")
-            };
+            let api_version = koreo_lang::model::api_version(group, version);
             keys.push(Key::Schema(format!("{api_version} {kind}")));
         }
     }
@@ -752,5 +751,36 @@ mod tests {
         assert!(files(dirty).contains(&"r.koreo".to_string()));
         assert_eq!(codes(&analysis, "w.koreo"), Vec::<&str>::new(), "now it is");
         assert_eq!(codes(&analysis, "r.koreo"), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn a_callers_edit_checks_again_the_inputs_it_types() {
+        let mut analysis = Analysis::default();
+        analysis.set_text(
+            Path::new("f.koreo"),
+            function("greet", "=inputs.config.name"),
+            None,
+        );
+        let workflow = |given: &str| {
+            format!(
+                "{HEAD} {{name: w}}\nkind: Workflow\nspec:\n  steps:\n  - label: one\n    ref: {{kind: ValueFunction, name: greet}}\n    inputs: {{config: {{{given}: x}}}}\n"
+            )
+        };
+        analysis.set_text(Path::new("w.koreo"), workflow("name"), None);
+        let codes = |analysis: &Analysis| -> Vec<&str> {
+            analysis
+                .diagnostics(Path::new("f.koreo"))
+                .iter()
+                .map(|d| d.code.id())
+                .collect()
+        };
+        assert_eq!(codes(&analysis), Vec::<&str>::new());
+        let dirty = analysis.set_text(Path::new("w.koreo"), workflow("title"), None);
+        assert!(files(dirty).contains(&"f.koreo".to_string()));
+        assert_eq!(
+            codes(&analysis),
+            ["K0501"],
+            "the caller no longer gives `name`"
+        );
     }
 }

@@ -24,10 +24,7 @@ pub fn read<'a>(
         "parent" if here.doc.kind == "Workflow" => {
             let crd = spec?.get("crdRef")?;
             let text = |k: &str| crd.get(k).and_then(Node::as_str).unwrap_or("");
-            let api_version = match text("apiGroup") {
-                "" => text("version").to_string(),
-                group => format!("{group}/{}", text("version")),
-            };
+            let api_version = koreo_lang::model::api_version(text("apiGroup"), text("version"));
             (kind(analysis, &api_version, text("kind"))?, fields)
         }
         "resource" if here.doc.kind == "ResourceFunction" => {
@@ -39,6 +36,11 @@ pub fn read<'a>(
             let index = steps
                 .iter()
                 .position(|s| s.get("label").and_then(Node::as_str) == Some(label))?;
+            // A loop gives a list; a switch, one of several results.
+            let step = &steps[index];
+            if step.get("forEach").is_some() || step.get("refSwitch").is_some() {
+                return None;
+            }
             let function = navigate::called(analysis, here, index).into_iter().next()?;
             let returned = match function.definition()? {
                 Definition::ValueFunction(f) => Shape::Template(f.ret.as_ref()?),

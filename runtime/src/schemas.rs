@@ -19,6 +19,9 @@ pub struct Pulled {
     pub kubernetes: String,
     /// How many kinds the bundle has.
     pub kinds: usize,
+    /// OpenAPI documents that could not be read (an aggregated API that is down, a server
+    /// without OpenAPI v3), with why: their kinds are not in the bundle.
+    pub unread: Vec<String>,
 }
 
 pub async fn pull(client: &Client) -> Result<Pulled, kube::Error> {
@@ -54,7 +57,14 @@ pub async fn pull(client: &Client) -> Result<Pulled, kube::Error> {
         .iter()
         .filter_map(|c| c["spec"]["group"].as_str())
         .collect();
-    let index: Json = get_json(client, "/openapi/v3").await?;
+    let mut unread = Vec::new();
+    let index = match get_json(client, "/openapi/v3").await {
+        Ok(index) => index,
+        Err(e) => {
+            unread.push(format!("/openapi/v3: {e}"));
+            Json::Null
+        }
+    };
     let mut kinds = Map::new();
     let mut definitions = Map::new();
     for (group_version, entry) in index["paths"].as_object().into_iter().flatten() {
@@ -71,7 +81,13 @@ pub async fn pull(client: &Client) -> Result<Pulled, kube::Error> {
         let Some(url) = entry["serverRelativeURL"].as_str() else {
             continue;
         };
-        let document: Json = get_json(client, url).await?;
+        let document = match get_json(client, url).await {
+            Ok(document) => document,
+            Err(e) => {
+                unread.push(format!("{group_version}: {e}"));
+                continue;
+            }
+        };
         for (name, schema) in document["components"]["schemas"]
             .as_object()
             .into_iter()
@@ -89,10 +105,7 @@ pub async fn pull(client: &Client) -> Result<Pulled, kube::Error> {
                 ) else {
                     continue;
                 };
-                let api_version = match group {
-                    "" => version.to_string(),
-                    group => format!("{group}/{version}"),
-                };
+                let api_version = koreo_lang::model::api_version(group, version);
                 kinds.insert(format!("{api_version}/{kind}"), Json::from(name.as_str()));
             }
             definitions.insert(name.clone(), openapi::compact(schema.clone()));
@@ -105,6 +118,7 @@ pub async fn pull(client: &Client) -> Result<Pulled, kube::Error> {
         bundle,
         kubernetes,
         kinds: kinds.len(),
+        unread,
     })
 }
 

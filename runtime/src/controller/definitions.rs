@@ -7,6 +7,9 @@ impl Controller {
     /// Every Koreo definition in the watched namespaces, as one workspace.
     pub(super) async fn load_definitions(&self) -> Workspace {
         let mut ws = Workspace::keeping_documents();
+        // Built-in kinds are not typed here: the bundled schemas are of one Kubernetes
+        // version, and this cluster may run another (`koreo check` is where to type them).
+        ws.kube_bundle = Some(Default::default());
         let mut statuses = Vec::new();
         for kind in koreo_lang::model::KINDS {
             for api in self.apis(&koreo_resource(kind), true) {
