@@ -41,6 +41,14 @@ enum CheckFormat {
     Json,
 }
 
+/// What `graph` draws as.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Mermaid,
+    Svg,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the FunctionTests and WorkflowTests found under the paths.
@@ -118,6 +126,19 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Draw Workflows as the DAG of steps they run: what each step runs, its loop, switch and
+    /// skip condition, and the steps of the Workflows it runs, nested.
+    Graph {
+        /// Files or directories (searched recursively).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Only this Workflow (needed for `--format svg` when there are several).
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "dot")]
+        format: GraphFormat,
+    },
     /// Schemas that `koreo check --schemas` types definitions with.
     #[command(subcommand)]
     Schemas(SchemasCommand),
@@ -141,6 +162,11 @@ fn main() -> ExitCode {
             schemas,
             hints,
         } => check(&paths, &schemas, hints, format),
+        Command::Graph {
+            paths,
+            workflow,
+            format,
+        } => graph(&paths, workflow.as_deref(), format),
         Command::Schemas(SchemasCommand::Pull { kubeconfig, out }) => {
             schemas_pull(kubeconfig.as_deref(), &out)
         }
@@ -244,6 +270,72 @@ fn check(paths: &[PathBuf], schemas: &[PathBuf], hints: bool, format: CheckForma
     } else {
         ExitCode::SUCCESS
     }
+}
+
+fn graph(paths: &[PathBuf], only: Option<&str>, format: GraphFormat) -> ExitCode {
+    use koreo::graph;
+    let ws = Workspace::load_paths(paths);
+    for d in ws.diagnostics.iter().filter(|d| d.is_error()) {
+        print_diagnostic(d);
+    }
+    let workflows: Vec<&koreo_lang::model::Workflow> = ws
+        .definitions
+        .iter()
+        .filter_map(|d| match d {
+            koreo_lang::model::Definition::Workflow(w) => Some(&**w),
+            _ => None,
+        })
+        .collect();
+    let names: Vec<&str> = workflows.iter().map(|w| w.meta.name.as_str()).collect();
+    let chosen: Vec<&koreo_lang::model::Workflow> = match only {
+        Some(name) => workflows
+            .iter()
+            .copied()
+            .filter(|w| w.meta.name == name)
+            .collect(),
+        None => workflows.clone(),
+    };
+    let listed = || {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (chosen.as_slice(), only, format) {
+        ([], Some(name), _) => {
+            eprintln!(
+                "error: no Workflow named `{name}` here; there are: {}",
+                listed()
+            );
+            return ExitCode::from(2);
+        }
+        ([], None, _) => {
+            eprintln!("error: no Workflow under these paths");
+            return ExitCode::from(2);
+        }
+        ([_, _, ..], None, GraphFormat::Svg) => {
+            eprintln!(
+                "error: an SVG draws one Workflow: name one with `--workflow` ({})",
+                listed()
+            );
+            return ExitCode::from(2);
+        }
+        _ => {}
+    }
+    let drawn: Vec<String> = chosen
+        .iter()
+        .map(|w| {
+            let g = graph::build(&ws, w);
+            match format {
+                GraphFormat::Dot => graph::dot(&g),
+                GraphFormat::Mermaid => graph::mermaid(&g),
+                GraphFormat::Svg => graph::svg(&g),
+            }
+        })
+        .collect();
+    emit(&drawn.join("\n"));
+    ExitCode::SUCCESS
 }
 
 #[derive(clap::Subcommand)]

@@ -694,3 +694,74 @@ fn check_types_with_the_schemas_of_a_folder() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("no schema folder here"));
 }
+
+#[test]
+fn graph_draws_a_workflow_with_its_sub_workflows() {
+    let crud = [
+        "graph",
+        "../examples/stateless-crud-app",
+        "--workflow",
+        "crud-app",
+    ];
+    let out = koreo(&crud);
+    let dot = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(dot.starts_with("digraph \"crud-app\" {"), "{dot}");
+    // Edges are the `steps.<label>` reads; a sub-workflow's steps are drawn inside its step.
+    for line in [
+        "\"config\" -> \"database\";",
+        "\"database\" -> \"app\";",
+        "subgraph \"cluster_database\" {",
+        "\"database/credentials\" -> \"database/server\";",
+        "\"database\" -> \"database/credentials\" [style=dotted];",
+        "for each cache in steps.config.caches",
+        "switch on parent.database.flavor\\npostgres: ResourceFunction crud-postgres",
+    ] {
+        assert!(dot.contains(line), "{line} in\n{dot}");
+    }
+    let mut args = crud.to_vec();
+    args.extend(["--format", "mermaid"]);
+    let mermaid = stdout(&koreo(&args));
+    assert!(
+        mermaid.starts_with("%% Workflow crud-app\nflowchart TD\n"),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains("subgraph s1_workflow[\"Workflow crud-database\"]"),
+        "{mermaid}"
+    );
+    assert!(mermaid.contains("s0 --> s1"), "{mermaid}");
+    let web = ["graph", "../examples/web-app", "--workflow", "web-app"];
+    let dot = stdout(&koreo(&web));
+    assert!(
+        dot.contains("style=\"rounded,dashed\""),
+        "a step that may be skipped: {dot}"
+    );
+    let mut args = crud.to_vec();
+    args.extend(["--format", "svg"]);
+    let out = koreo(&args);
+    let svg = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        svg.contains("<svg") && svg.contains("crud-app-config"),
+        "{svg}"
+    );
+}
+
+#[test]
+fn graph_says_which_workflows_there_are() {
+    let out = koreo(&["graph", "../examples", "--format", "svg"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("an SVG draws one Workflow: name one with `--workflow`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = koreo(&["graph", "../examples/hello", "--workflow", "helo"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no Workflow named `helo` here; there are: `hello`"),
+        "{}",
+        stderr(&out)
+    );
+}
