@@ -29,7 +29,8 @@ pub fn hover(analysis: &Analysis, path: &Path, offset: u32) -> Option<(String, (
     };
     let typed = expression_type(analysis, here, offset);
     let Some(target) = cursor.target else {
-        return typed.map(|t| (t, cursor.range));
+        let text = typed.or_else(|| body_field(analysis, here, &cursor.path))?;
+        return Some((text, cursor.range));
     };
     let text = match target {
         Target::Reference(site) => match navigate::resolve_site(analysis, site, cursor.doc) {
@@ -93,6 +94,15 @@ pub fn hover(analysis: &Analysis, path: &Path, offset: u32) -> Option<(String, (
         None => text,
     };
     Some((text, cursor.range))
+}
+
+/// A field of a resource body: its type and description from the schema of the kind made.
+fn body_field(analysis: &Analysis, here: DocRef, path: &[Seg]) -> Option<String> {
+    let (Seg::Key(name), parent) = path.split_last()? else {
+        return None;
+    };
+    let shape = crate::types::body(analysis, here, parent)?.at([name.as_str()])?;
+    Some(format!("**{name}**\n\n{}", crate::types::describe(shape)))
 }
 
 /// Inside an expression: the type of the field chain under the cursor where a schema or a

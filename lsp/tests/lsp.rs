@@ -947,6 +947,14 @@ async fn hover_on_an_expression_shows_its_type() {
     let (line, column) = find(DEPLOYMENT, "spec.replicas", 6);
     let text = hover_text(&client.at("textDocument/hover", &uri, line, column).await);
     assert!(text.starts_with("Type: `integer`"), "{text}");
+    // A key of the resource body: what the Deployment's schema says of it.
+    let (line, column) = find(DEPLOYMENT, "replicas: 2", 1);
+    let text = hover_text(&client.at("textDocument/hover", &uri, line, column).await);
+    assert!(
+        text.starts_with("**replicas**\n\nType: `integer`"),
+        "{text}"
+    );
+    assert!(text.contains("Number of desired pods"), "{text}");
 }
 
 #[tokio::test]
