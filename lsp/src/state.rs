@@ -167,6 +167,9 @@ pub struct Analysis {
     generation: u64,
     /// Definitions defined twice (found over the whole workspace at every change: it is cheap).
     duplicates: Vec<Diagnostic>,
+    /// Built-in kinds' schemas from a `kubernetes.json` under the folder (as `koreo schemas
+    /// pull` writes), read when the folder is opened; else the bundled ones.
+    bundle: Option<Arc<koreo_lang::openapi::Bundle>>,
 }
 
 impl Analysis {
@@ -183,6 +186,14 @@ impl Analysis {
         &self.workspace
     }
 
+    /// The schemas of built-in kinds that type definitions here.
+    pub fn bundle(&self) -> &koreo_lang::openapi::Bundle {
+        match &self.bundle {
+            Some(bundle) => bundle,
+            None => koreo_lang::openapi::Bundle::builtin(),
+        }
+    }
+
     pub fn test_report(&self, path: &Path, index: usize) -> Option<&TestReport> {
         self.tests.get(&(path.to_path_buf(), index))
     }
@@ -190,10 +201,16 @@ impl Analysis {
     /// Loads every Koreo and YAML file under the roots (files the editor has open keep the
     /// editor's text). Returns the files loaded.
     pub fn load_roots(&mut self, roots: &[PathBuf]) -> Vec<PathBuf> {
-        let mut paths = Vec::new();
+        let (mut paths, mut bundles) = (Vec::new(), Vec::new());
         for root in roots {
-            collect_files(root, &mut paths);
+            collect_files(root, &mut paths, &mut bundles);
         }
+        bundles.sort();
+        // The first that is one (a file of that name may be something else).
+        self.bundle = bundles.iter().find_map(|path| {
+            let text = std::fs::read_to_string(path).ok()?;
+            koreo_lang::openapi::Bundle::parse(&text).ok().map(Arc::new)
+        });
         paths.retain(|p| self.files.get(p).is_none_or(|f| f.version.is_none()));
         let texts: Vec<(PathBuf, String)> = paths
             .into_iter()
@@ -388,6 +405,7 @@ impl Analysis {
             (0..self.ids.len()).filter(|&i| self.uses[i].iter().any(|k| provided.contains(k))),
         );
         let mut part = Workspace::default();
+        part.kube_bundle = self.bundle.clone();
         part.definitions = needed
             .iter()
             .map(|&i| self.workspace.definitions[i].clone())
@@ -630,9 +648,9 @@ fn contains(definition: &Definition, diagnostic: &Diagnostic) -> bool {
         && (at.line, at.col) <= (end.line, end.col)
 }
 
-/// Files under `path` that may hold Koreo documents; hidden entries, dependencies and build
-/// output are skipped.
-fn collect_files(path: &Path, out: &mut Vec<PathBuf>) {
+/// Files under `path` that may hold Koreo documents, and schema bundles; hidden entries,
+/// dependencies and build output are skipped.
+fn collect_files(path: &Path, out: &mut Vec<PathBuf>, bundles: &mut Vec<PathBuf>) {
     if path.is_dir() {
         let Ok(entries) = std::fs::read_dir(path) else {
             return;
@@ -641,11 +659,13 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) {
             let child = entry.path();
             let name = child.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if !name.starts_with('.') && !SKIPPED_DIRS.contains(&name) {
-                collect_files(&child, out);
+                collect_files(&child, out, bundles);
             }
         }
     } else if is_yaml_or_koreo(path) {
         out.push(path.to_path_buf());
+    } else if path.file_name() == Some(std::ffi::OsStr::new(koreo_lang::openapi::BUNDLE_FILE)) {
+        bundles.push(path.to_path_buf());
     }
 }
 
@@ -782,5 +802,31 @@ mod tests {
             ["K0501"],
             "the caller no longer gives `name`"
         );
+    }
+
+    #[test]
+    fn a_pulled_bundle_under_the_folder_types_built_in_kinds() {
+        let dir = std::env::temp_dir().join(format!("koreo-lsp-bundle-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("schemas")).unwrap();
+        let widget = "{\"kubernetes\":\"1.99\",\n\"kinds\":{\"v1/Widget\":\"W\"},\n\"definitions\":{\n\"W\":{\"type\":\"object\",\"properties\":{\"spec\":{\"type\":\"object\",\"properties\":{\"size\":{\"type\":\"integer\"}}}}}\n}}\n";
+        std::fs::write(dir.join("schemas/kubernetes.json"), widget).unwrap();
+        let function = format!(
+            "{HEAD} {{name: w}}\nkind: ResourceFunction\nspec:\n  apiConfig: {{apiVersion: v1, kind: Widget, name: w, namespace: default}}\n  resource:\n    spec: {{sise: 1}}\n"
+        );
+        std::fs::write(dir.join("w.koreo"), function).unwrap();
+        let mut analysis = Analysis::default();
+        analysis.load_roots(std::slice::from_ref(&dir));
+        let codes: Vec<&str> = analysis
+            .diagnostics(&dir.join("w.koreo"))
+            .iter()
+            .map(|d| d.code.id())
+            .collect();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            codes,
+            ["K0501"],
+            "a Widget, from the pulled bundle, has no `sise`"
+        );
+        assert_eq!(analysis.bundle().kubernetes, "1.99");
     }
 }

@@ -4,7 +4,6 @@
 
 use koreo_lang::expr::Template;
 use koreo_lang::model::Definition;
-use koreo_lang::openapi::Bundle;
 use koreo_lang::typecheck::{self, Shape};
 use koreo_lang::yaml::Node;
 
@@ -115,7 +114,7 @@ fn managed<'a>(analysis: &'a Analysis, api_config: &Node) -> Option<Shape<'a>> {
 
 fn kind<'a>(analysis: &'a Analysis, api_version: &str, kind: &str) -> Option<Shape<'a>> {
     let objects = analysis.files().flat_map(|f| &f.objects);
-    typecheck::object_shape(objects, Bundle::builtin(), api_version, kind)
+    typecheck::object_shape(objects, analysis.bundle(), api_version, kind)
 }
 
 /// A shape as hover shows it: its type, and what its schema says it is for.
