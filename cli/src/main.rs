@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod dev;
+mod inspect;
 mod run;
 
 // Parsing and evaluation allocate many small values, from several threads.
@@ -139,6 +140,18 @@ enum Command {
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
     },
+    /// One parent in the terminal: its conditions, each step's last outcome, and the objects
+    /// each step manages (through sub-workflows and forEach items), read from a cluster.
+    Inspect {
+        /// The parent's kind, as a Workflow's `crdRef` names it (case does not matter).
+        kind: String,
+        name: String,
+        #[arg(long, short = 'n', default_value = "default")]
+        namespace: String,
+        /// Kubeconfig file (default: as kubectl finds one).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+    },
     /// Schemas that `koreo check --schemas` types definitions with.
     #[command(subcommand)]
     Schemas(SchemasCommand),
@@ -167,6 +180,12 @@ fn main() -> ExitCode {
             workflow,
             format,
         } => graph(&paths, workflow.as_deref(), format),
+        Command::Inspect {
+            kind,
+            name,
+            namespace,
+            kubeconfig,
+        } => inspect::run(&kind, &name, &namespace, kubeconfig.as_deref()),
         Command::Schemas(SchemasCommand::Pull { kubeconfig, out }) => {
             schemas_pull(kubeconfig.as_deref(), &out)
         }

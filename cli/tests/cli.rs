@@ -765,3 +765,54 @@ fn graph_says_which_workflows_there_are() {
         stderr(&out)
     );
 }
+
+#[test]
+fn inspect_shows_each_step_its_outcome_and_objects() {
+    let (mut child, dir) = start_dev("inspect", &["../examples/stateless-crud-app"]);
+    let kubeconfig = dir.join("kubeconfig");
+    let args = [
+        "inspect",
+        "crudapp",
+        "orders",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ];
+    // The database never becomes ready here (no pods run): the run settles waiting for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut text = String::new();
+    while std::time::Instant::now() < deadline {
+        text = stdout(&koreo(&args));
+        if text.contains("├─ database: Retry") && text.contains("[1]") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let missing = koreo(&[
+        "inspect",
+        "Widget",
+        "x",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    for line in [
+        "CrudApp default/orders\n",
+        "  SpecValid True: Ready: CrudApp spec ready.\n",
+        "├─ config: Ok\n",
+        "├─ database: Retry: Deployment orders-db has 0 of 1 ready replicas\n",
+        "│    Workflow crud-database\n",
+        "│    │    Secret default/orders-db-credentials (present, read only)\n",
+        "│      ├─ server\n│      │    Deployment default/orders-cache-fragments (present)\n",
+        "└─ app_service: DepSkip: 'app' is waiting on dependency",
+    ] {
+        assert!(text.contains(line), "{line:?} in\n{text}");
+    }
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("no Workflow is triggered by `Widget`; these kinds are: CrudApp"),
+        "{}",
+        stderr(&missing)
+    );
+}

@@ -469,17 +469,50 @@ async fn release<A: ResourceApi>(
     all_done
 }
 
-/// Writes conditions, state and errors to the parent's status, and the managed-resources
-/// annotation, only when they differ from what is there. Returns the conditions if written.
+/// Each step's last outcome, on the parent, for `koreo inspect` and the web view: a JSON map
+/// of label to `{"outcome": "Retry", "message": "..."}` (no message for Ok).
+pub const STEP_OUTCOMES: &str = "koreo.dev/step-outcomes";
+
+/// How much of a step's message the annotation keeps: enough to read, small on the parent.
+const MAX_OUTCOME_MESSAGE: usize = 200;
+
+/// The step-outcomes annotation of a run.
+pub fn step_outcomes(run: &WorkflowRun) -> String {
+    let steps: serde_json::Map<String, Json> = run
+        .steps
+        .iter()
+        .map(|(label, outcome)| {
+            let mut entry = json!({"outcome": outcome.name()});
+            if let Some(message) = outcome.message() {
+                let cut: String = message.chars().take(MAX_OUTCOME_MESSAGE).collect();
+                entry["message"] = json!(cut);
+            }
+            (label.clone(), entry)
+        })
+        .collect();
+    Json::Object(steps).to_string()
+}
+
+/// Writes conditions, state and errors to the parent's status, and the managed-resources and
+/// step-outcomes annotations, only when they differ from what is there. Returns the
+/// conditions if written.
 async fn write_status<A: ResourceApi>(
     api: &A,
     id: &ResourceId,
     parent: &Json,
     run: &WorkflowRun,
 ) -> Result<Option<Vec<Json>>, RequestError> {
-    let annotation = run.resources.annotation();
-    if parent["metadata"]["annotations"][MANAGED_RESOURCES].as_str() != Some(annotation.as_str()) {
-        let patch = json!({"metadata": {"annotations": {MANAGED_RESOURCES: annotation}}});
+    let mut changed = serde_json::Map::new();
+    for (key, value) in [
+        (MANAGED_RESOURCES, run.resources.annotation()),
+        (STEP_OUTCOMES, step_outcomes(run)),
+    ] {
+        if parent["metadata"]["annotations"][key].as_str() != Some(value.as_str()) {
+            changed.insert(key.into(), json!(value));
+        }
+    }
+    if !changed.is_empty() {
+        let patch = json!({"metadata": {"annotations": changed}});
         api.merge_patch(id, &patch).await?;
     }
     let generation = parent["metadata"]["generation"].as_i64();

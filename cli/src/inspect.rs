@@ -1,0 +1,223 @@
+//! `koreo inspect KIND NAME`: one parent as koreo sees it, in the terminal: its conditions,
+//! each step's last outcome, and the objects each step manages (following sub-workflows and
+//! `forEach` items), each with whether it is there and ready.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::ExitCode;
+
+use koreo_runtime::managed::{Managed, ManagedObject, ManagedTree};
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use serde_json::Value as Json;
+
+pub fn run(kind: &str, name: &str, namespace: &str, kubeconfig: Option<&Path>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(inspect(kind, name, namespace, kubeconfig)) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn inspect(
+    kind: &str,
+    name: &str,
+    namespace: &str,
+    kubeconfig: Option<&Path>,
+) -> Result<String, String> {
+    let config = crate::run::kube_config(kubeconfig).await?;
+    let client = Client::try_from(config).map_err(|e| e.to_string())?;
+    let resource = parent_resource(&client, kind).await?;
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let parent = api
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("cannot read {kind} {namespace}/{name}: {e}"))?
+        .ok_or(format!("no {kind} `{name}` in namespace `{namespace}`"))?;
+    let parent = serde_json::to_value(&parent).map_err(|e| e.to_string())?;
+    let mut objects = Objects {
+        client,
+        apis: HashMap::new(),
+    };
+    let mut out = format!("{} {namespace}/{name}\n", resource.kind);
+    for condition in parent["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let text = |k: &str| condition[k].as_str().unwrap_or("");
+        out.push_str(&format!(
+            "  {} {}: {}{}\n",
+            text("type"),
+            text("status"),
+            text("reason"),
+            match text("message") {
+                "" => String::new(),
+                message => format!(": {message}"),
+            }
+        ));
+    }
+    let outcomes: Json = parent["metadata"]["annotations"][koreo_runtime::pass::STEP_OUTCOMES]
+        .as_str()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(Json::Null);
+    let tree = ManagedTree::of_parent(&parent);
+    if tree.steps.is_empty() {
+        out.push_str("  (koreo has not reconciled it yet: no steps recorded)\n");
+    }
+    write_tree(&tree, &outcomes, "", &mut objects, &mut out).await;
+    Ok(out)
+}
+
+/// The kind of parent, found among the kinds the cluster's Workflows are triggered by.
+async fn parent_resource(client: &Client, kind: &str) -> Result<ApiResource, String> {
+    let workflows: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk(&GroupVersionKind::gvk("koreo.dev", "v1beta1", "Workflow")),
+    );
+    let listed = workflows
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| format!("cannot list Workflows: {e}"))?;
+    let mut known = Vec::new();
+    for w in &listed.items {
+        let crd = &w.data["spec"]["crdRef"];
+        let text = |k: &str| crd[k].as_str().unwrap_or("").to_string();
+        let (group, version, crd_kind) = (text("apiGroup"), text("version"), text("kind"));
+        if crd_kind.is_empty() {
+            continue;
+        }
+        if crd_kind.eq_ignore_ascii_case(kind) {
+            let gvk = GroupVersionKind::gvk(&group, &version, &crd_kind);
+            let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
+                .await
+                .map_err(|e| format!("cannot find the kind {crd_kind} on the server: {e}"))?;
+            return Ok(resource);
+        }
+        known.push(crd_kind);
+    }
+    known.sort();
+    known.dedup();
+    Err(format!(
+        "no Workflow is triggered by `{kind}`; these kinds are: {}",
+        if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        }
+    ))
+}
+
+/// Managed objects, read as the tree reaches them, one discovery per kind.
+struct Objects {
+    client: Client,
+    apis: HashMap<(String, String), Option<ApiResource>>,
+}
+
+impl Objects {
+    /// Whether the object is there, and its Ready condition when it has one.
+    async fn state(&mut self, object: &ManagedObject) -> String {
+        let id = &object.id;
+        let key = (id.api_version.clone(), id.kind.clone());
+        if !self.apis.contains_key(&key) {
+            let (group, version) = koreo_lang::model::group_version(&id.api_version);
+            let gvk = GroupVersionKind::gvk(group, version, &id.kind);
+            let found = kube::discovery::pinned_kind(&self.client, &gvk).await.ok();
+            self.apis.insert(key.clone(), found.map(|(r, _)| r));
+        }
+        let Some(Some(resource)) = self.apis.get(&key) else {
+            return "kind not served".into();
+        };
+        let api: Api<DynamicObject> = match &id.namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, resource),
+            None => Api::all_with(self.client.clone(), resource),
+        };
+        match api.get_opt(&id.name).await {
+            Ok(None) => "missing".into(),
+            Err(e) => format!("cannot read: {e}"),
+            Ok(Some(found)) => {
+                let ready = found.data["status"]["conditions"]
+                    .as_array()
+                    .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready").cloned());
+                match ready {
+                    Some(c) => format!("present, Ready {}", c["status"].as_str().unwrap_or("?")),
+                    None => "present".into(),
+                }
+            }
+        }
+    }
+}
+
+/// One workflow's steps, each with its outcome (top level only: sub-workflows' steps record
+/// none) and what it manages.
+async fn write_tree(
+    tree: &ManagedTree,
+    outcomes: &Json,
+    pad: &str,
+    objects: &mut Objects,
+    out: &mut String,
+) {
+    for (i, (label, managed)) in tree.steps.iter().enumerate() {
+        let last = i + 1 == tree.steps.len();
+        let outcome = &outcomes[label.as_str()];
+        let said = match (outcome["outcome"].as_str(), outcome["message"].as_str()) {
+            (Some(o), Some(m)) => format!(": {o}: {m}"),
+            (Some(o), None) => format!(": {o}"),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "{pad}{} {label}{said}\n",
+            if last { "└─" } else { "├─" }
+        ));
+        let inner = format!("{pad}{}", if last { "   " } else { "│  " });
+        Box::pin(write_managed(managed, &inner, objects, out)).await;
+    }
+}
+
+async fn write_managed(managed: &Managed, pad: &str, objects: &mut Objects, out: &mut String) {
+    match managed {
+        Managed::Nothing => {}
+        Managed::Object(object) => {
+            let id = &object.id;
+            let place = match &id.namespace {
+                Some(ns) => format!("{ns}/{}", id.name),
+                None => id.name.clone(),
+            };
+            let readonly = if object.readonly { ", read only" } else { "" };
+            let state = objects.state(object).await;
+            out.push_str(&format!("{pad}  {} {place} ({state}{readonly})\n", id.kind));
+        }
+        Managed::Each(items) => {
+            for (i, item) in items.iter().enumerate() {
+                out.push_str(&format!("{pad}  [{i}]\n"));
+                Box::pin(write_managed(item, &format!("{pad}  "), objects, out)).await;
+            }
+        }
+        Managed::Workflow(tree) => {
+            out.push_str(&format!("{pad}  Workflow {}\n", tree.workflow));
+            Box::pin(write_tree(
+                tree,
+                &Json::Null,
+                &format!("{pad}  "),
+                objects,
+                out,
+            ))
+            .await;
+        }
+    }
+}
