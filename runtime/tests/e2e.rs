@@ -322,7 +322,11 @@ async fn hello_from_creation_to_cleanup(server: Server) {
     e.ready(&greetings, "ada").await;
     // Each step's last outcome is on the parent, for `koreo inspect`.
     let outcomes = e
-        .field(&greetings, "ada", "/metadata/annotations/koreo.dev~1step-outcomes")
+        .field(
+            &greetings,
+            "ada",
+            "/metadata/annotations/koreo.dev~1step-outcomes",
+        )
         .await
         .expect("the step-outcomes annotation");
     let outcomes: Json = serde_json::from_str(outcomes.as_str().unwrap()).unwrap();
@@ -865,7 +869,11 @@ async fn least_privilege_is_enough_on_a_real_server() {
     e.ready(&greetings, "ada").await;
     // Each step's last outcome is on the parent, for `koreo inspect`.
     let outcomes = e
-        .field(&greetings, "ada", "/metadata/annotations/koreo.dev~1step-outcomes")
+        .field(
+            &greetings,
+            "ada",
+            "/metadata/annotations/koreo.dev~1step-outcomes",
+        )
         .await
         .expect("the step-outcomes annotation");
     let outcomes: Json = serde_json::from_str(outcomes.as_str().unwrap()).unwrap();
