@@ -149,6 +149,7 @@ pub fn run(
     port: u16,
     kubeconfig_out: Option<&Path>,
     controller: Option<Boundary>,
+    ui: Option<std::net::SocketAddr>,
 ) -> ExitCode {
     // A mistyped path would start a server with nothing loaded: say so instead.
     if let Some(missing) = paths.iter().find(|p| !p.exists()) {
@@ -221,6 +222,15 @@ pub fn run(
                 return ExitCode::FAILURE;
             }
         };
+        if let Some(addr) = ui {
+            match crate::ui::serve(addr, client.clone()).await {
+                Ok(bound) => println!("Web view at http://{bound}/"),
+                Err(e) => {
+                    eprintln!("error: cannot serve the web view on {addr}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         if let Some(boundary) = controller {
             println!("The controller is running. Ctrl-C stops.");
             start_controller(client, boundary);

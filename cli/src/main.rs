@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod dev;
 mod inspect;
 mod run;
+mod ui;
 
 // Parsing and evaluation allocate many small values, from several threads.
 #[global_allocator]
@@ -103,6 +104,9 @@ enum Command {
         /// namespace (FROM=TO[,TO...]).
         #[arg(long = "allow", value_name = "FROM=TO")]
         allow: Vec<String>,
+        /// Serve the read-only web view here ("off" to serve none; port 0: any free port).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        ui: String,
     },
     /// Run the controller against a cluster: the kubeconfig given, else $KUBECONFIG or
     /// ~/.kube/config, else the in-cluster service account.
@@ -209,17 +213,35 @@ fn main() -> ExitCode {
             kubeconfig_out,
             no_controller,
             allow,
-        } => match koreo_runtime::boundary::Boundary::parse(&allow) {
-            Ok(boundary) => dev::run(
+            ui,
+        } => match (
+            koreo_runtime::boundary::Boundary::parse(&allow),
+            ui.as_str(),
+        ) {
+            (Err(e), _) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+            (Ok(boundary), "off") => dev::run(
                 &paths,
                 port,
                 kubeconfig_out.as_deref(),
                 (!no_controller).then_some(boundary),
+                None,
             ),
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
+            (Ok(boundary), addr) => match addr.parse() {
+                Ok(addr) => dev::run(
+                    &paths,
+                    port,
+                    kubeconfig_out.as_deref(),
+                    (!no_controller).then_some(boundary),
+                    Some(addr),
+                ),
+                Err(e) => {
+                    eprintln!("error: --ui {addr}: {e} (expected e.g. 127.0.0.1:8081, or off)");
+                    ExitCode::from(2)
+                }
+            },
         },
     }
 }

@@ -29,6 +29,9 @@ pub struct Options {
     /// Serve /metrics, /healthz and /readyz here ("off" to serve nothing).
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_addr: String,
+    /// Serve the read-only web view here (`127.0.0.1:8081`; off unless given).
+    #[arg(long, value_name = "ADDR")]
+    ui: Option<SocketAddr>,
     /// Reconcile only while holding a Lease, so that one of several replicas works at a time.
     #[arg(long)]
     leader_elect: bool,
@@ -166,6 +169,15 @@ pub fn run(options: Options) -> ExitCode {
             };
             tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
             tokio::spawn(koreo_runtime::metrics::serve_on(listener, metrics.clone()));
+        }
+        if let Some(addr) = options.ui {
+            match crate::ui::serve(addr, client.clone()).await {
+                Ok(bound) => tracing::info!(addr = %bound, "serving the web view"),
+                Err(e) => {
+                    eprintln!("error: cannot serve the web view on {addr}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
         }
         let identity = identity();
         tracing::info!(

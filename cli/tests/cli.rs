@@ -816,3 +816,187 @@ fn inspect_shows_each_step_its_outcome_and_objects() {
         stderr(&missing)
     );
 }
+
+/// What `/api/changes` sends while `change` runs (read for up to ten seconds).
+fn changes_after(base: &str, change: impl FnOnce()) -> String {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(stream, "GET /api/changes HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut head = [0u8; 1024];
+    let n = stream.read(&mut head).unwrap_or(0);
+    let mut seen = String::from_utf8_lossy(&head[..n]).into_owned();
+    change();
+    let mut more = [0u8; 1024];
+    while !seen.contains("data: ") {
+        match stream.read(&mut more) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&more[..n])),
+        }
+    }
+    seen
+}
+
+/// Headless Chromium (Debian's package) when it is here: the web view's test runs it.
+fn chromium() -> Option<&'static str> {
+    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    if found.is_none() {
+        eprintln!(
+            "skipped: no chromium here (apt-get install chromium): the web view was checked over HTTP only, not in a browser"
+        );
+    }
+    found
+}
+
+/// Chromium, headless and quiet, on a profile of its own, with these arguments.
+fn in_browser(args: &[&str], profile: &std::path::Path) -> std::process::Output {
+    Command::new(chromium().expect("checked"))
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1300,2400",
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .output()
+        .expect("chromium runs")
+}
+
+#[test]
+fn the_web_view_shows_definitions_graphs_and_instances_live() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_koreo"))
+        .args(["dev", "../examples/web-app", "--ui", "127.0.0.1:0"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let seen = read_lines_until(child.stdout.take().unwrap(), "Web view at", 30);
+    let base = seen
+        .iter()
+        .find_map(|l| l.strip_prefix("Web view at "))
+        .map(|url| url.trim_end_matches('/').to_string());
+    let Some(base) = base else {
+        let _ = child.kill();
+        panic!("no web view address in {seen:?}");
+    };
+    // The parent converges; the overview says so, step by step.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut overview = serde_json::Value::Null;
+    while std::time::Instant::now() < deadline {
+        overview = http_get(&base, "/api/overview");
+        let outcomes = &overview["instances"][0]["outcomes"];
+        if outcomes["service"]["outcome"] == "Ok" && outcomes["deployment"]["outcome"] == "Ok" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let shop = &overview["instances"][0];
+    assert_eq!(
+        (shop["kind"].as_str(), shop["name"].as_str()),
+        (Some("WebApp"), Some("shop")),
+        "{overview}"
+    );
+    let objects: Vec<&str> = shop["managed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["kind"].as_str())
+        .collect();
+    assert!(
+        objects.contains(&"Deployment") && objects.contains(&"Service"),
+        "{objects:?}"
+    );
+    assert!(
+        overview["workflows"][0]["svg"]
+            .as_str()
+            .unwrap()
+            .contains("webapp-deployment")
+    );
+    let definitions = overview["definitions"].as_array().unwrap();
+    assert!(
+        definitions
+            .iter()
+            .any(|d| d["name"] == "web-app" && d["valid"] == "True"),
+        "{definitions:?}"
+    );
+    assert!(
+        overview["events"].as_array().is_some_and(|e| !e.is_empty()),
+        "{overview}"
+    );
+    // A managed object's link shows its metadata and status, never its data.
+    let object = http_get(
+        &base,
+        "/api/object?apiVersion=v1&kind=ConfigMap&namespace=default&name=shop-config",
+    );
+    assert_eq!(object["metadata"]["name"], "shop-config", "{object}");
+    assert!(object.get("data").is_none(), "{object}");
+
+    // Live: a change the watches see is announced on /api/changes, for the page to fetch again.
+    let api = seen
+        .iter()
+        .find_map(|l| l.strip_prefix("API server at "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the API server's address")
+        .trim_start_matches("http://")
+        .to_string();
+    let announced = changes_after(&base, || {
+        use std::io::{Read, Write};
+        let body = r#"{"metadata":{"labels":{"looked-at":"yes"}}}"#;
+        let mut stream = std::net::TcpStream::connect(&api).unwrap();
+        write!(
+            stream,
+            "PATCH /apis/example.koreo.dev/v1/namespaces/default/webapps/shop HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/merge-patch+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    });
+    assert!(announced.contains("data: "), "{announced}");
+
+    if chromium().is_some() {
+        let profile = std::env::temp_dir().join(format!("koreo-ui-{}", std::process::id()));
+        let shots =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots");
+        std::fs::create_dir_all(&shots).unwrap();
+        let page = format!("{base}/?snapshot");
+        let dom = in_browser(&["--dump-dom", &page], &profile);
+        let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+        let shot = shots.join("web-app.png");
+        let shot_arg = format!("--screenshot={}", shot.display());
+        in_browser(&[&shot_arg, &page], &profile);
+        let _ = std::fs::remove_dir_all(&profile);
+        // What a person sees: the instance, its steps' outcomes, the graph, the definitions.
+        for shown in [
+            "data-rendered=\"yes\"",
+            "WebApp default/shop",
+            "<span class=\"Ok\">Ok</span>",
+            "Deployment default/shop",
+            "triggered by example.koreo.dev/v1 WebApp",
+            "ResourceFunction webapp-deployment",
+            "default/webapp-config-test",
+        ] {
+            assert!(dom.contains(shown), "{shown} in\n{dom}");
+        }
+        assert!(
+            shot.exists(),
+            "the screenshot is kept in target/ui-screenshots"
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

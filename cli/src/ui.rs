@@ -1,0 +1,341 @@
+//! The web view (`koreo dev --ui`, `koreo run --ui`): a read-only page of definitions and
+//! their validity, each Workflow as a graph, each parent with its conditions, step outcomes,
+//! managed objects and recent Events. The page is one embedded file (no build step); it
+//! fetches `/api/overview` and fetches it again whenever the server's watches see a change
+//! (`/api/changes`, server-sent events). No object's data is served: only names, conditions,
+//! outcomes and Events.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use futures::StreamExt;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Bytes, Frame};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use koreo_runtime::managed::{Managed, ManagedTree};
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::runtime::watcher;
+use serde_json::{Value as Json, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+const PAGE: &str = include_str!("ui/index.html");
+
+/// How many of the latest Events the page shows.
+const EVENTS_SHOWN: usize = 30;
+
+/// Serves the web view on `addr`; returns where it listens.
+pub async fn serve(addr: SocketAddr, client: Client) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let (changed, _) = watch::channel(0u64);
+    watch_for_changes(client.clone(), changed.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (client, changes) = (client.clone(), changed.subscribe());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let (client, changes) = (client.clone(), changes.clone());
+                    async move { Ok::<_, Infallible>(route(req, client, changes).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(bound)
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+async fn route(
+    req: Request<hyper::body::Incoming>,
+    client: Client,
+    changes: watch::Receiver<u64>,
+) -> Response<Body> {
+    match req.uri().path() {
+        "/" => reply(200, "text/html; charset=utf-8", PAGE.to_string()),
+        "/api/object" => {
+            let query = req.uri().query().unwrap_or("");
+            match object_summary(&client, query).await {
+                Ok(found) => reply(200, "application/json", found.to_string()),
+                Err(e) => reply(404, "text/plain", e),
+            }
+        }
+        "/api/overview" => {
+            let overview = overview(&client).await;
+            reply(200, "application/json", overview.to_string())
+        }
+        "/api/changes" => {
+            let stream = futures::stream::unfold(changes, |mut rx| async move {
+                rx.changed().await.ok()?;
+                let generation = *rx.borrow_and_update();
+                let frame = Frame::data(Bytes::from(format!("data: {generation}\n\n")));
+                Some((Ok::<_, Infallible>(frame), rx))
+            });
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .header("cache-control", "no-cache")
+                .body(BodyExt::boxed(StreamBody::new(stream)))
+                .unwrap_or_else(|_| reply(500, "text/plain", String::new()))
+        }
+        _ => reply(404, "text/plain", "not found".into()),
+    }
+}
+
+fn reply(status: u16, content_type: &str, text: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(text)).boxed())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
+}
+
+fn koreo_api(client: &Client, kind: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("koreo.dev", "v1beta1", kind);
+    Api::all_with(client.clone(), &ApiResource::from_gvk(&gvk))
+}
+
+/// Bumps `changed` whenever Workflows, Events or any Workflow's parents change.
+fn watch_for_changes(client: Client, changed: watch::Sender<u64>) {
+    let bump = move |changed: &watch::Sender<u64>| changed.send_modify(|g| *g += 1);
+    let watch_all = move |api: Api<DynamicObject>, changed: watch::Sender<u64>| {
+        tokio::spawn(async move {
+            let mut events = watcher(api, watcher::Config::default()).boxed();
+            while events.next().await.is_some() {
+                bump(&changed);
+            }
+        });
+    };
+    watch_all(koreo_api(&client, "Workflow"), changed.clone());
+    watch_all(
+        Api::all_with(client.clone(), &event_resource()),
+        changed.clone(),
+    );
+    tokio::spawn(async move {
+        let mut watched = Vec::new();
+        let mut generations = changed.subscribe();
+        loop {
+            for resource in parent_kinds(&client).await {
+                if !watched.contains(&resource.kind) {
+                    watched.push(resource.kind.clone());
+                    watch_all(Api::all_with(client.clone(), &resource), changed.clone());
+                }
+            }
+            if generations.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// The kinds the cluster's Workflows are triggered by, as served.
+async fn parent_kinds(client: &Client) -> Vec<ApiResource> {
+    let Ok(workflows) = koreo_api(client, "Workflow")
+        .list(&ListParams::default())
+        .await
+    else {
+        return Vec::new();
+    };
+    let mut out: Vec<ApiResource> = Vec::new();
+    for w in &workflows.items {
+        let crd = &w.data["spec"]["crdRef"];
+        let text = |k: &str| crd[k].as_str().unwrap_or("");
+        if text("kind").is_empty() || out.iter().any(|r| r.kind == text("kind")) {
+            continue;
+        }
+        let gvk = GroupVersionKind::gvk(text("apiGroup"), text("version"), text("kind"));
+        if let Ok((resource, _)) = kube::discovery::pinned_kind(client, &gvk).await {
+            out.push(resource);
+        }
+    }
+    out
+}
+
+/// Everything the page shows, read from the cluster now.
+async fn overview(client: &Client) -> Json {
+    let mut definitions = Vec::new();
+    let mut workflows = Vec::new();
+    for kind in koreo_lang::model::KINDS {
+        let Ok(list) = koreo_api(client, kind).list(&ListParams::default()).await else {
+            continue;
+        };
+        for object in list.items {
+            let value = serde_json::to_value(&object).unwrap_or(Json::Null);
+            let ready = value["status"]["conditions"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready").cloned())
+                .unwrap_or(Json::Null);
+            definitions.push(json!({
+                "kind": kind,
+                "namespace": object.metadata.namespace,
+                "name": object.metadata.name,
+                "valid": ready["status"],
+                "message": ready["message"],
+            }));
+            if kind == "Workflow" {
+                workflows.push(value);
+            }
+        }
+    }
+    let mut ws = koreo_lang::Workspace::default();
+    for w in &workflows {
+        let name = w["metadata"]["name"].as_str().unwrap_or("");
+        ws.add_object(
+            std::path::Path::new(&format!("Workflow/{name}")),
+            koreo_lang::yaml::Node::from_json(w),
+        );
+    }
+    ws.finish();
+    let graphs: Vec<Json> = ws
+        .definitions
+        .iter()
+        .filter_map(|d| match d {
+            koreo_lang::model::Definition::Workflow(w) => Some(json!({
+                "name": w.meta.name,
+                "namespace": w.meta.namespace,
+                "trigger": w.crd_ref.as_ref().map(|c| format!("{} {}", c.api_version(), c.kind)),
+                "svg": koreo::graph::svg(&koreo::graph::build(&ws, w)),
+            })),
+            _ => None,
+        })
+        .collect();
+    let mut instances = Vec::new();
+    let kinds = parent_kinds(client).await;
+    for resource in &kinds {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
+        let Ok(list) = api.list(&ListParams::default()).await else {
+            continue;
+        };
+        for parent in list.items {
+            let value = serde_json::to_value(&parent).unwrap_or(Json::Null);
+            let outcomes: Json = value["metadata"]["annotations"]
+                [koreo_runtime::pass::STEP_OUTCOMES]
+                .as_str()
+                .and_then(|t| serde_json::from_str(t).ok())
+                .unwrap_or(Json::Null);
+            let mut managed = Vec::new();
+            flatten_tree(&ManagedTree::of_parent(&value), "", &mut managed);
+            instances.push(json!({
+                "kind": resource.kind,
+                "namespace": parent.metadata.namespace,
+                "name": parent.metadata.name,
+                "conditions": value["status"]["conditions"],
+                "outcomes": outcomes,
+                "managed": managed,
+            }));
+        }
+    }
+    json!({
+        "definitions": definitions,
+        "workflows": graphs,
+        "instances": instances,
+        "events": recent_events(client, &kinds).await,
+    })
+}
+
+/// One object's metadata and status, never its spec or data (a Secret's values stay out).
+async fn object_summary(client: &Client, query: &str) -> Result<Json, String> {
+    let params: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+    let get = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
+    let (group, version) = koreo_lang::model::group_version(get("apiVersion"));
+    let gvk = GroupVersionKind::gvk(group, version, get("kind"));
+    let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .map_err(|e| format!("kind not served: {e}"))?;
+    let api: Api<DynamicObject> = match get("namespace") {
+        "" => Api::all_with(client.clone(), &resource),
+        namespace => Api::namespaced_with(client.clone(), namespace, &resource),
+    };
+    let found = api
+        .get_opt(get("name"))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("not found")?;
+    let mut metadata = serde_json::to_value(&found.metadata).unwrap_or(Json::Null);
+    if let Some(meta) = metadata.as_object_mut() {
+        meta.remove("managedFields");
+    }
+    Ok(json!({
+        "apiVersion": get("apiVersion"),
+        "kind": get("kind"),
+        "metadata": metadata,
+        "status": found.data["status"],
+    }))
+}
+
+/// Each managed object as a row: the step path that manages it and its id.
+fn flatten_tree(tree: &ManagedTree, prefix: &str, out: &mut Vec<Json>) {
+    for (label, managed) in &tree.steps {
+        flatten_managed(managed, &format!("{prefix}{label}"), out);
+    }
+}
+
+fn flatten_managed(managed: &Managed, step: &str, out: &mut Vec<Json>) {
+    match managed {
+        Managed::Nothing => {}
+        Managed::Object(object) => out.push(json!({
+            "step": step,
+            "apiVersion": object.id.api_version,
+            "kind": object.id.kind,
+            "namespace": object.id.namespace,
+            "name": object.id.name,
+            "readonly": object.readonly,
+        })),
+        Managed::Each(items) => {
+            for (i, item) in items.iter().enumerate() {
+                flatten_managed(item, &format!("{step}[{i}]"), out);
+            }
+        }
+        Managed::Workflow(tree) => flatten_tree(tree, &format!("{step} / "), out),
+    }
+}
+
+/// Events as koreo writes them.
+fn event_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk("events.k8s.io", "v1", "Event"))
+}
+
+/// The latest Events about parents, newest first.
+async fn recent_events(client: &Client, kinds: &[ApiResource]) -> Vec<Json> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &event_resource());
+    let Ok(list) = api.list(&ListParams::default()).await else {
+        return Vec::new();
+    };
+    let mut events: Vec<Json> = list
+        .items
+        .iter()
+        .map(|e| &e.data)
+        .filter(|e| {
+            kinds
+                .iter()
+                .any(|k| e["regarding"]["kind"] == k.kind.as_str())
+        })
+        .map(|e| {
+            let when = e["series"]["lastObservedTime"]
+                .as_str()
+                .or(e["eventTime"].as_str())
+                .unwrap_or("");
+            let regarding = &e["regarding"];
+            json!({
+                "time": when,
+                "object": format!("{} {}", regarding["kind"].as_str().unwrap_or(""),
+                    regarding["name"].as_str().unwrap_or("")),
+                "reason": e["reason"],
+                "message": e["note"],
+            })
+        })
+        .collect();
+    events.sort_by(|a, b| b["time"].as_str().cmp(&a["time"].as_str()));
+    events.truncate(EVENTS_SHOWN);
+    events
+}
