@@ -291,3 +291,32 @@ fn flatten<'g>(graph: &'g Graph, out: &mut Vec<(&'g StepNode, &'g Graph)>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_step_says_is_text_in_every_format() {
+        let text = "apiVersion: koreo.dev/v1beta1\nkind: Workflow\nmetadata: {name: w, namespace: default}\nspec:\n  steps:\n  - label: first\n    ref: {kind: ValueFunction, name: f}\n    skipIf: '=\"<b>\" == \"x\\\"y\"'\n";
+        let ws = Workspace::load_str("w.koreo", text);
+        let Some(koreo_lang::model::Definition::Workflow(w)) = ws.definitions.first() else {
+            panic!("{:?}", ws.diagnostics);
+        };
+        let graph = build(&ws, w);
+        assert!(graph.steps[0].may_skip);
+        let svg = svg(&graph);
+        assert!(svg.contains("&lt;b&gt;") && !svg.contains("<b>"), "{svg}");
+        assert!(
+            dot(&graph).contains(r#"skip if \"<b>\" == \"x\\\"y\""#),
+            "{}",
+            dot(&graph)
+        );
+        let mermaid = mermaid(&graph);
+        assert!(
+            mermaid.contains("skip if #quot;&lt;b&gt;#quot;"),
+            "{mermaid}"
+        );
+        assert!(mermaid.contains("style s0 stroke-dasharray"), "{mermaid}");
+    }
+}

@@ -26,8 +26,14 @@ const PAGE: &str = include_str!("ui/index.html");
 /// How many of the latest Events the page shows.
 const EVENTS_SHOWN: usize = 30;
 
-/// Serves the web view on `addr`; returns where it listens.
+/// Serves the web view on `addr`, a loopback address (it has no authentication of its own:
+/// reach it from elsewhere through `kubectl port-forward` or SSH); returns where it listens.
 pub async fn serve(addr: SocketAddr, client: Client) -> std::io::Result<SocketAddr> {
+    if !addr.ip().is_loopback() {
+        return Err(std::io::Error::other(
+            "the web view has no authentication: give a loopback address such as 127.0.0.1:8081",
+        ));
+    }
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let (changed, _) = watch::channel(0u64);

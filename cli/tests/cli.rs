@@ -316,6 +316,8 @@ fn run_reconciles_a_cluster_from_a_kubeconfig() {
             "json",
             "--metrics-addr",
             "off",
+            "--ui",
+            "127.0.0.1:0",
         ])
         .arg("--kubeconfig")
         .arg(&kubeconfig)
@@ -325,6 +327,15 @@ fn run_reconciles_a_cluster_from_a_kubeconfig() {
         .unwrap();
     let stderr = controller.stderr.take().unwrap();
     let seen = read_lines_until(stderr, "\"outcome\":\"Ok\"", 30);
+    // The web view, asked for, serves what the controller sees.
+    let ui = seen
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message"] == "serving the web view")
+        .and_then(|l| l["addr"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no web view address logged: {seen:?}"));
+    let overview = http_get(&format!("http://{ui}"), "/api/overview");
+    assert_eq!(overview["workflows"][0]["name"], "hello", "{overview}");
     for child in [&mut controller, &mut cluster] {
         let _ = child.kill();
         let _ = child.wait();
