@@ -793,7 +793,10 @@ fn inspect_shows_each_step_its_outcome_and_objects() {
     let mut text = String::new();
     while std::time::Instant::now() < deadline {
         text = stdout(&koreo(&args));
-        if text.contains("├─ database: Retry") && text.contains("[1]") {
+        if text.contains("├─ database: Retry: Deployment orders-db has 0 of 1 ready replicas")
+            && text.contains("└─ app_service: DepSkip")
+            && text.contains("[1]")
+        {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
