@@ -220,8 +220,19 @@ fn mermaid_text(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// SVG, laid out by layout-rs: sub-workflow steps follow their step, dotted.
+/// SVG, laid out by layout-rs: sub-workflow steps follow their step, dotted. layout-rs asserts
+/// on shapes it cannot place; such a graph is an SVG that says so rather than a crash.
 pub fn svg(graph: &Graph) -> String {
+    let laid_out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| layout_svg(graph)));
+    laid_out.unwrap_or_else(|_| {
+        format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"480\" height=\"40\"><text x=\"8\" y=\"24\">Workflow {}: this graph could not be laid out; try --format dot</text></svg>",
+            graph.name.replace('&', "&amp;").replace('<', "&lt;")
+        )
+    })
+}
+
+fn layout_svg(graph: &Graph) -> String {
     use layout::backends::svg::SVGWriter;
     use layout::core::base::Orientation;
     use layout::core::style::{LineStyleKind, StyleAttr};

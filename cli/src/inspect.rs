@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use koreo_runtime::managed::{Managed, ManagedObject, ManagedTree};
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::Value as Json;
 
 pub fn run(kind: &str, name: &str, namespace: &str, kubeconfig: Option<&Path>) -> ExitCode {
@@ -42,19 +42,24 @@ async fn inspect(
 ) -> Result<String, String> {
     let config = crate::run::kube_config(kubeconfig).await?;
     let client = Client::try_from(config).map_err(|e| e.to_string())?;
-    let resource = parent_resource(&client, kind).await?;
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let (resource, namespaced) = parent_resource(&client, kind).await?;
+    let (api, place): (Api<DynamicObject>, String) = if namespaced {
+        let api = Api::namespaced_with(client.clone(), namespace, &resource);
+        (api, format!("{namespace}/{name}"))
+    } else {
+        (Api::all_with(client.clone(), &resource), name.to_string())
+    };
     let parent = api
         .get_opt(name)
         .await
-        .map_err(|e| format!("cannot read {kind} {namespace}/{name}: {e}"))?
-        .ok_or(format!("no {kind} `{name}` in namespace `{namespace}`"))?;
+        .map_err(|e| format!("cannot read {kind} {place}: {e}"))?
+        .ok_or(format!("no {kind} `{place}`"))?;
     let parent = serde_json::to_value(&parent).map_err(|e| e.to_string())?;
     let mut objects = Objects {
         client,
         apis: HashMap::new(),
     };
-    let mut out = format!("{} {namespace}/{name}\n", resource.kind);
+    let mut out = format!("{} {place}\n", resource.kind);
     for condition in parent["status"]["conditions"]
         .as_array()
         .into_iter()
@@ -72,10 +77,7 @@ async fn inspect(
             }
         ));
     }
-    let outcomes: Json = parent["metadata"]["annotations"][koreo_runtime::pass::STEP_OUTCOMES]
-        .as_str()
-        .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or(Json::Null);
+    let outcomes = Json::Object(koreo_runtime::pass::read_step_outcomes(&parent));
     let tree = ManagedTree::of_parent(&parent);
     if tree.steps.is_empty() {
         out.push_str("  (koreo has not reconciled it yet: no steps recorded)\n");
@@ -84,33 +86,17 @@ async fn inspect(
     Ok(out)
 }
 
-/// The kind of parent, found among the kinds the cluster's Workflows are triggered by.
-async fn parent_resource(client: &Client, kind: &str) -> Result<ApiResource, String> {
-    let workflows: Api<DynamicObject> = Api::all_with(
-        client.clone(),
-        &ApiResource::from_gvk(&GroupVersionKind::gvk("koreo.dev", "v1beta1", "Workflow")),
-    );
-    let listed = workflows
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| format!("cannot list Workflows: {e}"))?;
-    let mut known = Vec::new();
-    for w in &listed.items {
-        let crd = &w.data["spec"]["crdRef"];
-        let text = |k: &str| crd[k].as_str().unwrap_or("").to_string();
-        let (group, version, crd_kind) = (text("apiGroup"), text("version"), text("kind"));
-        if crd_kind.is_empty() {
-            continue;
-        }
-        if crd_kind.eq_ignore_ascii_case(kind) {
-            let gvk = GroupVersionKind::gvk(&group, &version, &crd_kind);
-            let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
-                .await
-                .map_err(|e| format!("cannot find the kind {crd_kind} on the server: {e}"))?;
-            return Ok(resource);
-        }
-        known.push(crd_kind);
+/// The kind of parent, found among the kinds the cluster's Workflows are triggered by, and
+/// whether it is namespaced.
+async fn parent_resource(client: &Client, kind: &str) -> Result<(ApiResource, bool), String> {
+    let kinds = crate::ui::parent_kinds_scoped(client).await;
+    if let Some(found) = kinds
+        .iter()
+        .find(|(r, _)| r.kind.eq_ignore_ascii_case(kind))
+    {
+        return Ok(found.clone());
     }
+    let mut known: Vec<&str> = kinds.iter().map(|(r, _)| r.kind.as_str()).collect();
     known.sort();
     known.dedup();
     Err(format!(

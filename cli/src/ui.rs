@@ -13,10 +13,11 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Bytes, Frame};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use koreo_runtime::controller::koreo_resource;
 use koreo_runtime::managed::{Managed, ManagedTree};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value as Json, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -38,16 +39,26 @@ pub async fn serve(addr: SocketAddr, client: Client) -> std::io::Result<SocketAd
     let bound = listener.local_addr()?;
     let (changed, _) = watch::channel(0u64);
     watch_for_changes(client.clone(), changed.clone());
+    let view = std::sync::Arc::new(View {
+        client,
+        port: bound.port(),
+        overview: tokio::sync::Mutex::new(None),
+    });
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors, say: wait rather than spin.
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
             };
-            let (client, changes) = (client.clone(), changed.subscribe());
+            let (view, changes) = (view.clone(), changed.subscribe());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
-                    let (client, changes) = (client.clone(), changes.clone());
-                    async move { Ok::<_, Infallible>(route(req, client, changes).await) }
+                    let (view, changes) = (view.clone(), changes.clone());
+                    async move { Ok::<_, Infallible>(route(req, &view, changes).await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -60,25 +71,64 @@ pub async fn serve(addr: SocketAddr, client: Client) -> std::io::Result<SocketAd
 
 type Body = BoxBody<Bytes, Infallible>;
 
+/// What the server keeps: the cluster it reads, its port, and the overview of the last
+/// generation of changes (tabs that refresh together share one read of the cluster).
+struct View {
+    client: Client,
+    port: u16,
+    overview: tokio::sync::Mutex<Option<(u64, Bytes)>>,
+}
+
+/// Whether a request names this server by a loopback name: a page elsewhere that points a
+/// name of its own at 127.0.0.1 (DNS rebinding) gets nothing.
+fn is_local(req: &Request<hyper::body::Incoming>, port: u16) -> bool {
+    let host = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    ["127.0.0.1", "localhost", "[::1]"]
+        .iter()
+        .any(|name| host == format!("{name}:{port}"))
+}
+
 async fn route(
     req: Request<hyper::body::Incoming>,
-    client: Client,
-    changes: watch::Receiver<u64>,
+    view: &View,
+    mut changes: watch::Receiver<u64>,
 ) -> Response<Body> {
+    if !is_local(&req, view.port) {
+        return reply(
+            403,
+            "text/plain",
+            "the web view answers to 127.0.0.1 and localhost only".into(),
+        );
+    }
     match req.uri().path() {
         "/" => reply(200, "text/html; charset=utf-8", PAGE.to_string()),
         "/api/object" => {
             let query = req.uri().query().unwrap_or("");
-            match object_summary(&client, query).await {
+            match object_summary(&view.client, query).await {
                 Ok(found) => reply(200, "application/json", found.to_string()),
                 Err(e) => reply(404, "text/plain", e),
             }
         }
         "/api/overview" => {
-            let overview = overview(&client).await;
-            reply(200, "application/json", overview.to_string())
+            let generation = *changes.borrow();
+            let mut cached = view.overview.lock().await;
+            let body = match cached.as_ref() {
+                Some((at, body)) if *at == generation => body.clone(),
+                _ => {
+                    let body = Bytes::from(overview(&view.client).await.to_string());
+                    *cached = Some((generation, body.clone()));
+                    body
+                }
+            };
+            reply_bytes(200, "application/json", body)
         }
         "/api/changes" => {
+            // One event at once: a page that (re)connects fetches what it may have missed.
+            changes.mark_changed();
             let stream = futures::stream::unfold(changes, |mut rx| async move {
                 rx.changed().await.ok()?;
                 let generation = *rx.borrow_and_update();
@@ -96,69 +146,101 @@ async fn route(
 }
 
 fn reply(status: u16, content_type: &str, text: String) -> Response<Body> {
+    reply_bytes(status, content_type, Bytes::from(text))
+}
+
+fn reply_bytes(status: u16, content_type: &str, body: Bytes) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", content_type)
-        .body(Full::new(Bytes::from(text)).boxed())
+        .header("x-content-type-options", "nosniff")
+        .body(Full::new(body).boxed())
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
 }
 
 fn koreo_api(client: &Client, kind: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("koreo.dev", "v1beta1", kind);
-    Api::all_with(client.clone(), &ApiResource::from_gvk(&gvk))
+    Api::all_with(client.clone(), &koreo_resource(kind))
 }
 
-/// Bumps `changed` whenever Workflows, Events or any Workflow's parents change.
+/// Bumps `changed` whenever Workflows, parents or Events change (watches back off on errors,
+/// which bump nothing). A Workflow's change may bring a parent kind to watch.
 fn watch_for_changes(client: Client, changed: watch::Sender<u64>) {
-    let bump = move |changed: &watch::Sender<u64>| changed.send_modify(|g| *g += 1);
-    let watch_all = move |api: Api<DynamicObject>, changed: watch::Sender<u64>| {
+    fn watch_all(
+        api: Api<DynamicObject>,
+        changed: watch::Sender<u64>,
+        also: impl Fn() + Send + 'static,
+    ) {
         tokio::spawn(async move {
-            let mut events = watcher(api, watcher::Config::default()).boxed();
-            while events.next().await.is_some() {
-                bump(&changed);
+            let mut events = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .boxed();
+            while let Some(event) = events.next().await {
+                if event.is_ok() {
+                    changed.send_modify(|g| *g += 1);
+                    also();
+                }
             }
         });
-    };
-    watch_all(koreo_api(&client, "Workflow"), changed.clone());
+    }
     watch_all(
         Api::all_with(client.clone(), &event_resource()),
         changed.clone(),
+        || {},
     );
+    let (kinds_changed, mut kinds_seen) = watch::channel(());
+    watch_all(koreo_api(&client, "Workflow"), changed.clone(), move || {
+        kinds_changed.send_replace(());
+    });
     tokio::spawn(async move {
-        let mut watched = Vec::new();
-        let mut generations = changed.subscribe();
-        loop {
+        let mut watched: Vec<(String, String)> = Vec::new();
+        while kinds_seen.changed().await.is_ok() {
             for resource in parent_kinds(&client).await {
-                if !watched.contains(&resource.kind) {
-                    watched.push(resource.kind.clone());
-                    watch_all(Api::all_with(client.clone(), &resource), changed.clone());
+                let key = (resource.api_version.clone(), resource.kind.clone());
+                if !watched.contains(&key) {
+                    watched.push(key);
+                    watch_all(
+                        Api::all_with(client.clone(), &resource),
+                        changed.clone(),
+                        || {},
+                    );
                 }
-            }
-            if generations.changed().await.is_err() {
-                return;
             }
         }
     });
 }
 
-/// The kinds the cluster's Workflows are triggered by, as served.
-async fn parent_kinds(client: &Client) -> Vec<ApiResource> {
+/// The kinds the cluster's Workflows are triggered by, as served, each with whether it is
+/// namespaced.
+pub async fn parent_kinds(client: &Client) -> Vec<ApiResource> {
+    parent_kinds_scoped(client)
+        .await
+        .into_iter()
+        .map(|(resource, _)| resource)
+        .collect()
+}
+
+/// As [`parent_kinds`], with whether each kind is namespaced.
+pub async fn parent_kinds_scoped(client: &Client) -> Vec<(ApiResource, bool)> {
     let Ok(workflows) = koreo_api(client, "Workflow")
         .list(&ListParams::default())
         .await
     else {
         return Vec::new();
     };
-    let mut out: Vec<ApiResource> = Vec::new();
+    let mut out: Vec<(ApiResource, bool)> = Vec::new();
     for w in &workflows.items {
         let crd = &w.data["spec"]["crdRef"];
         let text = |k: &str| crd[k].as_str().unwrap_or("");
-        if text("kind").is_empty() || out.iter().any(|r| r.kind == text("kind")) {
+        let api_version = koreo_lang::model::api_version(text("apiGroup"), text("version"));
+        let seen = out
+            .iter()
+            .any(|(r, _)| r.kind == text("kind") && r.api_version == api_version);
+        if text("kind").is_empty() || seen {
             continue;
         }
         let gvk = GroupVersionKind::gvk(text("apiGroup"), text("version"), text("kind"));
-        if let Ok((resource, _)) = kube::discovery::pinned_kind(client, &gvk).await {
-            out.push(resource);
+        if let Ok((resource, caps)) = kube::discovery::pinned_kind(client, &gvk).await {
+            out.push((resource, caps.scope == kube::discovery::Scope::Namespaced));
         }
     }
     out
@@ -221,18 +303,21 @@ async fn overview(client: &Client) -> Json {
         };
         for parent in list.items {
             let value = serde_json::to_value(&parent).unwrap_or(Json::Null);
-            let outcomes: Json = value["metadata"]["annotations"]
-                [koreo_runtime::pass::STEP_OUTCOMES]
-                .as_str()
-                .and_then(|t| serde_json::from_str(t).ok())
-                .unwrap_or(Json::Null);
+            let outcomes = koreo_runtime::pass::read_step_outcomes(&value);
+            // Only well-formed conditions: a parent's status is anyone's to write.
+            let conditions: Vec<&Json> = value["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| c.is_object())
+                .collect();
             let mut managed = Vec::new();
             flatten_tree(&ManagedTree::of_parent(&value), "", &mut managed);
             instances.push(json!({
                 "kind": resource.kind,
                 "namespace": parent.metadata.namespace,
                 "name": parent.metadata.name,
-                "conditions": value["status"]["conditions"],
+                "conditions": conditions,
                 "outcomes": outcomes,
                 "managed": managed,
             }));
@@ -246,13 +331,27 @@ async fn overview(client: &Client) -> Json {
     })
 }
 
-/// One object's metadata and status, never its spec or data (a Secret's values stay out).
+/// One managed object's names, labels, owners and status: never its spec, data or
+/// annotations (last-applied annotations hold whole bodies, a Secret's values among them).
+/// Only objects some parent's managed tree names are served.
 async fn object_summary(client: &Client, query: &str) -> Result<Json, String> {
     let params: std::collections::HashMap<String, String> =
         form_urlencoded::parse(query.as_bytes())
             .into_owned()
             .collect();
     let get = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
+    if !managed_somewhere(client, |o| {
+        (
+            o.id.api_version.as_str(),
+            o.id.kind.as_str(),
+            o.id.name.as_str(),
+        ) == (get("apiVersion"), get("kind"), get("name"))
+            && o.id.namespace.as_deref().unwrap_or("") == get("namespace")
+    })
+    .await
+    {
+        return Err("no parent manages such an object".into());
+    }
     let (group, version) = koreo_lang::model::group_version(get("apiVersion"));
     let gvk = GroupVersionKind::gvk(group, version, get("kind"));
     let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
@@ -267,16 +366,46 @@ async fn object_summary(client: &Client, query: &str) -> Result<Json, String> {
         .await
         .map_err(|e| e.to_string())?
         .ok_or("not found")?;
-    let mut metadata = serde_json::to_value(&found.metadata).unwrap_or(Json::Null);
-    if let Some(meta) = metadata.as_object_mut() {
-        meta.remove("managedFields");
-    }
+    let meta = &found.metadata;
+    let metadata = json!({
+        "name": meta.name,
+        "namespace": meta.namespace,
+        "uid": meta.uid,
+        "labels": meta.labels,
+        "ownerReferences": meta.owner_references,
+        "creationTimestamp": meta.creation_timestamp,
+        "generation": meta.generation,
+    });
     Ok(json!({
         "apiVersion": get("apiVersion"),
         "kind": get("kind"),
         "metadata": metadata,
         "status": found.data["status"],
     }))
+}
+
+/// Whether any parent's managed tree names an object that `wanted` picks.
+async fn managed_somewhere(
+    client: &Client,
+    wanted: impl Fn(&koreo_runtime::managed::ManagedObject) -> bool,
+) -> bool {
+    for resource in parent_kinds(client).await {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let Ok(list) = api.list(&ListParams::default()).await else {
+            continue;
+        };
+        for parent in &list.items {
+            let value = serde_json::to_value(parent).unwrap_or(Json::Null);
+            if ManagedTree::of_parent(&value)
+                .objects()
+                .into_iter()
+                .any(&wanted)
+            {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// Each managed object as a row: the step path that manages it and its id.

@@ -831,6 +831,20 @@ fn inspect_shows_each_step_its_outcome_and_objects() {
     );
 }
 
+/// The status line of a GET to `address` that names the server as `host`.
+fn http_status(address: &str, host: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.lines().next().unwrap_or_default().to_string()
+}
+
 /// What `/api/changes` sends while `change` runs (read for up to ten seconds).
 fn changes_after(base: &str, change: impl FnOnce()) -> String {
     use std::io::{Read, Write};
@@ -950,13 +964,20 @@ fn the_web_view_shows_definitions_graphs_and_instances_live() {
         overview["events"].as_array().is_some_and(|e| !e.is_empty()),
         "{overview}"
     );
-    // A managed object's link shows its metadata and status, never its data.
+    // A managed object's link shows its names and status, never its data nor annotations
+    // (a last-applied annotation holds the whole body).
     let object = http_get(
         &base,
         "/api/object?apiVersion=v1&kind=ConfigMap&namespace=default&name=shop-config",
     );
     assert_eq!(object["metadata"]["name"], "shop-config", "{object}");
     assert!(object.get("data").is_none(), "{object}");
+    assert!(object["metadata"].get("annotations").is_none(), "{object}");
+    // Nothing that no parent manages; nothing for a page that is not on this machine.
+    let host = base.trim_start_matches("http://");
+    let unmanaged = "/api/object?apiVersion=v1&kind=Namespace&namespace=&name=default";
+    assert!(http_status(host, host, unmanaged).starts_with("HTTP/1.1 404"));
+    assert!(http_status(host, "rebound.example:80", "/api/overview").starts_with("HTTP/1.1 403"));
 
     // Live: a change the watches see is announced on /api/changes, for the page to fetch again.
     let api = seen

@@ -493,6 +493,19 @@ pub fn step_outcomes(run: &WorkflowRun) -> String {
     Json::Object(steps).to_string()
 }
 
+/// A parent's step outcomes as written by [`step_outcomes`]: an object of objects (anything
+/// else in the annotation is left out).
+pub fn read_step_outcomes(parent: &Json) -> serde_json::Map<String, Json> {
+    parent["metadata"]["annotations"][STEP_OUTCOMES]
+        .as_str()
+        .and_then(|text| serde_json::from_str::<Json>(text).ok())
+        .and_then(|value| value.as_object().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, entry)| entry["outcome"].is_string())
+        .collect()
+}
+
 /// Writes conditions, state and errors to the parent's status, and the managed-resources and
 /// step-outcomes annotations, only when they differ from what is there. Returns the
 /// conditions if written.

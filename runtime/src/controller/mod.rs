@@ -89,7 +89,8 @@ pub struct Controller {
 /// Reconciles that run at once unless configured otherwise.
 pub const DEFAULT_WORKERS: usize = 16;
 
-fn koreo_resource(kind: &str) -> ApiResource {
+/// A koreo.dev kind's resource.
+pub fn koreo_resource(kind: &str) -> ApiResource {
     ApiResource {
         group: "koreo.dev".into(),
         version: "v1beta1".into(),
