@@ -12,15 +12,8 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::Value as Json;
 
 pub fn run(kind: &str, name: &str, namespace: &str, kubeconfig: Option<&Path>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = crate::dev::async_runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(inspect(kind, name, namespace, kubeconfig)) {
         Ok(text) => {

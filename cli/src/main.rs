@@ -394,15 +394,8 @@ enum SchemasCommand {
 }
 
 fn schemas_pull(kubeconfig: Option<&Path>, out: &Path) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = dev::async_runtime() else {
+        return ExitCode::FAILURE;
     };
     let pulled = runtime.block_on(async {
         let config = run::kube_config(kubeconfig).await?;

@@ -169,9 +169,19 @@ fn eval_prints_json() {
 
 /// A GET over plain HTTP/1.1, enough to look into `koreo dev`'s server.
 fn http_get(base: &str, path: &str) -> serde_json::Value {
-    use std::io::{Read, Write};
     let host = base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host).expect("the server accepts connections");
+    let response = http_request(host, host, path);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or("");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response}"))
+}
+
+/// The whole response to a GET sent to `address`, naming the server as `host`.
+fn http_request(address: &str, host: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("the server accepts connections");
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
@@ -179,11 +189,7 @@ fn http_get(base: &str, path: &str) -> serde_json::Value {
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or("");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response}"))
+    response
 }
 
 #[test]
@@ -833,15 +839,7 @@ fn inspect_shows_each_step_its_outcome_and_objects() {
 
 /// The status line of a GET to `address` that names the server as `host`.
 fn http_status(address: &str, host: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let response = http_request(address, host, path);
     response.lines().next().unwrap_or_default().to_string()
 }
 

@@ -867,20 +867,6 @@ async fn least_privilege_is_enough_on_a_real_server() {
     let greetings = e.api("example.koreo.dev/v1", "Greeting");
     let configmaps = e.api("v1", "ConfigMap");
     e.ready(&greetings, "ada").await;
-    // Each step's last outcome is on the parent, for `koreo inspect`.
-    let outcomes = e
-        .field(
-            &greetings,
-            "ada",
-            "/metadata/annotations/koreo.dev~1step-outcomes",
-        )
-        .await
-        .expect("the step-outcomes annotation");
-    let outcomes: Json = serde_json::from_str(outcomes.as_str().unwrap()).unwrap();
-    assert_eq!(
-        outcomes,
-        json!({"words": {"outcome": "Ok"}, "config": {"outcome": "Ok"}})
-    );
     e.until(
         "the greeting",
         &configmaps,
