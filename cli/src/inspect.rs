@@ -2,13 +2,14 @@
 //! each step's last outcome, and the objects each step manages (following sub-workflows and
 //! `forEach` items), each with whether it is there and ready.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
 
+use koreo_runtime::engine::ResourceApi;
+use koreo_runtime::kube_api::KubeApi;
 use koreo_runtime::managed::{Managed, ManagedObject, ManagedTree};
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, ApiResource, DynamicObject};
 use serde_json::Value as Json;
 
 pub fn run(kind: &str, name: &str, namespace: &str, kubeconfig: Option<&Path>) -> ExitCode {
@@ -48,10 +49,7 @@ async fn inspect(
         .map_err(|e| format!("cannot read {kind} {place}: {e}"))?
         .ok_or(format!("no {kind} `{place}`"))?;
     let parent = serde_json::to_value(&parent).map_err(|e| e.to_string())?;
-    let mut objects = Objects {
-        client,
-        apis: HashMap::new(),
-    };
+    let objects = KubeApi::new(client);
     let mut out = format!("{} {place}\n", resource.kind);
     for condition in parent["status"]["conditions"]
         .as_array()
@@ -75,7 +73,7 @@ async fn inspect(
     if tree.steps.is_empty() {
         out.push_str("  (koreo has not reconciled it yet: no steps recorded)\n");
     }
-    write_tree(&tree, &outcomes, "", &mut objects, &mut out).await;
+    write_tree(&tree, &outcomes, "", &objects, &mut out).await;
     Ok(out)
 }
 
@@ -102,41 +100,19 @@ async fn parent_resource(client: &Client, kind: &str) -> Result<(ApiResource, bo
     ))
 }
 
-/// Managed objects, read as the tree reaches them, one discovery per kind.
-struct Objects {
-    client: Client,
-    apis: HashMap<(String, String), Option<ApiResource>>,
-}
-
-impl Objects {
-    /// Whether the object is there, and its Ready condition when it has one.
-    async fn state(&mut self, object: &ManagedObject) -> String {
-        let id = &object.id;
-        let key = (id.api_version.clone(), id.kind.clone());
-        if !self.apis.contains_key(&key) {
-            let (group, version) = koreo_lang::model::group_version(&id.api_version);
-            let gvk = GroupVersionKind::gvk(group, version, &id.kind);
-            let found = kube::discovery::pinned_kind(&self.client, &gvk).await.ok();
-            self.apis.insert(key.clone(), found.map(|(r, _)| r));
-        }
-        let Some(Some(resource)) = self.apis.get(&key) else {
-            return "kind not served".into();
-        };
-        let api: Api<DynamicObject> = match &id.namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, resource),
-            None => Api::all_with(self.client.clone(), resource),
-        };
-        match api.get_opt(&id.name).await {
-            Ok(None) => "missing".into(),
-            Err(e) => format!("cannot read: {e}"),
-            Ok(Some(found)) => {
-                let ready = found.data["status"]["conditions"]
-                    .as_array()
-                    .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready").cloned());
-                match ready {
-                    Some(c) => format!("present, Ready {}", c["status"].as_str().unwrap_or("?")),
-                    None => "present".into(),
-                }
+/// Whether a managed object is there, and its Ready condition when it has one (read as the
+/// controller reads it: one discovery per kind).
+async fn state(objects: &KubeApi, object: &ManagedObject) -> String {
+    match objects.get(&object.id).await {
+        Ok(None) => "missing".into(),
+        Err(e) => format!("cannot read: {e}"),
+        Ok(Some(found)) => {
+            let ready = found["status"]["conditions"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready").cloned());
+            match ready {
+                Some(c) => format!("present, Ready {}", c["status"].as_str().unwrap_or("?")),
+                None => "present".into(),
             }
         }
     }
@@ -148,7 +124,7 @@ async fn write_tree(
     tree: &ManagedTree,
     outcomes: &Json,
     pad: &str,
-    objects: &mut Objects,
+    objects: &KubeApi,
     out: &mut String,
 ) {
     for (i, (label, managed)) in tree.steps.iter().enumerate() {
@@ -168,7 +144,7 @@ async fn write_tree(
     }
 }
 
-async fn write_managed(managed: &Managed, pad: &str, objects: &mut Objects, out: &mut String) {
+async fn write_managed(managed: &Managed, pad: &str, objects: &KubeApi, out: &mut String) {
     match managed {
         Managed::Nothing => {}
         Managed::Object(object) => {
@@ -178,7 +154,7 @@ async fn write_managed(managed: &Managed, pad: &str, objects: &mut Objects, out:
                 None => id.name.clone(),
             };
             let readonly = if object.readonly { ", read only" } else { "" };
-            let state = objects.state(object).await;
+            let state = state(objects, object).await;
             out.push_str(&format!("{pad}  {} {place} ({state}{readonly})\n", id.kind));
         }
         Managed::Each(items) => {

@@ -14,7 +14,9 @@ use hyper::body::{Bytes, Frame};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use koreo_runtime::controller::koreo_resource;
-use koreo_runtime::managed::{Managed, ManagedTree};
+use koreo_runtime::engine::ResourceApi;
+use koreo_runtime::kube_api::KubeApi;
+use koreo_runtime::managed::{Managed, ManagedObject, ManagedTree};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -340,7 +342,7 @@ async fn object_summary(client: &Client, query: &str) -> Result<Json, String> {
             .into_owned()
             .collect();
     let get = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
-    if !managed_somewhere(client, |o| {
+    let object = managed_object(client, |o| {
         (
             o.id.api_version.as_str(),
             o.id.kind.as_str(),
@@ -349,46 +351,38 @@ async fn object_summary(client: &Client, query: &str) -> Result<Json, String> {
             && o.id.namespace.as_deref().unwrap_or("") == get("namespace")
     })
     .await
-    {
-        return Err("no parent manages such an object".into());
-    }
-    let (group, version) = koreo_lang::model::group_version(get("apiVersion"));
-    let gvk = GroupVersionKind::gvk(group, version, get("kind"));
-    let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
-        .await
-        .map_err(|e| format!("kind not served: {e}"))?;
-    let api: Api<DynamicObject> = match get("namespace") {
-        "" => Api::all_with(client.clone(), &resource),
-        namespace => Api::namespaced_with(client.clone(), namespace, &resource),
-    };
-    let found = api
-        .get_opt(get("name"))
+    .ok_or("no parent manages such an object")?;
+    let found = KubeApi::new(client.clone())
+        .get(&object.id)
         .await
         .map_err(|e| e.to_string())?
         .ok_or("not found")?;
-    let meta = &found.metadata;
-    let metadata = json!({
-        "name": meta.name,
-        "namespace": meta.namespace,
-        "uid": meta.uid,
-        "labels": meta.labels,
-        "ownerReferences": meta.owner_references,
-        "creationTimestamp": meta.creation_timestamp,
-        "generation": meta.generation,
-    });
+    let meta = &found["metadata"];
+    let metadata: serde_json::Map<String, Json> = [
+        "name",
+        "namespace",
+        "uid",
+        "labels",
+        "ownerReferences",
+        "creationTimestamp",
+        "generation",
+    ]
+    .into_iter()
+    .filter_map(|k| Some((k.to_string(), meta.get(k)?.clone())))
+    .collect();
     Ok(json!({
         "apiVersion": get("apiVersion"),
         "kind": get("kind"),
         "metadata": metadata,
-        "status": found.data["status"],
+        "status": found["status"],
     }))
 }
 
-/// Whether any parent's managed tree names an object that `wanted` picks.
-async fn managed_somewhere(
+/// The object some parent's managed tree names that `wanted` picks.
+async fn managed_object(
     client: &Client,
-    wanted: impl Fn(&koreo_runtime::managed::ManagedObject) -> bool,
-) -> bool {
+    wanted: impl Fn(&ManagedObject) -> bool,
+) -> Option<ManagedObject> {
     for resource in parent_kinds(client).await {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
         let Ok(list) = api.list(&ListParams::default()).await else {
@@ -396,16 +390,13 @@ async fn managed_somewhere(
         };
         for parent in &list.items {
             let value = serde_json::to_value(parent).unwrap_or(Json::Null);
-            if ManagedTree::of_parent(&value)
-                .objects()
-                .into_iter()
-                .any(&wanted)
-            {
-                return true;
+            let tree = ManagedTree::of_parent(&value);
+            if let Some(found) = tree.objects().into_iter().find(|o| wanted(o)) {
+                return Some(found.clone());
             }
         }
     }
-    false
+    None
 }
 
 /// Each managed object as a row: the step path that manages it and its id.

@@ -210,21 +210,20 @@ impl Expr {
         &self.program.ast
     }
 
+    /// Calls `found` with each read the expression makes of a variable it does not bind.
+    fn each_read(&self, found: &mut Read<'_>) {
+        collect_reads(self.ast(), &mut Vec::new(), false, found);
+    }
+
     fn find_references(&self) -> Vec<Reference> {
         let mut found = Vec::new();
-        let mut bound = Vec::new();
-        collect_reads(
-            self.ast(),
-            &mut bound,
-            false,
-            &mut |root, root_id, fields, _| {
-                found.push(Reference {
-                    root: root.to_string(),
-                    field: fields.first().map(|(field, _)| field.to_string()),
-                    location: self.location_of(root_id),
-                });
-            },
-        );
+        self.each_read(&mut |root, root_id, fields, _| {
+            found.push(Reference {
+                root: root.to_string(),
+                field: fields.first().map(|(field, _)| field.to_string()),
+                location: self.location_of(root_id),
+            });
+        });
         found
     }
 
@@ -290,24 +289,18 @@ impl Expr {
     /// `tested`: its fields may be missing by design.
     pub fn field_paths(&self, root: &str) -> Vec<FieldPath> {
         let mut found = Vec::new();
-        let mut bound = Vec::new();
-        collect_reads(
-            self.ast(),
-            &mut bound,
-            false,
-            &mut |name, _, fields, how| {
-                if name == root {
-                    found.push(FieldPath {
-                        fields: fields
-                            .iter()
-                            .map(|(field, id)| (field.to_string(), self.field_location(*id)))
-                            .collect(),
-                        tested: how.tested,
-                        conditional: how.conditional,
-                    });
-                }
-            },
-        );
+        self.each_read(&mut |name, _, fields, how| {
+            if name == root {
+                found.push(FieldPath {
+                    fields: fields
+                        .iter()
+                        .map(|(field, id)| (field.to_string(), self.field_location(*id)))
+                        .collect(),
+                    tested: how.tested,
+                    conditional: how.conditional,
+                });
+            }
+        });
         found
     }
 }

@@ -19,12 +19,19 @@ use crate::types::Type;
 pub const BUNDLE_FILE: &str = "kubernetes.json";
 
 /// Schemas of built-in kinds: `apiVersion/kind` to a definition, definitions that refer to each
-/// other by name (`{"$ref": "io.k8s.api.core.v1.PodSpec"}`). Each definition is kept as text
-/// and parsed the first time it is read: a check reads a few dozen of the bundle's hundreds.
-#[derive(Debug, Default)]
+/// other by name (`{"$ref": "io.k8s.api.core.v1.PodSpec"}`). The bundled one is read the first
+/// time a built-in kind is asked for (a workspace whose kinds are all CRDs never reads it), and
+/// each definition is parsed the first time it is read: a check reads a few dozen of hundreds.
+#[derive(Debug)]
 pub struct Bundle {
-    /// The Kubernetes version the schemas are of.
-    pub kubernetes: String,
+    /// The text still to read (the bundled one), or nothing.
+    source: &'static str,
+    index: OnceLock<Index>,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    kubernetes: String,
     kinds: HashMap<String, String>,
     definitions: HashMap<String, Lazy>,
 }
@@ -38,8 +45,15 @@ struct Lazy {
 /// The definition every object's `metadata` has.
 const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
-impl Bundle {
-    pub fn parse(text: &str) -> Result<Bundle, String> {
+impl Default for Bundle {
+    /// No built-in kinds at all.
+    fn default() -> Bundle {
+        Bundle::read(Index::default())
+    }
+}
+
+impl Index {
+    fn parse(text: &str) -> Result<Index, String> {
         let mut parts: HashMap<String, Box<RawValue>> =
             serde_json::from_str(text).map_err(|e| e.to_string())?;
         let mut part = |key: &str| parts.remove(key).ok_or(format!("no `{key}`"));
@@ -50,7 +64,7 @@ impl Bundle {
         let definitions: HashMap<String, Box<RawValue>> =
             serde_json::from_str(part("definitions")?.get())
                 .map_err(|e| format!("`definitions`: {e}"))?;
-        Ok(Bundle {
+        Ok(Index {
             kubernetes,
             kinds,
             definitions: definitions
@@ -62,28 +76,54 @@ impl Bundle {
                 .collect(),
         })
     }
+}
+
+impl Bundle {
+    /// A bundle's text (a schema folder's `kubernetes.json`), checked now.
+    pub fn parse(text: &str) -> Result<Bundle, String> {
+        Index::parse(text).map(Bundle::read)
+    }
+
+    fn read(index: Index) -> Bundle {
+        Bundle {
+            source: "",
+            index: OnceLock::from(index),
+        }
+    }
+
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| {
+            Index::parse(self.source)
+                .expect("the bundled schemas are checked by koreo-kube-schemas' tests")
+        })
+    }
+
+    /// The Kubernetes version the schemas are of.
+    pub fn kubernetes(&self) -> &str {
+        &self.index().kubernetes
+    }
 
     /// A definition by name, parsed on first use (one that does not parse is not typed).
     fn definition_json(&self, name: &str) -> Option<&Json> {
-        let lazy = self.definitions.get(name)?;
+        let lazy = self.index().definitions.get(name)?;
         Some(
             lazy.parsed
                 .get_or_init(|| serde_json::from_str(lazy.text.get()).unwrap_or(Json::Null)),
         )
     }
 
-    /// The bundle koreo is built with, read once on first use.
+    /// The bundle koreo is built with.
     pub fn builtin() -> &'static Bundle {
-        static BUILTIN: OnceLock<Bundle> = OnceLock::new();
-        BUILTIN.get_or_init(|| {
-            Bundle::parse(include_str!("../schemas/kubernetes.json"))
-                .expect("the bundled schemas are checked by koreo-kube-schemas' tests")
-        })
+        static BUILTIN: Bundle = Bundle {
+            source: include_str!("../schemas/kubernetes.json"),
+            index: OnceLock::new(),
+        };
+        &BUILTIN
     }
 
     /// The schema of a kind, as `apps/v1` and `Deployment`.
     pub fn kind(&self, api_version: &str, kind: &str) -> Option<Schema<'_>> {
-        let name = self.kinds.get(&format!("{api_version}/{kind}"))?;
+        let name = self.index().kinds.get(&format!("{api_version}/{kind}"))?;
         self.definition(name)
     }
 
@@ -338,19 +378,6 @@ pub fn bundle_text(
         Json::Object(kinds.clone()),
         entries.join(",\n")
     )
-}
-
-/// The CEL type of a literal JSON value.
-pub fn json_type(value: &Json) -> Type {
-    match value {
-        Json::Null => Type::Null,
-        Json::Bool(_) => Type::Bool,
-        Json::Number(n) if n.is_f64() => Type::Double,
-        Json::Number(_) => Type::Int,
-        Json::String(_) => Type::String,
-        Json::Array(_) => Type::List,
-        Json::Object(_) => Type::Map,
-    }
 }
 
 /// How a schema type is said to a person.

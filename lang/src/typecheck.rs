@@ -12,7 +12,7 @@ use crate::model::{
     CrdRef, Definition, LogicKind, OverlaySource, ResourceFunction, ResourceTemplate, StepLogic,
     TargetSource, Workflow,
 };
-use crate::openapi::{Bundle, Field, Schema, json_type, type_phrase};
+use crate::openapi::{Bundle, Field, Schema, type_phrase};
 use crate::source::{Diagnostic, Location};
 use crate::types::Type;
 use serde_json::Value as Json;
@@ -22,10 +22,11 @@ use serde_json::Value as Json;
 pub enum Shape<'a> {
     Template(&'a Template),
     Json(&'a Json),
-    /// A whole object of a kind: whatever its schema says, `metadata` is an ObjectMeta.
+    /// A whole object of a kind: whatever its schema says, `metadata` is an ObjectMeta (from
+    /// the bundle, read only if `metadata` is).
     Object {
         schema: Schema<'a>,
-        meta: Option<Schema<'a>>,
+        bundle: &'a Bundle,
     },
     Schema(Schema<'a>),
     /// What a Workflow run as a step gives: the `state` its steps set, one key over another
@@ -86,9 +87,9 @@ impl<'a> Shape<'a> {
                     _ => Lookup::Unknown,
                 }
             }
-            Shape::Object { meta, .. } if name == "metadata" => {
-                meta.map_or(Lookup::Unknown, |m| Lookup::Has(Shape::Schema(m)))
-            }
+            Shape::Object { bundle, .. } if name == "metadata" => bundle
+                .object_meta()
+                .map_or(Lookup::Unknown, |m| Lookup::Has(Shape::Schema(m))),
             // A CRD's schema need not declare them; the API server sets them.
             Shape::Object { .. } if name == "apiVersion" || name == "kind" => Lookup::Unknown,
             Shape::Object { schema, .. } | Shape::Schema(schema) => match schema.field(name) {
@@ -173,7 +174,7 @@ impl<'a> Shape<'a> {
             Shape::Template(Template::Map(_)) => Some("map"),
             Shape::Template(Template::List(_)) => Some("list"),
             Shape::Template(Template::Literal(value)) | Shape::Json(value) => {
-                Some(json_type(value).name())
+                Some(Type::of_json(value).name())
             }
             Shape::Template(Template::Expr(_)) => None,
         }
@@ -232,10 +233,7 @@ pub fn object_shape<'o>(
     let schema = crd_schema(objects, group, version, kind)
         .map(Schema::inline)
         .or_else(|| bundle.kind(api_version, kind))?;
-    Some(Shape::Object {
-        schema,
-        meta: bundle.object_meta(),
-    })
+    Some(Shape::Object { schema, bundle })
 }
 
 /// The `openAPIV3Schema` of the CRD among `objects` for a kind, at a version.
@@ -308,7 +306,10 @@ pub(crate) fn check_workflow_reads(
         .and_then(|crd| Some((crd, parent_shape(ws, crd)?)));
     for step in &w.steps {
         let exprs = crate::analysis::step_expressions(step);
-        let tested = tested_paths(&exprs, "parent");
+        if let Some((crd, shape)) = parent {
+            let whose = format!("the parent, {},", with_article(&crd.kind));
+            check_object_reads(&exprs, "parent", shape, &whose, diags);
+        }
         for expr in exprs {
             let paths = expr.field_paths("steps");
             for path in paths.iter().filter(|p| !p.tested) {
@@ -331,54 +332,51 @@ pub(crate) fn check_workflow_reads(
                     ));
                 }
             }
-            if let Some((crd, shape)) = parent {
-                let whose = format!("the parent, {},", with_article(&crd.kind));
-                check_object_reads(expr, "parent", shape, &whose, &tested, diags);
+        }
+    }
+}
+
+/// Reads of `root` (the parent, or the resource a function manages) in some expressions (a
+/// step's, a function's) against the object's schema: K0501 for a field it cannot have,
+/// K0503 for one it may lack unless one of them asks `has()` of it. The parent is checked
+/// below `spec` only (its `status` is koreo's own). An expression that asks `has()` of the
+/// object itself is left alone.
+fn check_object_reads(
+    exprs: &[&Expr],
+    root: &str,
+    shape: Shape<'_>,
+    whose: &str,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let reads: Vec<Vec<crate::expr::FieldPath>> =
+        exprs.iter().map(|e| e.field_paths(root)).collect();
+    let tested = tested_paths(&reads);
+    let checked = |p: &&crate::expr::FieldPath| {
+        root != "parent" || p.fields.first().is_some_and(|(f, _)| f == "spec")
+    };
+    for paths in reads.iter().filter(|paths| !paths.iter().any(|p| p.tested)) {
+        for path in paths.iter().filter(checked) {
+            match shape.first_missing(&path.fields) {
+                Some((field, location, keys)) => diags.push(unknown_field(
+                    location,
+                    format!("{whose} has no `{field}` here"),
+                    field,
+                    &keys,
+                    "it has",
+                )),
+                None => diags.extend(optional_read(shape, root, &path.fields, &tested)),
             }
         }
     }
 }
 
-/// Reads of `root` (the parent, or the resource a function manages) in one expression
-/// against the object's schema: K0501 for a field it cannot have, K0503 for one it may lack.
-/// The parent is checked below `spec` only (its `status` is koreo's own). An expression that
-/// asks `has()` of it is left alone.
-fn check_object_reads(
-    expr: &Expr,
-    root: &str,
-    shape: Shape<'_>,
-    whose: &str,
-    tested: &[Vec<String>],
-    diags: &mut Vec<Diagnostic>,
-) {
-    let paths = expr.field_paths(root);
-    if paths.iter().any(|p| p.tested) {
-        return;
-    }
-    let checked = |p: &&crate::expr::FieldPath| {
-        root != "parent" || p.fields.first().is_some_and(|(f, _)| f == "spec")
-    };
-    for path in paths.iter().filter(checked) {
-        match shape.first_missing(&path.fields) {
-            Some((field, location, keys)) => diags.push(unknown_field(
-                location,
-                format!("{whose} has no `{field}` here"),
-                field,
-                &keys,
-                "it has",
-            )),
-            None => diags.extend(optional_read(shape, root, &path.fields, tested)),
-        }
-    }
-}
-
-/// The fields under `has()` of `root` in any of `exprs`: what they guard.
-fn tested_paths(exprs: &[&Expr], root: &str) -> Vec<Vec<String>> {
-    exprs
+/// The fields asked `has()` of in some expressions' reads: what those guard.
+fn tested_paths(reads: &[Vec<crate::expr::FieldPath>]) -> Vec<Vec<String>> {
+    reads
         .iter()
-        .flat_map(|e| e.field_paths(root))
+        .flatten()
         .filter(|p| p.tested)
-        .map(|p| p.fields.into_iter().map(|(f, _)| f).collect())
+        .map(|p| p.fields.iter().map(|(f, _)| f.clone()).collect())
         .collect()
 }
 
@@ -475,9 +473,10 @@ pub(crate) fn check_input_reads(
     if callers.is_empty() {
         return;
     }
-    let tested = tested_paths(exprs, "inputs");
-    for expr in exprs {
-        let paths = expr.field_paths("inputs");
+    let reads: Vec<Vec<crate::expr::FieldPath>> =
+        exprs.iter().map(|e| e.field_paths("inputs")).collect();
+    let tested = tested_paths(&reads);
+    for paths in &reads {
         for path in paths.iter().filter(|p| !p.tested && !p.conditional) {
             let Some(((name, _), fields)) = path.fields.split_first() else {
                 continue;
@@ -725,7 +724,7 @@ impl<'a> Body<'a> {
                 (crate::types::infer(e.ast(), &mut Vec::new()), Some(&**e))
             }
             Body::Template(Template::Literal(value)) | Body::Json(value) => {
-                (json_type(value), None)
+                (Type::of_json(value), None)
             }
             Body::Template(Template::List(_)) => (Type::List, None),
             Body::Template(Template::Map(_)) => (Type::Map, None),
@@ -858,11 +857,7 @@ pub(crate) fn check_resource_function(
         exprs.push(&condition.assert);
     }
     exprs.extend(f.ret.iter().flat_map(|t| t.expressions()).map(|e| &**e));
-    let tested = tested_paths(&exprs, "resource");
-    let whose = with_article(kind);
-    for expr in exprs {
-        check_object_reads(expr, "resource", shape, &whose, &tested, diags);
-    }
+    check_object_reads(&exprs, "resource", shape, &with_article(kind), diags);
 }
 
 /// A ResourceTemplate's `template` against the schema of the kind it names.

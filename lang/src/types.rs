@@ -41,6 +41,20 @@ impl Type {
         }
     }
 
+    /// The type of a literal JSON value, as CEL reads it.
+    pub fn of_json(value: &serde_json::Value) -> Type {
+        use serde_json::Value as Json;
+        match value {
+            Json::Null => Type::Null,
+            Json::Bool(_) => Type::Bool,
+            Json::Number(n) if n.is_f64() => Type::Double,
+            Json::Number(_) => Type::Int,
+            Json::String(_) => Type::String,
+            Json::Array(_) => Type::List,
+            Json::Object(_) => Type::Map,
+        }
+    }
+
     fn is_number(self) -> bool {
         matches!(self, Type::Int | Type::Uint | Type::Double)
     }

@@ -827,6 +827,6 @@ mod tests {
             ["K0501"],
             "a Widget, from the pulled bundle, has no `sise`"
         );
-        assert_eq!(analysis.bundle().kubernetes, "1.99");
+        assert_eq!(analysis.bundle().kubernetes(), "1.99");
     }
 }

@@ -920,7 +920,7 @@ async fn schemas_pulled_from_the_server_type_what_check_reads(server: Server) {
         (Server::Local, bundle) => assert!(bundle.is_none()),
         (Server::Real, Some(text)) => {
             let bundle = koreo_lang::openapi::Bundle::parse(text).unwrap();
-            assert_eq!(bundle.kubernetes, pulled.kubernetes);
+            assert_eq!(bundle.kubernetes(), pulled.kubernetes);
             let deployment = bundle.kind("apps/v1", "Deployment").unwrap();
             let koreo_lang::openapi::Field::Declared(spec) = deployment.field("spec") else {
                 panic!("a Deployment has a spec");
